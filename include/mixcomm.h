@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * mixcomm: fused GPU collectives for LLM inference with mixed tensor-parallel (TP) and
+ * data-parallel (DP) groups. This is the only public header.
+ *
+ * Conventions
+ * - Every function returns mixcomm_status_t (MIXCOMM_SUCCESS = 0) unless it is a pure query.
+ *   On failure, mixcomm_last_error() returns a message (per calling thread) saying what failed
+ *   and what to do about it. The library never prints (unless logging is switched on), never
+ *   calls exit() or abort().
+ * - Collective calls (mixcomm_run) only enqueue work on the given CUDA stream; they never
+ *   synchronise the host and can be captured into CUDA graphs.
+ * - Functions marked COLLECTIVE must be called by every rank of the handler, in the same order.
+ * - Every wait on another rank is bounded by the configured timeout; a dead or diverging peer
+ *   gives MIXCOMM_ERR_TIMEOUT or MIXCOMM_ERR_MISMATCH naming that peer.
+ */
+#ifndef MIXCOMM_H_
+#define MIXCOMM_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define MIXCOMM_API
+#else
+#define MIXCOMM_API __attribute__((visibility("default")))
+#endif
+
+#define MIXCOMM_VERSION_MAJOR 0
+#define MIXCOMM_VERSION_MINOR 1
+#define MIXCOMM_VERSION_PATCH 0
+#define MIXCOMM_VERSION_CODE \
+  (MIXCOMM_VERSION_MAJOR * 10000 + MIXCOMM_VERSION_MINOR * 100 + MIXCOMM_VERSION_PATCH)
+
+/* Largest number of ranks on one node that the fused kernels support. */
+#define MIXCOMM_MAX_LOCAL_SIZE 16
+
+/* ------------------------------------------------------------------------------------------ */
+/* Status codes                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+#define MIXCOMM_STATUS_MAP(X)                                                                  \
+  X(MIXCOMM_SUCCESS, 0, "success")                                                             \
+  X(MIXCOMM_ERR_INVALID_ARGUMENT, 1, "invalid argument")                                       \
+  X(MIXCOMM_ERR_INVALID_USAGE, 2, "invalid usage (wrong state or order of calls)")            \
+  X(MIXCOMM_ERR_UNSUPPORTED, 3, "not supported by this build, topology or hardware")          \
+  X(MIXCOMM_ERR_CUDA, 4, "CUDA error")                                                         \
+  X(MIXCOMM_ERR_SYSTEM, 5, "system call error")                                               \
+  X(MIXCOMM_ERR_NCCL, 6, "NCCL error")                                                         \
+  X(MIXCOMM_ERR_NVSHMEM, 7, "NVSHMEM error")                                                   \
+  X(MIXCOMM_ERR_BOOTSTRAP, 8, "bootstrap (rank rendezvous) error")                            \
+  X(MIXCOMM_ERR_TIMEOUT, 9, "timed out waiting for a peer rank")                              \
+  X(MIXCOMM_ERR_MISMATCH, 10, "ranks disagree (configuration or call sequence)")              \
+  X(MIXCOMM_ERR_ABORTED, 11, "aborted")                                                        \
+  X(MIXCOMM_ERR_OUT_OF_MEMORY, 12, "out of memory")                                           \
+  X(MIXCOMM_ERR_INTERNAL, 13, "internal error (a bug in mixcomm)")
+
+typedef enum mixcomm_status {
+#define MIXCOMM_X_ENUM(name, value, text) name = value,
+  MIXCOMM_STATUS_MAP(MIXCOMM_X_ENUM)
+#undef MIXCOMM_X_ENUM
+  MIXCOMM_NUM_STATUS
+} mixcomm_status_t;
+
+/* Short fixed text for a status ("timed out waiting for a peer rank"). Never NULL. */
+MIXCOMM_API const char* mixcomm_status_string(mixcomm_status_t status);
+/* Enum name of a status ("MIXCOMM_ERR_TIMEOUT"). Never NULL. */
+MIXCOMM_API const char* mixcomm_status_name(mixcomm_status_t status);
+/* Detailed message of the last failed call made by this thread ("" if none). */
+MIXCOMM_API const char* mixcomm_last_error(void);
+/* Library version as MIXCOMM_VERSION_CODE of the built library. */
+MIXCOMM_API int mixcomm_version(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Enums: operations, modes, data types (values are the seed's)                               */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef enum mixcomm_op {
+  MIXCOMM_OP_ALLREDUCE = 0,
+  MIXCOMM_OP_ALLGATHER = 1,
+  MIXCOMM_OP_REDUCESCATTER = 2,
+  MIXCOMM_OP_ALLREDUCE_ALLGATHER = 3,
+  MIXCOMM_OP_REDUCESCATTER_ALLREDUCE = 4,
+  MIXCOMM_NUM_OPS
+} mixcomm_op_t;
+
+typedef enum mixcomm_mode {
+  MIXCOMM_MODE_DEFAULT = -1, /* "no mode given": autotune if on, else the cost model's pick */
+  MIXCOMM_MODE_FUSED_OPT_WAITS_MC = 0,
+  MIXCOMM_MODE_FUSED_OPT_WAITS_UC = 1,
+  MIXCOMM_MODE_FUSED_OPT_BYTES1_MC = 2,
+  MIXCOMM_MODE_FUSED_OPT_BYTES1_UC = 3,
+  MIXCOMM_MODE_FUSED_OPT_BYTES2_MC = 4,
+  MIXCOMM_MODE_FUSED_OPT_BYTES2_UC = 5,
+  MIXCOMM_MODE_NCCL_ONE = 6,
+  MIXCOMM_MODE_NCCL_TP_DP = 7,
+  MIXCOMM_MODE_AUTOTUNE = 8,
+  MIXCOMM_NUM_MODES = 9
+} mixcomm_mode_t;
+
+typedef enum mixcomm_dtype {
+  MIXCOMM_FLOAT16 = 0,
+  MIXCOMM_BFLOAT16 = 1,
+  MIXCOMM_FLOAT32 = 2,
+  MIXCOMM_NUM_DTYPES
+} mixcomm_dtype_t;
+
+/* Seed names: "ALLREDUCE", "FUSED_OPT_WAITS_UC", "float16". NULL for an out-of-range value. */
+MIXCOMM_API const char* mixcomm_op_name(mixcomm_op_t op);
+MIXCOMM_API const char* mixcomm_mode_name(mixcomm_mode_t mode);
+MIXCOMM_API const char* mixcomm_dtype_name(mixcomm_dtype_t dtype);
+/* Inverse lookups (case-insensitive; dtypes also accept fp16, bf16, fp32, half, float).
+ * Return MIXCOMM_ERR_INVALID_ARGUMENT for an unknown name. */
+MIXCOMM_API mixcomm_status_t mixcomm_op_from_name(const char* name, mixcomm_op_t* op);
+MIXCOMM_API mixcomm_status_t mixcomm_mode_from_name(const char* name, mixcomm_mode_t* mode);
+MIXCOMM_API mixcomm_status_t mixcomm_dtype_from_name(const char* name, mixcomm_dtype_t* dtype);
+/* Bytes per element (2 or 4); 0 for an invalid dtype. */
+MIXCOMM_API size_t mixcomm_dtype_size(mixcomm_dtype_t dtype);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Topology (the seed's ParallelInfo)                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Input: the six rank/size fields and optionally the four tp/dp sizes (0 = default).
+ * Output of mixcomm_topology_resolve: every field filled. TP varies fastest:
+ *   world_rank = inter_rank * local_size + local_rank
+ *   local_rank = local_tp_rank + local_dp_rank * local_tp_size   (same at the inter level)
+ *   tp_rank = local_tp_rank + inter_tp_rank * local_tp_size
+ *   dp_rank = local_dp_rank + inter_dp_rank * local_dp_size */
+typedef struct mixcomm_topology {
+  int world_rank, world_size;
+  int local_rank, local_size;
+  int inter_rank, inter_size;
+  int local_tp_size, local_dp_size; /* 0 = default */
+  int inter_tp_size, inter_dp_size; /* 0 = default */
+  /* derived */
+  int local_tp_rank, local_dp_rank;
+  int inter_tp_rank, inter_dp_rank;
+  int tp_rank, tp_size;
+  int dp_rank, dp_size;
+} mixcomm_topology_t;
+
+/* Check the inputs of *in and fill every derived field into *out (in and out may alias).
+ * Defaults per level: neither size given -> tp = level size, dp = 1; one given -> the other
+ * is level size / given (must divide); both given -> product must equal the level size.
+ * Every violated rule gives MIXCOMM_ERR_INVALID_ARGUMENT and a message naming the values. */
+MIXCOMM_API mixcomm_status_t mixcomm_topology_resolve(const mixcomm_topology_t* in,
+                                                      mixcomm_topology_t* out);
+
+/* The topology of another world rank of the same job (same sizes). */
+MIXCOMM_API mixcomm_status_t mixcomm_topology_for_rank(const mixcomm_topology_t* resolved,
+                                                       int world_rank, mixcomm_topology_t* out);
+
+/* Whether op is valid for a resolved topology (SPEC section 2):
+ *   ALLREDUCE: dp_size == 1; ALLGATHER, REDUCESCATTER: tp_size == 1;
+ *   ALLREDUCE_ALLGATHER, REDUCESCATTER_ALLREDUCE: tp_size > 1 and dp_size > 1. */
+MIXCOMM_API int mixcomm_topology_op_valid(const mixcomm_topology_t* topo, mixcomm_op_t op);
+
+/* What the machine offers; the handler fills it from the hardware, tools may assume one. */
+typedef struct mixcomm_caps {
+  int multicast;        /* NVLink multicast objects may be used (never in this build) */
+  int nccl;             /* NCCL is available and every rank has its own GPU */
+  int nvshmem;          /* NVSHMEM support is built in (needed for fused modes across nodes) */
+  int autotune;         /* autotune is switched on (use_autotune) */
+  int ranks_share_gpu;  /* several ranks of the node use one GPU (NCCL refuses this) */
+} mixcomm_caps_t;
+
+/* Capabilities of this build, assuming one GPU per rank and autotune on. */
+MIXCOMM_API void mixcomm_caps_default(mixcomm_caps_t* caps);
+
+/* Whether mode is valid for (topology, caps). Returns 1 if valid; 0 if not, and then
+ * *reason (if reason is not NULL) points to a static sentence saying why. */
+MIXCOMM_API int mixcomm_topology_mode_valid(const mixcomm_topology_t* topo,
+                                            const mixcomm_caps_t* caps, mixcomm_mode_t mode,
+                                            const char** reason);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Bootstrap: how ranks find each other                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A framework fills this from its own process group (all world ranks, world-rank order).
+ * allgather: every rank contributes `bytes` bytes from send; recv receives world_size * bytes,
+ *   the contribution of rank r at offset r * bytes. Must return 0 on success.
+ * barrier: returns 0 once every rank has entered it.
+ * Both are called from the thread that calls mixcomm; they should time out rather than hang. */
+typedef struct mixcomm_bootstrap {
+  void* ctx;
+  int (*allgather)(void* ctx, const void* send, void* recv, size_t bytes);
+  int (*barrier)(void* ctx);
+  /* Optional: called by mixcomm_bootstrap_destroy. */
+  void (*destroy)(void* ctx);
+  int rank, size; /* this process's world rank and the world size */
+} mixcomm_bootstrap_t;
+
+/* The built-in TCP rendezvous. Rank 0 listens at addr:port; the others connect.
+ * Fields left empty/zero are taken from the environment:
+ *   addr    <- MIXCOMM_ADDR, else MASTER_ADDR, else "127.0.0.1"
+ *   port    <- MIXCOMM_PORT, else MASTER_PORT (required: no default)
+ *   token   <- MIXCOMM_JOB_TOKEN, else TORCHELASTIC_RUN_ID, else "" (a shared secret: a
+ *              process with another token is refused and cannot join)
+ *   timeout_ms <- MIXCOMM_BOOTSTRAP_TIMEOUT_MS, else 60000 */
+typedef struct mixcomm_tcp_options {
+  char addr[256];
+  int port;
+  char token[128];
+  int timeout_ms;
+} mixcomm_tcp_options_t;
+
+/* COLLECTIVE. Create the TCP bootstrap (rank in [0, size)). Blocks until every rank has
+ * joined or the timeout passes; a rank that never arrives is named in the error. */
+MIXCOMM_API mixcomm_status_t mixcomm_bootstrap_tcp_create(const mixcomm_tcp_options_t* options,
+                                                          int rank, int size,
+                                                          mixcomm_bootstrap_t** out);
+/* Release a bootstrap created by mixcomm_bootstrap_tcp_create (or any with a destroy). */
+MIXCOMM_API void mixcomm_bootstrap_destroy(mixcomm_bootstrap_t* bootstrap);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Configuration                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct mixcomm_config {
+  size_t struct_size; /* sizeof(mixcomm_config_t), set by the initializer */
+  int version;        /* MIXCOMM_VERSION_CODE, set by the initializer */
+  /* Topology (seed: world_rank ... inter_dp_size; 0 = default for the four tp/dp sizes). */
+  int world_rank, world_size;
+  int local_rank, local_size;
+  int inter_rank, inter_size;
+  int local_tp_size, local_dp_size, inter_tp_size, inter_dp_size;
+  mixcomm_dtype_t dtype;
+  int device;            /* CUDA device ordinal; -1 = the current device */
+  int grid_size;         /* CTAs per GPU; 0 = number of SMs */
+  int max_block_size;    /* threads per CTA cap; 0 = no cap beyond the kernel's 1024 */
+  int min_block_size;    /* seed default 256 */
+  int min_num_steps;     /* seed default 4 */
+  int ib_enable_ibgda;   /* seed default 1; sets NVSHMEM_IB_ENABLE_IBGDA only if unset */
+  int should_init_nvshmem; /* seed default 1; 0 = the application already started NVSHMEM */
+  int use_autotune;      /* seed default 1 */
+  /* Beyond the seed. */
+  int timeout_ms;        /* bound on every wait for a peer; 0 = MIXCOMM_TIMEOUT_MS or 30000 */
+  const char* autotune_cache_dir; /* NULL = MIXCOMM_CACHE_DIR, else $XDG_CACHE_HOME/mixcomm,
+                                     else ~/.cache/mixcomm; "" disables the cache */
+} mixcomm_config_t;
+
+#define MIXCOMM_CONFIG_INITIALIZER                                                          \
+  {                                                                                         \
+    sizeof(mixcomm_config_t), MIXCOMM_VERSION_CODE, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0,           \
+        MIXCOMM_BFLOAT16, -1, 0, 0, 256, 4, 1, 1, 1, 0, NULL                                \
+  }
+
+/* Fill *config with the seed's defaults (same as MIXCOMM_CONFIG_INITIALIZER). */
+MIXCOMM_API void mixcomm_config_init(mixcomm_config_t* config);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Workspace plan: what a handler will allocate, known before it exists                       */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct mixcomm_workspace_plan {
+  int grid_size;             /* CTAs per GPU the plan is for */
+  int max_block_size;        /* largest CTA the kernels use (threads) */
+  int ring_slots;            /* depth of the slot ring, reused call after call */
+  int vmm_rows;              /* rows of max_block_size 16-byte vectors in one CTA's slot */
+  int nvshmem_rows;          /* the same for the symmetric heap (0 on one node) */
+  size_t vmm_slot_bytes;     /* one CTA's share of one ring slot in the node workspace */
+  size_t vmm_bytes;          /* intra-node workspace per GPU (before granularity rounding);
+                                every GPU also maps its local peers' workspaces */
+  size_t nvshmem_slot_bytes; /* one CTA's share of one ring slot in the symmetric heap */
+  size_t nvshmem_bytes;      /* inter-node symmetric workspace per GPU (0 on one node) */
+  size_t control_bytes;      /* per-CTA ring state and error words (ordinary device memory) */
+} mixcomm_workspace_plan_t;
+
+/* The workspace for config's topology, dtype, grid and block limits. sm_count is used when
+ * config->grid_size is 0; if both are 0 the current device is asked. */
+MIXCOMM_API mixcomm_status_t mixcomm_workspace_plan(const mixcomm_config_t* config, int sm_count,
+                                                    mixcomm_workspace_plan_t* plan);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Handler                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct mixcomm_handler mixcomm_handler_t;
+
+/* COLLECTIVE. Create a handler: resolve and cross-check the topology on all ranks, set up the
+ * node workspace (init_virtual_memory), NVSHMEM when there are several nodes (init_nvshmem),
+ * NCCL where it can run, and autotune if config->use_autotune. The bootstrap must outlive the
+ * handler. */
+MIXCOMM_API mixcomm_status_t mixcomm_handler_create(const mixcomm_config_t* config,
+                                                    mixcomm_bootstrap_t* bootstrap,
+                                                    mixcomm_handler_t** out);
+
+/* COLLECTIVE. Wait for the handler's work, release everything it holds and free it.
+ * Safe on NULL. If a peer is dead, local resources are still released and an error says so. */
+MIXCOMM_API mixcomm_status_t mixcomm_handler_shutdown(mixcomm_handler_t* handler);
+
+/* The resolved topology, the capabilities found, and the workspace plan in use. */
+MIXCOMM_API const mixcomm_topology_t* mixcomm_handler_topology(const mixcomm_handler_t* h);
+MIXCOMM_API const mixcomm_caps_t* mixcomm_handler_caps(const mixcomm_handler_t* h);
+MIXCOMM_API const mixcomm_workspace_plan_t* mixcomm_handler_plan(const mixcomm_handler_t* h);
+
+/* Valid operations / modes for this handler, in enum order. *count is set to how many there
+ * are; at most `capacity` are written to the array (which may be NULL when capacity is 0). */
+MIXCOMM_API mixcomm_status_t mixcomm_get_valid_op_list(const mixcomm_handler_t* h,
+                                                       mixcomm_op_t* ops, int capacity,
+                                                       int* count);
+MIXCOMM_API mixcomm_status_t mixcomm_get_valid_mode_list(const mixcomm_handler_t* h,
+                                                         mixcomm_mode_t* modes, int capacity,
+                                                         int* count);
+/* NULL if mode is valid for this handler, else why not. */
+MIXCOMM_API const char* mixcomm_mode_invalid_reason(const mixcomm_handler_t* h,
+                                                    mixcomm_mode_t mode);
+
+/* COLLECTIVE. Idempotent parts of creation, exposed as in the seed. */
+MIXCOMM_API mixcomm_status_t mixcomm_init_virtual_memory(mixcomm_handler_t* h);
+MIXCOMM_API mixcomm_status_t mixcomm_init_nvshmem(mixcomm_handler_t* h);
+/* COLLECTIVE. Measure every valid mode per op and size bucket and agree on the fastest. */
+MIXCOMM_API mixcomm_status_t mixcomm_run_autotune(mixcomm_handler_t* h);
+/* The mode autotune chose for (op, input rows, elements per row); a fused or NCCL mode.
+ * If autotune has not run, the cost model's choice. */
+MIXCOMM_API mixcomm_status_t mixcomm_select_autotune_mode(const mixcomm_handler_t* h,
+                                                          mixcomm_op_t op, int64_t rows,
+                                                          int64_t row_elems,
+                                                          mixcomm_mode_t* mode);
+
+/* COLLECTIVE, enqueue-only, CUDA-graph capturable. Run op on x_in (rows x row_elems elements
+ * of the handler's dtype, contiguous) into x_out:
+ *   ALLREDUCE, REDUCESCATTER_ALLREDUCE... see SPEC: AG-type ops write dp_size*rows rows,
+ *   RS-type ops read rows (divisible by dp_size) and write rows/dp_size rows.
+ * Checked before anything is enqueued: op and mode valid, rows >= 0 (0 is accepted and does
+ * nothing), row_elems * element size a multiple of 16 bytes, x_in and x_out 16-byte aligned and
+ * not overlapping. mode may be MIXCOMM_MODE_DEFAULT. Returns an earlier asynchronous error
+ * (timeout, mismatch, abort) if one was recorded: the handler is then unusable. */
+MIXCOMM_API mixcomm_status_t mixcomm_run(mixcomm_handler_t* h, mixcomm_op_t op, const void* x_in,
+                                         void* x_out, int64_t rows, int64_t row_elems,
+                                         mixcomm_mode_t mode, cudaStream_t stream);
+
+/* Output rows of op for `rows` input rows (dp_size*rows for AG-type ops, rows/dp_size for
+ * RS-type ops); -1 if rows is invalid for op. */
+MIXCOMM_API int64_t mixcomm_output_rows(const mixcomm_handler_t* h, mixcomm_op_t op,
+                                        int64_t rows);
+
+/* Asynchronous error recorded by the kernels (never blocks): MIXCOMM_SUCCESS, or the error
+ * and, if peer is not NULL, the world rank it concerns (-1 if none). */
+MIXCOMM_API mixcomm_status_t mixcomm_handler_async_error(const mixcomm_handler_t* h, int* peer);
+
+/* Thread-safe: make every outstanding and future kernel of the handler stop waiting and
+ * return; later calls fail with MIXCOMM_ERR_ABORTED. Shutdown is still required. */
+MIXCOMM_API mixcomm_status_t mixcomm_handler_abort(mixcomm_handler_t* h);
+
+/* COLLECTIVE. Release the workspaces' physical memory but keep their addresses, so graphs
+ * captured before stay valid after mixcomm_checkpoint_restore. No run in between. */
+MIXCOMM_API mixcomm_status_t mixcomm_checkpoint_prepare(mixcomm_handler_t* h);
+MIXCOMM_API mixcomm_status_t mixcomm_checkpoint_restore(mixcomm_handler_t* h);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MIXCOMM_H_ */

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Internal error reporting: every failure becomes a status plus a message kept per thread
+ * (mixcomm_last_error). Helpers here never print; logging is separate (log.h). */
+#ifndef MIXCOMM_CORE_ERROR_H_
+#define MIXCOMM_CORE_ERROR_H_
+
+#include "mixcomm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Record status with a printf-style message as this thread's last error and return status.
+ * The message is also logged at level WARN when logging is on. */
+mixcomm_status_t mixcomm__error(mixcomm_status_t status, const char* fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prefix the current last error with more context ("creating handler: <old message>"). */
+mixcomm_status_t mixcomm__error_context(mixcomm_status_t status, const char* fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Clear this thread's last error (start of a public call that succeeded). */
+void mixcomm__error_clear(void);
+
+/* CUDA runtime failure: "<what>: cudaErrorX (text)". Returns MIXCOMM_ERR_CUDA (or OOM). */
+mixcomm_status_t mixcomm__cuda_error(int cuda_error, const char* what);
+
+/* System call failure using errno: "<what>: strerror(errno)". Returns MIXCOMM_ERR_SYSTEM. */
+mixcomm_status_t mixcomm__sys_error(const char* what);
+
+#define MIXCOMM_CHECK(expr)                          \
+  do {                                               \
+    mixcomm_status_t mixcomm_check_st_ = (expr);     \
+    if (mixcomm_check_st_ != MIXCOMM_SUCCESS)        \
+      return mixcomm_check_st_;                      \
+  } while (0)
+
+#define MIXCOMM_CHECK_GOTO(expr, st, label) \
+  do {                                      \
+    (st) = (expr);                          \
+    if ((st) != MIXCOMM_SUCCESS)            \
+      goto label;                           \
+  } while (0)
+
+#define MIXCOMM_CUDA_CHECK(call, what)                        \
+  do {                                                        \
+    cudaError_t mixcomm_cuda_e_ = (call);                     \
+    if (mixcomm_cuda_e_ != cudaSuccess)                       \
+      return mixcomm__cuda_error((int)mixcomm_cuda_e_, what); \
+  } while (0)
+
+#define MIXCOMM_CUDA_CHECK_GOTO(call, what, st, label)            \
+  do {                                                            \
+    cudaError_t mixcomm_cuda_e_ = (call);                         \
+    if (mixcomm_cuda_e_ != cudaSuccess) {                         \
+      (st) = mixcomm__cuda_error((int)mixcomm_cuda_e_, what);     \
+      goto label;                                                 \
+    }                                                             \
+  } while (0)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

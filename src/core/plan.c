@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Workspace plan and per-call geometry (see plan.h for the slot layout). */
+#include <stddef.h>
+
+#include <cuda_runtime_api.h>
+
+#include "core/error.h"
+#include "core/plan.h"
+#include "core/topology.h"
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
+
+int mixcomm__mode_chunks(const mixcomm_topology_t* t, mixcomm_mode_t mode) {
+  switch (mode) {
+    case MIXCOMM_MODE_FUSED_OPT_BYTES1_UC:
+    case MIXCOMM_MODE_FUSED_OPT_BYTES1_MC:
+      return t->local_tp_size;
+    case MIXCOMM_MODE_FUSED_OPT_BYTES2_UC:
+    case MIXCOMM_MODE_FUSED_OPT_BYTES2_MC:
+      return t->tp_size;
+    default:
+      return 1;
+  }
+}
+
+void mixcomm__rows_needed(const mixcomm_topology_t* t, mixcomm_op_t op, mixcomm_mode_t mode,
+                          int* vmm_rows, int* ns_rows) {
+  const int L = t->local_size, I = t->inter_size;
+  const int two_shot = mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC ||
+                       mode == MIXCOMM_MODE_FUSED_OPT_BYTES2_UC;
+  (void)op;
+  /* One row per sending local rank, per exchange round inside the node. */
+  *vmm_rows = L > 1 ? (two_shot ? 2 * L : L) : 1;
+  /* Across nodes: one row per sending node per round (a second round for OPT_BYTES2). */
+  *ns_rows = I > 1 ? (mode == MIXCOMM_MODE_FUSED_OPT_BYTES2_UC ? 2 * I : I) : 0;
+}
+
+size_t mixcomm__tag_area_bytes(int rows) {
+  return round_up((size_t)rows * MIXCOMM_VEC_BYTES, MIXCOMM_TAG_AREA_ALIGN);
+}
+
+mixcomm_status_t mixcomm__plan_for_topology(const mixcomm_topology_t* t, int grid_size,
+                                            int max_block_size, int min_block_size,
+                                            mixcomm_workspace_plan_t* plan) {
+  if (grid_size < 1)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "grid_size=%d: must be >= 1", grid_size);
+  if (max_block_size < 0)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "max_block_size=%d: must be >= 32, or 0 for no cap", max_block_size);
+  if (max_block_size != 0 && (max_block_size < 32 || max_block_size % 32 != 0))
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "max_block_size=%d: must be a multiple of 32 and >= 32 (or 0)",
+                          max_block_size);
+  if (min_block_size < 32 || min_block_size % 32 != 0 ||
+      min_block_size > MIXCOMM_KERNEL_MAX_THREADS)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "min_block_size=%d: must be a multiple of 32 in [32, %d]",
+                          min_block_size, MIXCOMM_KERNEL_MAX_THREADS);
+  int B = MIXCOMM_KERNEL_MAX_THREADS;
+  if (max_block_size != 0 && max_block_size < B)
+    B = max_block_size;
+  if (max_block_size != 0 && max_block_size < min_block_size)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "max_block_size=%d is below min_block_size=%d", max_block_size,
+                          min_block_size);
+
+  /* Size for the largest single-node algorithm this topology can run; calls needing more rows
+   * (across nodes) shrink their blocks instead of growing the workspace. */
+  int vmm_rows = 1, ns_rows = 0;
+  mixcomm_topology_t single = *t; /* the node's shape alone: no NVSHMEM question */
+  single.inter_size = 1;
+  single.inter_tp_size = 1;
+  single.inter_dp_size = 1;
+  for (int m = MIXCOMM_MODE_FUSED_OPT_WAITS_UC; m <= MIXCOMM_MODE_FUSED_OPT_BYTES1_UC; m += 2) {
+    if (!mixcomm_topology_mode_valid(&single, NULL, (mixcomm_mode_t)m, NULL))
+      continue;
+    int v, n;
+    mixcomm__rows_needed(&single, MIXCOMM_OP_ALLREDUCE, (mixcomm_mode_t)m, &v, &n);
+    if (v > vmm_rows)
+      vmm_rows = v;
+  }
+  if (t->inter_size > 1)
+    ns_rows = 2 * t->local_size > 4 ? 2 * t->local_size : 4;
+
+  plan->grid_size = grid_size;
+  plan->max_block_size = B;
+  plan->ring_slots = MIXCOMM_RING_SLOTS;
+  plan->vmm_rows = vmm_rows;
+  plan->nvshmem_rows = ns_rows;
+  plan->vmm_slot_bytes =
+      mixcomm__tag_area_bytes(vmm_rows) + (size_t)vmm_rows * B * MIXCOMM_VEC_BYTES;
+  plan->vmm_bytes = (size_t)MIXCOMM_RING_SLOTS * grid_size * plan->vmm_slot_bytes;
+  if (ns_rows > 0) {
+    plan->nvshmem_slot_bytes =
+        mixcomm__tag_area_bytes(ns_rows) + (size_t)ns_rows * B * MIXCOMM_VEC_BYTES;
+    /* Data shares, then one 16-byte signal pair per CTA and slot. */
+    plan->nvshmem_bytes = (size_t)MIXCOMM_RING_SLOTS * grid_size * plan->nvshmem_slot_bytes +
+                          round_up((size_t)MIXCOMM_RING_SLOTS * grid_size * 16, 4096);
+  } else {
+    plan->nvshmem_slot_bytes = 0;
+    plan->nvshmem_bytes = 0;
+  }
+  /* Per CTA: ring position and call counter (16 B); then one 256-byte error record. */
+  plan->control_bytes = round_up((size_t)grid_size * 16, 256) + 256;
+  return MIXCOMM_SUCCESS;
+}
+
+mixcomm_status_t mixcomm_workspace_plan(const mixcomm_config_t* c, int sm_count,
+                                        mixcomm_workspace_plan_t* plan) {
+  if (c == NULL || plan == NULL)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "workspace plan: NULL argument");
+  if (mixcomm_dtype_size(c->dtype) == 0)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "dtype=%d: expected MIXCOMM_FLOAT16, MIXCOMM_BFLOAT16 or "
+                          "MIXCOMM_FLOAT32",
+                          (int)c->dtype);
+  mixcomm_topology_t t = {0};
+  t.world_rank = c->world_rank;
+  t.world_size = c->world_size;
+  t.local_rank = c->local_rank;
+  t.local_size = c->local_size;
+  t.inter_rank = c->inter_rank;
+  t.inter_size = c->inter_size;
+  t.local_tp_size = c->local_tp_size;
+  t.local_dp_size = c->local_dp_size;
+  t.inter_tp_size = c->inter_tp_size;
+  t.inter_dp_size = c->inter_dp_size;
+  MIXCOMM_CHECK(mixcomm_topology_resolve(&t, &t));
+  int grid = c->grid_size;
+  if (grid < 0)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "grid_size=%d: must be >= 1, or 0 for the number of SMs", grid);
+  if (grid == 0)
+    grid = sm_count;
+  if (grid == 0) {
+    int dev = c->device, sms = 0;
+    if (dev < 0 && cudaGetDevice(&dev) != cudaSuccess)
+      return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                            "grid_size is 0 and no GPU is visible to count its SMs: pass "
+                            "grid_size or sm_count");
+    cudaError_t e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    if (e != cudaSuccess)
+      return mixcomm__cuda_error((int)e, "counting the SMs of the device for grid_size=0 (pass "
+                                         "grid_size or sm_count instead)");
+    grid = sms;
+  }
+  return mixcomm__plan_for_topology(&t, grid, c->max_block_size, c->min_block_size, plan);
+}
+
+mixcomm_status_t mixcomm__geometry(const mixcomm_workspace_plan_t* plan,
+                                   const mixcomm_topology_t* t, mixcomm_op_t op,
+                                   mixcomm_mode_t mode, size_t elem_size, int64_t numel_block,
+                                   int min_block_size, int min_num_steps,
+                                   mixcomm__geometry_t* g) {
+  const int64_t bytes = numel_block * (int64_t)elem_size;
+  if (numel_block < 0 || bytes % MIXCOMM_VEC_BYTES != 0)
+    return mixcomm__error(MIXCOMM_ERR_INTERNAL, "geometry: block of %lld elements",
+                          (long long)numel_block);
+  g->vecs = bytes / MIXCOMM_VEC_BYTES;
+  g->chunks = mixcomm__mode_chunks(t, mode);
+  g->grid = 0;
+  g->block = 0;
+  g->steps = 0;
+  g->span = 0;
+  if (g->vecs == 0)
+    return MIXCOMM_SUCCESS;
+
+  /* Block cap: the plan's rows hold max_block vectors each; an algorithm needing more rows per
+   * step gets proportionally fewer threads. */
+  int vmm_rows, ns_rows;
+  mixcomm__rows_needed(t, op, mode, &vmm_rows, &ns_rows);
+  int64_t cap = plan->max_block_size;
+  if (vmm_rows > plan->vmm_rows)
+    cap = cap * plan->vmm_rows / vmm_rows;
+  if (ns_rows > 0 && ns_rows > plan->nvshmem_rows) {
+    int64_t ns_cap = (int64_t)plan->max_block_size * plan->nvshmem_rows / ns_rows;
+    if (ns_cap < cap)
+      cap = ns_cap;
+  }
+  cap = cap / 32 * 32;
+  if (cap < 32)
+    return mixcomm__error(MIXCOMM_ERR_UNSUPPORTED,
+                          "%s in %s needs %d workspace rows per step but the plan has %d: "
+                          "raise max_block_size",
+                          mixcomm_op_name(op), mixcomm_mode_name(mode), vmm_rows, plan->vmm_rows);
+
+  const int64_t per_chunk = ceil_div(g->vecs, g->chunks);
+  const int64_t m = ceil_div(per_chunk, plan->grid_size); /* vectors per chunk per CTA */
+  int64_t steps = ceil_div(m, min_block_size);
+  if (steps > min_num_steps) {
+    int64_t target = ceil_div(m, min_num_steps);
+    if (target > cap)
+      target = cap;
+    steps = ceil_div(m, target);
+  }
+  int64_t block = (ceil_div(m, steps) + 31) / 32 * 32;
+  if (block > cap) {
+    steps = ceil_div(m, cap);
+    block = (ceil_div(m, steps) + 31) / 32 * 32;
+  }
+  g->span = m * g->chunks;
+  g->grid = (int)ceil_div(g->vecs, g->span);
+  g->block = (int)block;
+  g->steps = (int)steps;
+  return MIXCOMM_SUCCESS;
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Workspace plan (sizes fixed at creation) and per-call launch geometry.
+ *
+ * A CTA's share of a ring slot holds `rows` rows of block-sized 16-byte vectors, preceded by
+ * one 16-byte tag per row:
+ *   [tag 0 .. tag rows-1, padded to 128 B][row 0: max_block x 16 B] ... [row rows-1]
+ * The node workspace of one GPU is ring_slots x grid_size such shares, slot-major:
+ *   share(slot, cta) at (slot * grid_size + cta) * vmm_slot_bytes.
+ * A call whose algorithm needs more rows than the plan has uses proportionally smaller blocks,
+ * so the workspace never depends on the message size or the number of nodes. */
+#ifndef MIXCOMM_CORE_PLAN_H_
+#define MIXCOMM_CORE_PLAN_H_
+
+#include <stdint.h>
+
+#include "mixcomm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MIXCOMM_RING_SLOTS 3
+#define MIXCOMM_VEC_BYTES 16
+#define MIXCOMM_KERNEL_MAX_THREADS 1024
+#define MIXCOMM_TAG_AREA_ALIGN 128
+#define MIXCOMM_DEFAULT_SM_COUNT 132
+
+/* Rows of the node workspace (vmm) and symmetric heap (ns) that one step of (op, mode) uses
+ * per CTA. Fused modes only. */
+void mixcomm__rows_needed(const mixcomm_topology_t* t, mixcomm_op_t op, mixcomm_mode_t mode,
+                          int* vmm_rows, int* ns_rows);
+
+/* Chunks a step is cut into: 1 one-shot, local_tp_size (OPT_BYTES1), tp_size (OPT_BYTES2). */
+int mixcomm__mode_chunks(const mixcomm_topology_t* t, mixcomm_mode_t mode);
+
+/* Offset of the tag area's end (start of row 0) inside a CTA's slot share. */
+size_t mixcomm__tag_area_bytes(int rows);
+
+/* The plan for a resolved topology (no GPU needed). */
+mixcomm_status_t mixcomm__plan_for_topology(const mixcomm_topology_t* t, int grid_size,
+                                            int max_block_size, int min_block_size,
+                                            mixcomm_workspace_plan_t* plan);
+
+typedef struct mixcomm__geometry {
+  int64_t vecs;   /* 16-byte vectors in one rank block (input block, or output block for RS) */
+  int64_t span;   /* vectors per CTA (m * chunks) */
+  int grid;       /* CTAs launched (0: nothing to do) */
+  int block;      /* threads per CTA, a multiple of 32 */
+  int steps;      /* steps every CTA runs */
+  int chunks;     /* chunks per step */
+} mixcomm__geometry_t;
+
+/* Geometry of one call. numel_block is the number of elements of one rank block (input of
+ * AR/AG/AR+AG, output of RS/RS+AR). Deterministic: every rank computes the same. */
+mixcomm_status_t mixcomm__geometry(const mixcomm_workspace_plan_t* plan,
+                                   const mixcomm_topology_t* t, mixcomm_op_t op,
+                                   mixcomm_mode_t mode, size_t elem_size, int64_t numel_block,
+                                   int min_block_size, int min_num_steps,
+                                   mixcomm__geometry_t* g);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

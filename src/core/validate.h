@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Checks of a run's arguments that need no GPU: op for the topology, shapes, alignment,
+ * overlap. Each failure names the offending values. */
+#ifndef MIXCOMM_CORE_VALIDATE_H_
+#define MIXCOMM_CORE_VALIDATE_H_
+
+#include <stdint.h>
+
+#include "mixcomm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mixcomm__run_shape {
+  int64_t numel_block; /* elements of one rank block (see plan.h) */
+  int64_t out_rows;
+  uint64_t in_bytes, out_bytes;
+} mixcomm__run_shape_t;
+
+mixcomm_status_t mixcomm__validate_run(const mixcomm_topology_t* t, mixcomm_dtype_t dtype,
+                                       mixcomm_op_t op, const void* x_in, const void* x_out,
+                                       int64_t rows, int64_t row_elems,
+                                       mixcomm__run_shape_t* shape);
+
+/* "ALLREDUCE, ALLGATHER" style list of the ops valid for t, into buf. */
+void mixcomm__valid_ops_text(const mixcomm_topology_t* t, char* buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * The handler's side of autotune: time real calls with CUDA events, let tune/agree.c make
+ * every rank choose the same modes, and keep the result in the on-disk cache (tune/cache.c).
+ *
+ * Cache agreement: world rank 0 alone reads the cache file and broadcasts what it found (or
+ * that it found nothing), so every rank uses the cache or none does; after a measurement rank
+ * 0 writes the file. Measurements are plain runs of the handler on scratch buffers filled with
+ * a fixed non-zero pattern, with iteration counts fixed per bucket (never time-based), so every
+ * rank makes exactly the same sequence of collective calls. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cuda_runtime_api.h>
+
+#include "bootstrap/bootstrap.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/topology.h"
+#include "handler/handler.h"
+
+int mixcomm__mode_is_fused(mixcomm_mode_t mode);
+
+/* Rows of 8 KiB: the message of bucket k is 2^k such rows per rank. */
+#define TUNE_ROW_BYTES 8192
+
+typedef struct gpu_timer {
+  mixcomm_handler_t* h;
+  void *in, *out;
+  cudaStream_t stream;
+  cudaEvent_t start, stop;
+} gpu_timer_t;
+
+static int iterations_for(int bucket) {
+  /* ~ the same total bytes per bucket: many runs of small messages, few of large ones. */
+  int n = 1 << (bucket < 10 ? 10 - bucket : 0);
+  if (n > 50)
+    n = 50;
+  return n < 5 ? 5 : n;
+}
+
+static mixcomm_status_t time_one(void* ctx, mixcomm_op_t op, mixcomm_mode_t mode, int bucket,
+                                 double* us) {
+  gpu_timer_t* g = ctx;
+  mixcomm_handler_t* h = g->h;
+  const size_t esize = mixcomm_dtype_size(h->config.dtype);
+  const int64_t row_elems = TUNE_ROW_BYTES / (int64_t)esize;
+  int64_t rows = (int64_t)(mixcomm__tune_bucket_bytes(bucket) / TUNE_ROW_BYTES);
+  if (mixcomm__op_is_scatter(op))
+    rows *= h->topo.dp_size;
+  const int iters = iterations_for(bucket);
+  for (int i = 0; i < 2; i++)
+    MIXCOMM_CHECK(mixcomm_run(h, op, g->in, g->out, rows, row_elems, mode, g->stream));
+  MIXCOMM_CUDA_CHECK(cudaEventRecord(g->start, g->stream), "autotune: recording an event");
+  for (int i = 0; i < iters; i++)
+    MIXCOMM_CHECK(mixcomm_run(h, op, g->in, g->out, rows, row_elems, mode, g->stream));
+  MIXCOMM_CUDA_CHECK(cudaEventRecord(g->stop, g->stream), "autotune: recording an event");
+  MIXCOMM_CUDA_CHECK(cudaEventSynchronize(g->stop), "autotune: waiting for the timed runs");
+  MIXCOMM_CHECK(mixcomm__handler_poll_error(h));
+  float ms = 0;
+  MIXCOMM_CUDA_CHECK(cudaEventElapsedTime(&ms, g->start, g->stop), "autotune: reading events");
+  *us = (double)ms * 1000.0 / iters;
+  return MIXCOMM_SUCCESS;
+}
+
+static uint32_t valid_modes_mask(const mixcomm_handler_t* h) {
+  uint32_t mask = 0;
+  for (int m = 0; m < MIXCOMM_NUM_MODES; m++)
+    if (m != MIXCOMM_MODE_AUTOTUNE &&
+        mixcomm_topology_mode_valid(&h->topo, &h->caps, (mixcomm_mode_t)m, NULL))
+      mask |= 1u << m;
+  return mask;
+}
+
+static uint32_t valid_ops_mask(const mixcomm_handler_t* h) {
+  uint32_t mask = 0;
+  for (int op = 0; op < MIXCOMM_NUM_OPS; op++)
+    if (mixcomm_topology_op_valid(&h->topo, (mixcomm_op_t)op))
+      mask |= 1u << op;
+  return mask;
+}
+
+static mixcomm_status_t measure(mixcomm_handler_t* h) {
+  mixcomm_op_t ops[MIXCOMM_NUM_OPS];
+  mixcomm_mode_t modes[MIXCOMM_NUM_MODES];
+  int nops = 0, nmodes = 0;
+  const uint32_t op_mask = valid_ops_mask(h), mode_mask = valid_modes_mask(h);
+  for (int op = 0; op < MIXCOMM_NUM_OPS; op++)
+    if (op_mask & (1u << op))
+      ops[nops++] = (mixcomm_op_t)op;
+  for (int m = 0; m < MIXCOMM_NUM_MODES; m++)
+    if (mode_mask & (1u << m))
+      modes[nmodes++] = (mixcomm_mode_t)m;
+  const int buckets = mixcomm__tune_num_buckets(h->topo.dp_size);
+  const size_t bytes = (size_t)mixcomm__tune_bucket_bytes(buckets - 1) * (size_t)h->topo.dp_size;
+
+  gpu_timer_t g;
+  memset(&g, 0, sizeof g);
+  g.h = h;
+  mixcomm_status_t st = MIXCOMM_SUCCESS;
+  MIXCOMM_CUDA_CHECK_GOTO(cudaMalloc(&g.in, bytes), "autotune: allocating scratch input", st, out);
+  MIXCOMM_CUDA_CHECK_GOTO(cudaMalloc(&g.out, bytes), "autotune: allocating scratch output", st,
+                          out);
+  /* 0x3C3C... is 1.06 in fp16, 0.011 in bf16 and fp32: real data, never zeros. */
+  MIXCOMM_CUDA_CHECK_GOTO(cudaMemset(g.in, 0x3C, bytes), "autotune: filling scratch input", st,
+                          out);
+  MIXCOMM_CUDA_CHECK_GOTO(cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking),
+                          "autotune: creating a stream", st, out);
+  MIXCOMM_CUDA_CHECK_GOTO(cudaEventCreate(&g.start), "autotune: creating events", st, out);
+  MIXCOMM_CUDA_CHECK_GOTO(cudaEventCreate(&g.stop), "autotune: creating events", st, out);
+  MIXCOMM_CUDA_CHECK_GOTO(cudaDeviceSynchronize(), "autotune: preparing scratch buffers", st, out);
+  mixcomm__tune_table_t table;
+  memcpy(table, h->tune_table, sizeof table);
+  st = mixcomm__tune_measure_and_agree(h->bs, ops, nops, modes, nmodes, buckets, time_one, &g,
+                                       table);
+  if (st == MIXCOMM_SUCCESS) {
+    memcpy(h->tune_table, table, sizeof table);
+    h->tune_buckets = buckets;
+    h->tuned = 1;
+  }
+out:
+  if (g.stream != NULL)
+    cudaStreamSynchronize(g.stream);
+  if (g.start != NULL)
+    cudaEventDestroy(g.start);
+  if (g.stop != NULL)
+    cudaEventDestroy(g.stop);
+  if (g.stream != NULL)
+    cudaStreamDestroy(g.stream);
+  cudaFree(g.in);
+  cudaFree(g.out);
+  return st;
+}
+
+static mixcomm_status_t cache_key(const mixcomm_handler_t* h, mixcomm__tune_key_t* key) {
+  struct cudaDeviceProp prop;
+  int driver = 0;
+  MIXCOMM_CUDA_CHECK(cudaGetDeviceProperties(&prop, h->device), "reading the GPU name");
+  MIXCOMM_CUDA_CHECK(cudaDriverGetVersion(&driver), "reading the driver version");
+  mixcomm__tune_key_fields_t f;
+  memset(&f, 0, sizeof f);
+  f.topo = &h->topo;
+  f.dtype = h->config.dtype;
+  f.gpu_name = prop.name;
+  f.driver_version = driver;
+  f.library_version = MIXCOMM_VERSION_CODE;
+  f.grid_size = h->plan.grid_size;
+  f.max_block_size = h->plan.max_block_size;
+  f.min_block_size = h->config.min_block_size;
+  f.min_num_steps = h->config.min_num_steps;
+  f.ranks_share_gpu = h->caps.ranks_share_gpu;
+  f.valid_modes_mask = valid_modes_mask(h);
+  mixcomm__tune_key(&f, key);
+  return MIXCOMM_SUCCESS;
+}
+
+/* Rank 0's cache lookup, shared with every rank. */
+typedef struct cache_result {
+  int32_t found;
+  int32_t buckets;
+  mixcomm__tune_table_t table;
+} cache_result_t;
+
+mixcomm_status_t mixcomm__tune_at_creation(mixcomm_handler_t* h) {
+  mixcomm__tune_key_t key;
+  char path[4096] = "";
+  cache_result_t r;
+  memset(&r, 0, sizeof r);
+  const int buckets = mixcomm__tune_num_buckets(h->topo.dp_size);
+  int have_path = 0;
+  if (h->topo.world_rank == 0) {
+    MIXCOMM_CHECK(cache_key(h, &key));
+    have_path = mixcomm__tune_cache_path(h->config.autotune_cache_dir, &key, path,
+                                         sizeof path) == MIXCOMM_SUCCESS;
+    if (have_path)
+      r.found = mixcomm__tune_cache_load(path, &key, valid_ops_mask(h), valid_modes_mask(h),
+                                         buckets, r.table);
+    r.buckets = buckets;
+    mixcomm__error_clear();
+  }
+  MIXCOMM_CHECK(mixcomm__bs_broadcast(h->bs, &r, sizeof r, 0, "autotune cache"));
+  if (r.found) {
+    memcpy(h->tune_table, r.table, sizeof r.table);
+    h->tune_buckets = r.buckets;
+    h->tuned = 1;
+    MIXCOMM_INFO("rank %d: autotune table read from the cache", h->topo.world_rank);
+    return MIXCOMM_SUCCESS;
+  }
+  return mixcomm_run_autotune(h);
+}
+
+mixcomm_status_t mixcomm_run_autotune(mixcomm_handler_t* h) {
+  MIXCOMM_CHECK(mixcomm__handler_usable(h, "run_autotune"));
+  if (h->state != MIXCOMM_STATE_READY)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE, "run_autotune: the handler is not ready");
+  if (!h->caps.autotune)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE,
+                          "run_autotune: autotune is off for this handler (use_autotune = 0)");
+  MIXCOMM_CHECK(measure(h));
+  if (h->topo.world_rank == 0) {
+    mixcomm__tune_key_t key;
+    char path[4096];
+    MIXCOMM_CHECK(cache_key(h, &key));
+    if (mixcomm__tune_cache_path(h->config.autotune_cache_dir, &key, path, sizeof path) ==
+        MIXCOMM_SUCCESS) {
+      /* A cache that cannot be written costs the next start a re-tune, nothing else. */
+      if (mixcomm__tune_cache_store(path, &key, valid_ops_mask(h), h->tune_buckets,
+                                    (const mixcomm_mode_t(*)[MIXCOMM_TUNE_BUCKETS])h->tune_table) !=
+          MIXCOMM_SUCCESS)
+        MIXCOMM_WARN("autotune cache not written: %s", mixcomm_last_error());
+    }
+    mixcomm__error_clear();
+  }
+  return MIXCOMM_SUCCESS;
+}
+
+mixcomm_status_t mixcomm_select_autotune_mode(const mixcomm_handler_t* h, mixcomm_op_t op,
+                                              int64_t rows, int64_t row_elems,
+                                              mixcomm_mode_t* mode) {
+  MIXCOMM_CHECK(mixcomm__handler_usable(h, "select_autotune_mode"));
+  if (mode == NULL)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "select_autotune_mode: mode is NULL");
+  if (op < 0 || op >= MIXCOMM_NUM_OPS || !mixcomm_topology_op_valid(&h->topo, op))
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "select_autotune_mode: op %d is not valid for this topology", (int)op);
+  if (rows < 0 || row_elems < 0)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "select_autotune_mode: rows=%lld, row_elems=%lld must be >= 0",
+                          (long long)rows, (long long)row_elems);
+  uint64_t bytes = (uint64_t)rows * (uint64_t)row_elems * mixcomm_dtype_size(h->config.dtype);
+  if (mixcomm__op_is_scatter(op))
+    bytes /= (uint64_t)h->topo.dp_size;
+  if (h->tuned) {
+    *mode = h->tune_table[op][mixcomm__tune_bucket(bytes, h->tune_buckets)];
+    return MIXCOMM_SUCCESS;
+  }
+  *mode = mixcomm__cost_model_choice(&h->topo, &h->caps, op, bytes);
+  return MIXCOMM_SUCCESS;
+}

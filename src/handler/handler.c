@@ -1,0 +1,403 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Handler lifetime: creation (cross-rank checks, device, node workspace, autotune), shutdown,
+ * and the seed's init_* methods. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cuda_runtime_api.h>
+
+#include "bootstrap/bootstrap.h"
+#include "core/build_config.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "handler/handler.h"
+#include "tune/tune.h"
+#include "transport/nccl.h"
+
+#define MIXCOMM_DEFAULT_TIMEOUT_MS 30000
+
+/* What every rank announces at creation; all fields but the per-rank ones must agree. */
+typedef struct rank_info {
+  int32_t version;
+  int32_t world_rank, world_size, local_rank, local_size, inter_rank, inter_size;
+  int32_t local_tp, local_dp, inter_tp, inter_dp;
+  int32_t dtype, grid, max_block, min_block, min_steps, use_autotune;
+  /* per rank */
+  int32_t pid, device, sm_count, nccl;
+  char host[64];
+  unsigned char uuid[16];
+} rank_info_t;
+
+static mixcomm_status_t check_config(const mixcomm_config_t* c) {
+  if (c->struct_size != sizeof(mixcomm_config_t) || c->version / 100 != MIXCOMM_VERSION_CODE / 100)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "config was not initialised by this mixcomm version (struct_size=%zu, "
+                          "version=%d; expected %zu, %d): use mixcomm_config_init",
+                          c->struct_size, c->version, sizeof(mixcomm_config_t),
+                          MIXCOMM_VERSION_CODE);
+  if (mixcomm_dtype_size(c->dtype) == 0)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "dtype=%d: expected MIXCOMM_FLOAT16, MIXCOMM_BFLOAT16 or "
+                          "MIXCOMM_FLOAT32",
+                          (int)c->dtype);
+  if (c->min_num_steps < 1)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "min_num_steps=%d: must be >= 1",
+                          c->min_num_steps);
+  if (c->timeout_ms < 0)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "timeout_ms=%d: must be >= 1, or 0 for the default", c->timeout_ms);
+  if (c->grid_size < 0)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "grid_size=%d: must be >= 1, or 0 for the number of SMs", c->grid_size);
+  return MIXCOMM_SUCCESS;
+}
+
+static int timeout_from_env(int configured) {
+  if (configured > 0)
+    return configured;
+  const char* v = getenv("MIXCOMM_TIMEOUT_MS");
+  if (v != NULL && atoi(v) > 0)
+    return atoi(v);
+  return MIXCOMM_DEFAULT_TIMEOUT_MS;
+}
+
+static void fill_info(const mixcomm_handler_t* h, rank_info_t* r) {
+  const mixcomm_config_t* c = &h->config;
+  const mixcomm_topology_t* t = &h->topo;
+  memset(r, 0, sizeof *r);
+  r->version = MIXCOMM_VERSION_CODE;
+  r->world_rank = t->world_rank;
+  r->world_size = t->world_size;
+  r->local_rank = t->local_rank;
+  r->local_size = t->local_size;
+  r->inter_rank = t->inter_rank;
+  r->inter_size = t->inter_size;
+  r->local_tp = t->local_tp_size;
+  r->local_dp = t->local_dp_size;
+  r->inter_tp = t->inter_tp_size;
+  r->inter_dp = t->inter_dp_size;
+  r->dtype = (int32_t)c->dtype;
+  r->grid = h->plan.grid_size; /* resolved: 0 became the SM count */
+  r->max_block = c->max_block_size;
+  r->min_block = c->min_block_size;
+  r->min_steps = c->min_num_steps;
+  r->use_autotune = c->use_autotune;
+  r->pid = (int32_t)getpid();
+  r->device = h->device;
+  r->sm_count = h->sm_count;
+  r->nccl = h->caps.nccl;
+  if (gethostname(r->host, sizeof r->host - 1) != 0)
+    snprintf(r->host, sizeof r->host, "?");
+}
+
+#define SAME_FIELD(f, name)                                                                   \
+  if (all[i].f != me->f)                                                                      \
+    return mixcomm__error(MIXCOMM_ERR_MISMATCH,                                               \
+                          "rank %d was created with %s=%d but rank %d with %s=%d: every rank " \
+                          "must pass the same configuration",                                 \
+                          i, name, (int)all[i].f, me->world_rank, name, (int)me->f);
+
+/* Every rank must describe the same job, and sit where its world rank says. */
+static mixcomm_status_t check_agreement(mixcomm_handler_t* h, const rank_info_t* all) {
+  const rank_info_t* me = &all[h->topo.world_rank];
+  for (int i = 0; i < h->topo.world_size; i++) {
+    if (all[i].world_rank != i)
+      return mixcomm__error(MIXCOMM_ERR_MISMATCH,
+                            "the bootstrap's rank %d was created as world_rank=%d: the "
+                            "bootstrap rank must equal world_rank",
+                            i, all[i].world_rank);
+    SAME_FIELD(version, "mixcomm version");
+    SAME_FIELD(world_size, "world_size");
+    SAME_FIELD(local_size, "local_size");
+    SAME_FIELD(inter_size, "inter_size");
+    SAME_FIELD(local_tp, "local_tp_size (resolved)");
+    SAME_FIELD(local_dp, "local_dp_size (resolved)");
+    SAME_FIELD(inter_tp, "inter_tp_size (resolved)");
+    SAME_FIELD(inter_dp, "inter_dp_size (resolved)");
+    SAME_FIELD(dtype, "dtype");
+    SAME_FIELD(max_block, "max_block_size");
+    SAME_FIELD(min_block, "min_block_size");
+    SAME_FIELD(min_steps, "min_num_steps");
+    SAME_FIELD(use_autotune, "use_autotune");
+    SAME_FIELD(grid, "grid_size (resolved)");
+    if (!all[i].nccl)
+      h->caps.nccl = 0; /* NCCL modes need NCCL on every rank */
+  }
+  /* Ranks of a node must share a host, since they map each other's memory. Whether ranks
+   * share a GPU is decided from every node's records, so every rank reaches the same answer
+   * (and the same list of valid modes). */
+  int sharing = 0;
+  for (int i = 0; i < h->topo.world_size; i++) {
+    const int first = i - all[i].local_rank;
+    for (int j = first; j < i; j++) {
+      if (strncmp(all[j].host, all[i].host, sizeof all[i].host) != 0)
+        return mixcomm__error(MIXCOMM_ERR_MISMATCH,
+                              "world ranks %d (host %s) and %d (host %s) are local ranks of node "
+                              "%d but run on different hosts: ranks of one node must share a "
+                              "host (check local_size and the rank numbering)",
+                              j, all[j].host, i, all[i].host, all[i].inter_rank);
+      if (memcmp(all[j].uuid, all[i].uuid, sizeof all[i].uuid) == 0)
+        h->caps.ranks_share_gpu = 1;
+    }
+    if (i / h->topo.local_size == h->topo.inter_rank &&
+        memcmp(all[i].uuid, me->uuid, sizeof me->uuid) == 0)
+      sharing++;
+  }
+  /* Fused kernels spin on their peers: all CTAs of the ranks sharing a GPU must fit at once. */
+  if (sharing > 1 && (long long)h->plan.grid_size * sharing > h->sm_count)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "%d ranks share GPU %d; grid_size=%d x %d = %lld CTAs exceed its %d "
+                          "SMs, so the ranks' kernels could not all run at once: set grid_size "
+                          "<= %d",
+                          sharing, h->device, h->plan.grid_size, sharing,
+                          (long long)h->plan.grid_size * sharing, h->sm_count,
+                          h->sm_count / sharing);
+  return MIXCOMM_SUCCESS;
+}
+
+static mixcomm_status_t setup_device(mixcomm_handler_t* h, rank_info_t* info) {
+  int dev = h->config.device;
+  if (dev < 0)
+    MIXCOMM_CUDA_CHECK(cudaGetDevice(&dev), "finding the current CUDA device");
+  else
+    MIXCOMM_CUDA_CHECK(cudaSetDevice(dev), "selecting the CUDA device (config.device)");
+  h->device = dev;
+  MIXCOMM_CUDA_CHECK(cudaDeviceGetAttribute(&h->sm_count, cudaDevAttrMultiProcessorCount, dev),
+                     "reading the SM count");
+  int major = 0;
+  MIXCOMM_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev),
+                     "reading the compute capability");
+  if (major < 9)
+    return mixcomm__error(MIXCOMM_ERR_UNSUPPORTED,
+                          "device %d has compute capability %d.x: mixcomm is built for sm_90 "
+                          "(Hopper) and newer",
+                          dev, major);
+  int grid = h->config.grid_size ? h->config.grid_size : h->sm_count;
+  if (grid > h->sm_count)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "grid_size=%d exceeds the %d SMs of device %d (the kernels need all "
+                          "their CTAs resident at once)",
+                          grid, h->sm_count, dev);
+  MIXCOMM_CHECK(mixcomm__plan_for_topology(&h->topo, grid, h->config.max_block_size,
+                                           h->config.min_block_size, &h->plan));
+  fill_info(h, info);
+  struct cudaDeviceProp prop;
+  MIXCOMM_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev), "reading device properties");
+  memcpy(info->uuid, &prop.uuid, sizeof info->uuid);
+
+  size_t control = h->plan.control_bytes + sizeof(mixcomm__control_t);
+  MIXCOMM_CUDA_CHECK(cudaMalloc((void**)&h->control, control), "allocating the control block");
+  MIXCOMM_CUDA_CHECK(cudaMemset(h->control, 0, control), "clearing the control block");
+  MIXCOMM_CUDA_CHECK(cudaHostAlloc((void**)&h->host, sizeof *h->host, cudaHostAllocMapped),
+                     "allocating host-mapped error flags");
+  memset((void*)h->host, 0, sizeof *h->host);
+  MIXCOMM_CUDA_CHECK(cudaHostGetDevicePointer((void**)&h->host_dev, h->host, 0),
+                     "mapping the error flags for the device");
+  return MIXCOMM_SUCCESS;
+}
+
+mixcomm_status_t mixcomm__protocol_reset(mixcomm_handler_t* h) {
+  cudaStream_t s;
+  MIXCOMM_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking),
+                     "creating a setup stream");
+  mixcomm_status_t st = MIXCOMM_SUCCESS;
+  MIXCOMM_CUDA_CHECK_GOTO(
+      cudaMemsetAsync((void*)(uintptr_t)h->vmm.va[h->topo.local_rank], 0xFF, h->vmm.bytes, s),
+      "poisoning the node workspace", st, out);
+  MIXCOMM_CUDA_CHECK_GOTO(
+      cudaMemsetAsync(h->control, 0, h->plan.control_bytes + sizeof(mixcomm__control_t), s),
+      "clearing the ring state", st, out);
+  MIXCOMM_CUDA_CHECK_GOTO(cudaStreamSynchronize(s), "waiting for workspace initialisation", st,
+                          out);
+out:
+  cudaStreamDestroy(s);
+  return st;
+}
+
+mixcomm_status_t mixcomm_init_virtual_memory(mixcomm_handler_t* h) {
+  MIXCOMM_CHECK(mixcomm__handler_usable(h, "init_virtual_memory"));
+  if (h->vmm_ready)
+    return MIXCOMM_SUCCESS;
+  if (h->topo.local_size > 1 && h->topo.local_size <= MIXCOMM_MAX_LOCAL_SIZE) {
+    MIXCOMM_CHECK(mixcomm__vmm_reserve(&h->vmm, h->device, h->topo.local_rank,
+                                       h->topo.local_size, h->plan.vmm_bytes));
+    mixcomm_status_t st = mixcomm__vmm_map(&h->vmm, h->bs, h->timeout_ms);
+    if (st == MIXCOMM_SUCCESS)
+      st = mixcomm__protocol_reset(h);
+    if (st != MIXCOMM_SUCCESS) {
+      mixcomm__vmm_destroy(&h->vmm);
+      return mixcomm__error_context(st, "init_virtual_memory");
+    }
+  }
+  /* No rank may write into a peer's workspace before the peer has poisoned it. */
+  MIXCOMM_CHECK(mixcomm__bs_barrier(h->bs, "init_virtual_memory"));
+  h->vmm_ready = 1;
+  return MIXCOMM_SUCCESS;
+}
+
+mixcomm_status_t mixcomm_init_nvshmem(mixcomm_handler_t* h) {
+  MIXCOMM_CHECK(mixcomm__handler_usable(h, "init_nvshmem"));
+  if (h->topo.inter_size == 1)
+    return MIXCOMM_SUCCESS; /* NVSHMEM only carries traffic between nodes */
+  if (!MIXCOMM_HAVE_NVSHMEM)
+    return mixcomm__error(MIXCOMM_ERR_UNSUPPORTED,
+                          "this build has no NVSHMEM support, so fused modes across %d nodes are "
+                          "unavailable (NCCL modes still work): rebuild with the "
+                          "nvidia-nvshmem-cu13 wheel installed",
+                          h->topo.inter_size);
+  return MIXCOMM_SUCCESS;
+}
+
+static mixcomm_status_t create(const mixcomm_config_t* config, mixcomm_bootstrap_t* bs,
+                               mixcomm_handler_t* h) {
+  MIXCOMM_CHECK(check_config(config));
+  h->config = *config;
+  h->bs = bs;
+  h->timeout_ms = timeout_from_env(config->timeout_ms);
+  mixcomm_topology_t t = {0};
+  t.world_rank = config->world_rank;
+  t.world_size = config->world_size;
+  t.local_rank = config->local_rank;
+  t.local_size = config->local_size;
+  t.inter_rank = config->inter_rank;
+  t.inter_size = config->inter_size;
+  t.local_tp_size = config->local_tp_size;
+  t.local_dp_size = config->local_dp_size;
+  t.inter_tp_size = config->inter_tp_size;
+  t.inter_dp_size = config->inter_dp_size;
+  MIXCOMM_CHECK(mixcomm_topology_resolve(&t, &h->topo));
+  if (bs == NULL || bs->allgather == NULL || bs->barrier == NULL)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "bootstrap is NULL or lacks allgather/barrier: pass one from "
+                          "mixcomm_bootstrap_tcp_create or fill the callbacks");
+  if (bs->rank != t.world_rank || bs->size != t.world_size)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "bootstrap has rank %d of %d but the config says world_rank=%d of "
+                          "world_size=%d",
+                          bs->rank, bs->size, t.world_rank, t.world_size);
+  mixcomm_caps_default(&h->caps);
+  h->caps.autotune = config->use_autotune != 0;
+  h->caps.nccl = mixcomm__nccl_available();
+
+  rank_info_t mine;
+  MIXCOMM_CHECK(setup_device(h, &mine));
+  rank_info_t* all = calloc((size_t)t.world_size, sizeof *all);
+  if (all == NULL)
+    return mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY, "allocating %d rank records", t.world_size);
+  mixcomm_status_t st = mixcomm__bs_allgather(bs, &mine, all, sizeof mine, "handler creation");
+  if (st == MIXCOMM_SUCCESS)
+    st = check_agreement(h, all);
+  free(all);
+  MIXCOMM_CHECK(st);
+  /* Every rank computes the same caps from the same records: the valid modes agree. */
+  MIXCOMM_INFO("rank %d: topology local %dx%d inter %dx%d, grid %d, block <= %d, workspace %zu B, "
+               "ranks share GPU: %d",
+               t.world_rank, h->topo.local_tp_size, h->topo.local_dp_size, h->topo.inter_tp_size,
+               h->topo.inter_dp_size, h->plan.grid_size, h->plan.max_block_size,
+               h->plan.vmm_bytes, h->caps.ranks_share_gpu);
+  MIXCOMM_CHECK(mixcomm_init_virtual_memory(h));
+  if (h->topo.inter_size > 1) {
+    st = mixcomm_init_nvshmem(h);
+    if (st == MIXCOMM_ERR_UNSUPPORTED)
+      h->caps.nvshmem = 0; /* fused modes across nodes become invalid, with that reason */
+    else
+      MIXCOMM_CHECK(st);
+  }
+  if (mixcomm_topology_mode_valid(&h->topo, &h->caps, MIXCOMM_MODE_NCCL_ONE, NULL))
+    MIXCOMM_CHECK(mixcomm__nccl_setup(h, &h->nccl));
+  h->state = MIXCOMM_STATE_READY;
+  if (config->use_autotune)
+    MIXCOMM_CHECK(mixcomm__tune_at_creation(h));
+  return MIXCOMM_SUCCESS;
+}
+
+static void release(mixcomm_handler_t* h) {
+  mixcomm__nccl_teardown(h->nccl, h->state != MIXCOMM_STATE_READY);
+  h->nccl = NULL;
+  if (h->vmm.reserved)
+    mixcomm__vmm_destroy(&h->vmm);
+  if (h->control != NULL)
+    cudaFree(h->control);
+  if (h->host != NULL)
+    cudaFreeHost(h->host);
+  h->magic = 0;
+  h->state = MIXCOMM_STATE_SHUT_DOWN;
+  free(h);
+}
+
+mixcomm_status_t mixcomm_handler_create(const mixcomm_config_t* config,
+                                        mixcomm_bootstrap_t* bootstrap, mixcomm_handler_t** out) {
+  if (config == NULL || out == NULL)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "handler_create: NULL %s",
+                          config == NULL ? "config" : "out");
+  *out = NULL;
+  mixcomm_handler_t* h = calloc(1, sizeof *h);
+  if (h == NULL)
+    return mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY, "allocating the handler");
+  h->magic = MIXCOMM_HANDLER_MAGIC;
+  h->state = MIXCOMM_STATE_CREATING;
+  mixcomm_status_t st = create(config, bootstrap, h);
+  if (st != MIXCOMM_SUCCESS) {
+    mixcomm__error_context(st, "creating the handler (rank %d)", config->world_rank);
+    release(h);
+    return st;
+  }
+  mixcomm__error_clear();
+  *out = h;
+  return MIXCOMM_SUCCESS;
+}
+
+mixcomm_status_t mixcomm_handler_shutdown(mixcomm_handler_t* h) {
+  if (h == NULL)
+    return MIXCOMM_SUCCESS;
+  if (h->magic != MIXCOMM_HANDLER_MAGIC)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE,
+                          "shutdown: not a live handler (already shut down?)");
+  mixcomm_status_t st = MIXCOMM_SUCCESS;
+  /* Kernels end within the timeout even if a peer is gone, so this wait is bounded. */
+  cudaError_t e = cudaDeviceSynchronize();
+  if (e != cudaSuccess)
+    st = mixcomm__cuda_error((int)e, "shutdown: waiting for the handler's kernels");
+  /* Peers may still be reading or writing my workspace until they pass this barrier. */
+  if (st == MIXCOMM_SUCCESS)
+    st = mixcomm__bs_barrier(h->bs, "shutdown");
+  if (h->vmm.reserved) {
+    mixcomm_status_t s2 = mixcomm__vmm_destroy(&h->vmm);
+    if (st == MIXCOMM_SUCCESS)
+      st = s2;
+  }
+  release(h);
+  if (st == MIXCOMM_SUCCESS)
+    mixcomm__error_clear();
+  return st;
+}
+
+mixcomm_status_t mixcomm__handler_usable(const mixcomm_handler_t* h, const char* what) {
+  if (h == NULL)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "%s: handler is NULL", what);
+  if (h->magic != MIXCOMM_HANDLER_MAGIC)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE,
+                          "%s: not a live handler (used after shutdown?)", what);
+  return MIXCOMM_SUCCESS;
+}
+
+const mixcomm_topology_t* mixcomm_handler_topology(const mixcomm_handler_t* h) {
+  return h != NULL && h->magic == MIXCOMM_HANDLER_MAGIC ? &h->topo : NULL;
+}
+
+const mixcomm_caps_t* mixcomm_handler_caps(const mixcomm_handler_t* h) {
+  return h != NULL && h->magic == MIXCOMM_HANDLER_MAGIC ? &h->caps : NULL;
+}
+
+const mixcomm_workspace_plan_t* mixcomm_handler_plan(const mixcomm_handler_t* h) {
+  return h != NULL && h->magic == MIXCOMM_HANDLER_MAGIC ? &h->plan : NULL;
+}
+
+void mixcomm_config_init(mixcomm_config_t* config) {
+  if (config == NULL)
+    return;
+  const mixcomm_config_t defaults = MIXCOMM_CONFIG_INITIALIZER;
+  *config = defaults;
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * The handler object (opaque to users) and the internal calls between its parts. */
+#ifndef MIXCOMM_HANDLER_HANDLER_H_
+#define MIXCOMM_HANDLER_HANDLER_H_
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "core/plan.h"
+#include "kernels/launch.h"
+#include "mixcomm.h"
+#include "transport/vmm.h"
+#include "tune/tune.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum mixcomm__state {
+  MIXCOMM_STATE_CREATING = 0,
+  MIXCOMM_STATE_READY,        /* runs allowed */
+  MIXCOMM_STATE_CHECKPOINTED, /* physical memory released: runs refused */
+  MIXCOMM_STATE_FAILED,       /* an asynchronous error was seen: only shutdown is allowed */
+  MIXCOMM_STATE_SHUT_DOWN
+} mixcomm__state_t;
+
+struct mixcomm_handler {
+  uint64_t magic; /* MIXCOMM_HANDLER_MAGIC while alive: catches use after shutdown */
+  mixcomm_config_t config;
+  mixcomm_topology_t topo;
+  mixcomm_caps_t caps;
+  mixcomm_workspace_plan_t plan;
+  mixcomm_bootstrap_t* bs;
+  int device, sm_count;
+  int timeout_ms;
+  mixcomm__state_t state;
+
+  /* Node workspace (init_virtual_memory). */
+  mixcomm__vmm_t vmm;
+  int vmm_ready;
+
+  /* Kernel control block (device memory) and host-mapped flags. */
+  mixcomm__control_t* control;
+  mixcomm__host_flags_t* host;     /* host address */
+  mixcomm__host_flags_t* host_dev; /* the same page as the device sees it */
+
+  /* Autotune: chosen mode per op and bucket, and how many buckets were measured. */
+  int tuned;
+  int tune_buckets;
+  mixcomm__tune_table_t tune_table;
+
+  /* NCCL communicators (NULL when NCCL modes are invalid). */
+  struct mixcomm__nccl* nccl;
+
+  /* The last stream a collective was enqueued on (misuse detection). */
+  cudaStream_t last_stream;
+  int have_last_stream;
+};
+
+#define MIXCOMM_HANDLER_MAGIC 0x6d6978636f6d6d31ull /* "mixcomm1" */
+
+/* Checks shared by every public entry point taking a handler. */
+mixcomm_status_t mixcomm__handler_usable(const mixcomm_handler_t* h, const char* what);
+
+/* Convert a recorded kernel error into a status and message (and mark the handler failed). */
+mixcomm_status_t mixcomm__handler_poll_error(mixcomm_handler_t* h);
+
+/* Fill kernel arguments common to every launch. */
+void mixcomm__kargs_init(const mixcomm_handler_t* h, mixcomm__kargs_t* a);
+
+/* Fused launch of (op, mode) for a validated call. */
+mixcomm_status_t mixcomm__run_fused(mixcomm_handler_t* h, mixcomm_op_t op, mixcomm_mode_t mode,
+                                    const void* x_in, void* x_out, int64_t numel_block,
+                                    cudaStream_t stream);
+
+/* Autotune at creation: from the cache if every rank can use it, else measured. */
+mixcomm_status_t mixcomm__tune_at_creation(mixcomm_handler_t* h);
+
+/* Zero the ring state and poison the own workspace (creation and checkpoint restore). */
+mixcomm_status_t mixcomm__protocol_reset(mixcomm_handler_t* h);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

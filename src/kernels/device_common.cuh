@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Device helpers shared by the fused kernels: 16-byte vector access, the poison convention,
+ * fp32 accumulation per dtype, workspace addressing, message tags and bounded waits.
+ *
+ * Poison convention. Receivers detect the arrival of data without any flag: every 32-bit word
+ * of an empty workspace row is 0xFFFFFFFF (the "poison"), and senders never write that word:
+ * canon() turns it into 0x7FFFFFFF. Both are NaN in fp32 and a pair of NaNs in fp16/bf16, so
+ * the substitution changes no value (only a NaN payload); -0.0 and every other bit pattern pass
+ * through unchanged. A 16-byte vector has arrived when none of its four words is the poison
+ * (each 32-bit word is written atomically, so a torn vector still shows poison somewhere). */
+#ifndef MIXCOMM_KERNELS_DEVICE_COMMON_CUH_
+#define MIXCOMM_KERNELS_DEVICE_COMMON_CUH_
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#include "core/plan.h"
+#include "kernels/launch.h"
+
+namespace mixcomm {
+
+constexpr uint32_t kPoison = 0xFFFFFFFFu;
+constexpr uint32_t kCanonicalNaN = 0x7FFFFFFFu;
+constexpr int kRing = MIXCOMM_RING_SLOTS;
+constexpr int kSpinsPerCheck = 256;
+
+/* ---- 16-byte access ---------------------------------------------------------------------- */
+
+/* User input: read-only for the whole kernel. */
+__device__ __forceinline__ uint4 load_input(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+/* Workspace reads that may race with a peer's write: never cached, re-read each time. */
+__device__ __forceinline__ uint4 load_volatile(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.volatile.global.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p)
+               : "memory");
+  return v;
+}
+
+/* Workspace writes (own or a peer's): strong stores, so that a fence before them publishes. */
+__device__ __forceinline__ void store_volatile(uint4* p, uint4 v) {
+  asm volatile("st.volatile.global.v4.u32 [%0], {%1,%2,%3,%4};" ::"l"(p), "r"(v.x), "r"(v.y),
+               "r"(v.z), "r"(v.w)
+               : "memory");
+}
+
+__device__ __forceinline__ void store_output(uint4* p, uint4 v) { *p = v; }
+
+__device__ __forceinline__ bool poisoned(uint4 v) {
+  return (v.x == kPoison) | (v.y == kPoison) | (v.z == kPoison) | (v.w == kPoison);
+}
+
+__device__ __forceinline__ uint32_t canon_word(uint32_t w) {
+  return w == kPoison ? kCanonicalNaN : w;
+}
+
+__device__ __forceinline__ uint4 canon(uint4 v) {
+  return make_uint4(canon_word(v.x), canon_word(v.y), canon_word(v.z), canon_word(v.w));
+}
+
+__device__ __forceinline__ uint4 poison_vec() { return make_uint4(kPoison, kPoison, kPoison, kPoison); }
+
+/* ---- fp32 accumulation ------------------------------------------------------------------- */
+
+template <typename T>
+struct Acc;
+
+template <>
+struct Acc<__half> {
+  float2 a[4];
+  __device__ __forceinline__ void set(uint4 v) {
+    const __half2* h = reinterpret_cast<const __half2*>(&v);
+#pragma unroll
+    for (int i = 0; i < 4; i++) a[i] = __half22float2(h[i]);
+  }
+  __device__ __forceinline__ void add(uint4 v) {
+    const __half2* h = reinterpret_cast<const __half2*>(&v);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      float2 f = __half22float2(h[i]);
+      a[i].x += f.x;
+      a[i].y += f.y;
+    }
+  }
+  __device__ __forceinline__ uint4 pack() const {
+    uint4 v;
+    __half2* h = reinterpret_cast<__half2*>(&v);
+#pragma unroll
+    for (int i = 0; i < 4; i++) h[i] = __float22half2_rn(a[i]);
+    return v;
+  }
+};
+
+template <>
+struct Acc<__nv_bfloat16> {
+  float2 a[4];
+  __device__ __forceinline__ void set(uint4 v) {
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+    for (int i = 0; i < 4; i++) a[i] = __bfloat1622float2(h[i]);
+  }
+  __device__ __forceinline__ void add(uint4 v) {
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      float2 f = __bfloat1622float2(h[i]);
+      a[i].x += f.x;
+      a[i].y += f.y;
+    }
+  }
+  __device__ __forceinline__ uint4 pack() const {
+    uint4 v;
+    __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&v);
+#pragma unroll
+    for (int i = 0; i < 4; i++) h[i] = __float22bfloat162_rn(a[i]);
+    return v;
+  }
+};
+
+template <>
+struct Acc<float> {
+  float a[4];
+  __device__ __forceinline__ void set(uint4 v) {
+    a[0] = __uint_as_float(v.x);
+    a[1] = __uint_as_float(v.y);
+    a[2] = __uint_as_float(v.z);
+    a[3] = __uint_as_float(v.w);
+  }
+  __device__ __forceinline__ void add(uint4 v) {
+    a[0] += __uint_as_float(v.x);
+    a[1] += __uint_as_float(v.y);
+    a[2] += __uint_as_float(v.z);
+    a[3] += __uint_as_float(v.w);
+  }
+  __device__ __forceinline__ uint4 pack() const {
+    return make_uint4(__float_as_uint(a[0]), __float_as_uint(a[1]), __float_as_uint(a[2]),
+                      __float_as_uint(a[3]));
+  }
+};
+
+/* ---- workspace addressing (layout in core/plan.h) ----------------------------------------- */
+
+/* This CTA's share of ring slot `slot` in local rank `rank`'s workspace. */
+__device__ __forceinline__ char* slot_share(const mixcomm__kargs_t& a, int rank, uint32_t slot) {
+  return a.peers[rank] + ((uint64_t)slot * a.plan_grid + blockIdx.x) * a.slot_bytes;
+}
+
+__device__ __forceinline__ uint4* tag_at(char* share, int row) {
+  return reinterpret_cast<uint4*>(share) + row;
+}
+
+__device__ __forceinline__ uint4* row_at(const mixcomm__kargs_t& a, char* share, int row) {
+  return reinterpret_cast<uint4*>(share + a.tag_bytes) + (uint64_t)row * a.row_vecs;
+}
+
+/* Every sender writes a tag per destination row and step: what it is running. A receiver
+ * that finds a tag different from its own expectation reports MIXCOMM_ERR_MISMATCH instead of
+ * reducing foreign data. No word can be the poison (bit 31 of words 1-3 is clear, word 0 starts
+ * with 0x5A). */
+__device__ __forceinline__ uint4 make_tag(const mixcomm__kargs_t& a, uint32_t seq, int step,
+                                          int phase) {
+  uint4 t;
+  t.x = 0x5A000000u | ((uint32_t)phase << 16) | ((uint32_t)a.op << 8) |
+        ((uint32_t)a.mode << 4) | (uint32_t)a.dtype;
+  t.y = (uint32_t)(a.vecs & 0x7FFFFFFF);
+  t.z = seq & 0x7FFFFFFFu;
+  t.w = ((uint32_t)step & 0xFFFFu) | (((uint32_t)(a.vecs >> 31) & 0x7FFFu) << 16);
+  return t;
+}
+
+/* ---- bounded waits ---------------------------------------------------------------------- */
+
+__device__ __forceinline__ uint64_t global_time_ns() {
+  uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+/* Record the first error of the handler and tell every other waiting thread to stop. */
+static __device__ __noinline__ void record_error(const mixcomm__kargs_t& a, int status, int peer, int step,
+                                          int row, const uint4* expected, const uint4* received) {
+  if (atomicCAS(&a.control->claimed, 0, 1) == 0) {
+    mixcomm__error_record_t* e = &a.host->error;
+    e->peer_local_rank = peer;
+    e->peer_world_rank = peer >= 0 ? a.world_rank_base + peer : -1;
+    e->op = a.op;
+    e->mode = a.mode;
+    e->step = step;
+    e->cta = blockIdx.x;
+    e->row = row;
+    if (expected != nullptr && received != nullptr) {
+      e->tag_expected[0] = expected->x;
+      e->tag_expected[1] = expected->y;
+      e->tag_expected[2] = expected->z;
+      e->tag_expected[3] = expected->w;
+      e->tag_received[0] = received->x;
+      e->tag_received[1] = received->y;
+      e->tag_received[2] = received->z;
+      e->tag_received[3] = received->w;
+    }
+    __threadfence_system();
+    e->status = status;
+    __threadfence_system();
+  }
+  atomicExch(&a.control->stop, 1);
+}
+
+/* One thread's view of its deadline. keep_waiting() is called every kSpinsPerCheck polls;
+ * it returns false (after recording why) when the wait must end. */
+struct Waiter {
+  const mixcomm__kargs_t& a;
+  uint64_t deadline = 0;
+  int step = 0;
+  __device__ explicit Waiter(const mixcomm__kargs_t& args) : a(args) {}
+
+  __device__ __noinline__ bool keep_waiting(int peer, int row) {
+    const uint64_t now = global_time_ns();
+    if (deadline == 0)
+      deadline = now + a.timeout_ns;
+    if (*reinterpret_cast<volatile int*>(&a.control->stop) != 0)
+      return false;
+    if (a.host->abort != 0) {
+      record_error(a, MIXCOMM_ERR_ABORTED, -1, step, row, nullptr, nullptr);
+      return false;
+    }
+    if (now > deadline) {
+      record_error(a, MIXCOMM_ERR_TIMEOUT, peer, step, row, nullptr, nullptr);
+      return false;
+    }
+    return true;
+  }
+
+  /* Spin until *p holds no poison; false if the wait had to end. */
+  __device__ __forceinline__ bool poll(const uint4* p, uint4& v, int peer, int row) {
+    v = load_volatile(p);
+    int spins = 0;
+    while (poisoned(v)) {
+      if (++spins == kSpinsPerCheck) {
+        spins = 0;
+        if (!keep_waiting(peer, row))
+          return false;
+      }
+      v = load_volatile(p);
+    }
+    return true;
+  }
+
+  /* Wait for the tag of `peer` in row `row` of `share`, check it, and re-poison it. */
+  __device__ bool check_tag(char* share, int row, int peer, const uint4& expected) {
+    uint4* p = tag_at(share, row);
+    uint4 t;
+    if (!poll(p, t, peer, row))
+      return false;
+    store_volatile(p, poison_vec());
+    if (t.x != expected.x || t.y != expected.y || t.z != expected.z || t.w != expected.w) {
+      record_error(a, MIXCOMM_ERR_MISMATCH, peer, step, row, &expected, &t);
+      return false;
+    }
+    return true;
+  }
+};
+
+/* Sum, in order, the vectors of rows [first, first + count) of `share` at vector t, taking
+ * `own` for the row of `me`; loads are issued four at a time before any is waited for. */
+template <typename T>
+__device__ __forceinline__ bool reduce_rows(Waiter& w, const mixcomm__kargs_t& a, char* share,
+                                            int row_base, int first, int count, int me,
+                                            uint4 own, int64_t t, Acc<T>& acc) {
+  bool ok = true;
+  for (int k0 = 0; k0 < count; k0 += 4) {
+    uint4 v[4];
+    const int n = count - k0 < 4 ? count - k0 : 4;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      if (j < n) {
+        const int src = first + k0 + j;
+        v[j] = src == me ? own : load_volatile(row_at(a, share, row_base + src) + t);
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      if (j < n) {
+        const int src = first + k0 + j;
+        if (ok && poisoned(v[j]))
+          ok = w.poll(row_at(a, share, row_base + src) + t, v[j], src, row_base + src);
+        if (k0 + j == 0)
+          acc.set(v[j]);
+        else
+          acc.add(v[j]);
+      }
+    }
+  }
+  return ok;
+}
+
+}  // namespace mixcomm
+
+#endif

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Single-node fused kernels over the node workspace (CUDA VMM memory every local rank maps):
+ * FUSED_OPT_WAITS_UC (one-shot) and FUSED_OPT_BYTES1_UC (two-shot), for all five operations.
+ *
+ * Work split. The flat vector space of one rank block (plan.h) is cut into per-CTA spans; a CTA
+ * walks its span in `steps` steps of chunks x block vectors; thread t handles vector t of each
+ * chunk. Every rank computes the same geometry, so CTA b of every rank handles the same
+ * vectors, and thread t of every rank the same vector of each chunk.
+ *
+ * Ranks of the node: local rank r has tp(r) = r % Lt, dp(r) = r / Lt. "gather" ops (AG, AR+AG)
+ * write one output block per local DP group, "scatter" ops (RS, RS+AR) read one input block per
+ * local DP group; block k starts at k * vecs.
+ *
+ * One-shot (WAITS), one exchange per step:
+ *   every rank r writes canon(its input block (scatter ? dp(d) : 0)) into row r of every other
+ *   rank d's slot, plus a tag in tag r. Rank d then sums, for each output block, the rows of
+ *   the contributing ranks in ascending rank order (its own value taken from its input):
+ *     gather: output block k = sum over the ranks of DP group k (AG: a plain copy);
+ *     others: the single output = sum over all L ranks.
+ *   Every rank of a TP group sums the same values in the same order: identical bits.
+ * Two-shot (BYTES1, Lt > 1), two exchanges per step, chunk j of a step owned by tp rank j:
+ *   phase 1: rank r sends chunk tp(o) of input block (scatter ? dp(o) : 0) to owner o, into o's
+ *   row r, for every o it contributes to (scatter: all ranks; otherwise: its own DP group);
+ *   the owner reduces its contributors in ascending rank order.
+ *   phase 2: the owner writes canon(result) to its output position (block gather ? dp(o) : 0,
+ *   chunk tp(o)) and into row L + o of every rank that needs it (scatter: its DP group;
+ *   otherwise: all ranks), which copy it to the same output position.
+ *   Each chunk is reduced once and broadcast: identical bits on every rank.
+ *
+ * Publication: data is its own flag (poison convention, device_common.cuh); rows are polled
+ * until no word is poison. Tags (one 16-byte vector per sender and row) carry op, mode, dtype,
+ * size, call number and step; a different tag is a MISMATCH error naming the sender.
+ *
+ * Reuse. The ring has kRing = 3 slots; the slot of step s of a call is (ring + s) % 3, ring
+ * being the CTA's position kept in device memory across calls. A receiver re-poisons exactly
+ * the rows and tags it consumed, right after consuming them. Between steps every thread issues
+ * fence.acq_rel.sys then __syncthreads, so all re-poisoning of step s is ordered before any
+ * send of step s + 1 (across kernels of a stream, kernel completion orders it). A rank writes
+ * slot (s mod 3) of a peer at step s only after receiving that peer's step s - 1 data (every
+ * step exchanges data between every pair of ranks in at least one phase), which the peer sent
+ * after re-poisoning everything of step s - 2 and earlier: the slot, last used at step s - 3,
+ * is clean. The ordering follows from the fences (release/acquire at system scope), not from
+ * timing; two slots would suffice, the third leaves room for software pipelining.
+ *
+ * Waits are bounded (device_common.cuh Waiter): on timeout, abort or a foreign tag, the first
+ * failing thread records the error for the host and every thread of the handler stops waiting.
+ */
+#include "kernels/device_common.cuh"
+
+namespace mixcomm {
+namespace {
+
+__device__ __forceinline__ bool is_gather(int op) {
+  return op == MIXCOMM_OP_ALLGATHER || op == MIXCOMM_OP_ALLREDUCE_ALLGATHER;
+}
+__device__ __forceinline__ bool is_scatter(int op) {
+  return op == MIXCOMM_OP_REDUCESCATTER || op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE;
+}
+
+/* Step boundary: publish this step's re-poisoning before any thread sends the next step. */
+__device__ __forceinline__ void end_step(int s, int steps) {
+  if (s + 1 < steps) {
+    __threadfence_system();
+    __syncthreads();
+  }
+}
+
+__device__ __forceinline__ void save_ring(const mixcomm__kargs_t& a, uint32_t ring, uint32_t seq) {
+  __syncthreads(); /* every thread has read the state */
+  if (threadIdx.x == 0) {
+    mixcomm__cta_state_t* st = &a.control->cta[blockIdx.x];
+    st->ring = (ring + (uint32_t)a.steps) % kRing;
+    st->seq = seq + 1;
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
+    oneshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
+  const int L = a.local_size, me = a.local_rank, Lt = a.local_tp;
+  const int md = me / Lt;
+  const bool gather = is_gather(a.op), scatter = is_scatter(a.op);
+  const int group = gather ? Lt : L;         /* ranks summed into one output block */
+  const int outputs = gather ? a.local_dp : 1;
+  const int t = threadIdx.x;
+  const uint32_t ring = a.control->cta[blockIdx.x].ring;
+  const uint32_t seq = a.control->cta[blockIdx.x].seq;
+  const int64_t begin = (int64_t)blockIdx.x * a.span;
+  const int64_t end = begin + a.span < a.vecs ? begin + a.span : a.vecs;
+  const uint4* in = static_cast<const uint4*>(a.x_in);
+  uint4* out = static_cast<uint4*>(a.x_out);
+  Waiter w(a);
+  bool ok = true;
+
+  for (int s = 0; s < a.steps; s++) {
+    w.step = s;
+    const uint32_t slot = (ring + (uint32_t)s) % kRing;
+    const int64_t idx = begin + (int64_t)s * a.block + t;
+    const bool valid = idx < end;
+    const uint4 tag = make_tag(a, seq, s, 0);
+    char* mine = slot_share(a, me, slot);
+    uint4 own = make_uint4(0, 0, 0, 0);
+
+    if (ok) {
+      if (t < L && t != me)
+        store_volatile(tag_at(slot_share(a, t, slot), me), tag);
+      if (valid) {
+        own = canon(load_input(in + (scatter ? md : 0) * a.vecs + idx));
+        for (int r = 0; r < L; r++) {
+          if (r == me)
+            continue;
+          const uint4 v = scatter ? canon(load_input(in + (int64_t)(r / Lt) * a.vecs + idx)) : own;
+          store_volatile(row_at(a, slot_share(a, r, slot), me) + t, v);
+        }
+      }
+      if (t < L && t != me)
+        ok = w.check_tag(mine, t, t, tag);
+    }
+    if (ok && valid) {
+      for (int k = 0; k < outputs; k++) {
+        const int first = gather ? k * Lt : 0;
+        uint4 v;
+        if (group == 1) {
+          v = own;
+          if (first != me)
+            ok = ok && w.poll(row_at(a, mine, first) + t, v, first, first);
+        } else {
+          Acc<T> acc;
+          ok = reduce_rows<T>(w, a, mine, 0, first, group, me, own, t, acc) && ok;
+          v = acc.pack();
+        }
+        store_output(out + (int64_t)k * a.vecs + idx, v);
+      }
+      for (int r = 0; r < L; r++)
+        if (r != me)
+          store_volatile(row_at(a, mine, r) + t, poison_vec());
+    }
+    end_step(s, a.steps);
+  }
+  save_ring(a, ring, seq);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
+    twoshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
+  const int L = a.local_size, me = a.local_rank, Lt = a.local_tp;
+  const int mt = me % Lt, md = me / Lt;
+  const bool gather = is_gather(a.op), scatter = is_scatter(a.op);
+  /* Ranks I contribute to / receive phase 1 from, and receive phase 2 from / send it to:
+   * [lo, hi) in both phases (all ranks, or my DP group). */
+  const int p1_lo = scatter ? 0 : md * Lt, p1_hi = scatter ? L : md * Lt + Lt;
+  const int p2_lo = scatter ? md * Lt : 0, p2_hi = scatter ? md * Lt + Lt : L;
+  const int t = threadIdx.x;
+  const uint32_t ring = a.control->cta[blockIdx.x].ring;
+  const uint32_t seq = a.control->cta[blockIdx.x].seq;
+  const int64_t begin = (int64_t)blockIdx.x * a.span;
+  const int64_t end = begin + a.span < a.vecs ? begin + a.span : a.vecs;
+  const uint4* in = static_cast<const uint4*>(a.x_in);
+  uint4* out = static_cast<uint4*>(a.x_out);
+  Waiter w(a);
+  bool ok = true;
+
+  for (int s = 0; s < a.steps; s++) {
+    w.step = s;
+    const uint32_t slot = (ring + (uint32_t)s) % kRing;
+    const int64_t base = begin + (int64_t)s * a.chunks * a.block + t; /* chunk 0 of thread t */
+    const int64_t mine_idx = base + (int64_t)mt * a.block;
+    const bool mine_valid = mine_idx < end;
+    const uint4 tag1 = make_tag(a, seq, s, 1), tag2 = make_tag(a, seq, s, 2);
+    char* mine = slot_share(a, me, slot);
+
+    /* Phase 1: my input chunks to their owners; reduce my chunk. */
+    uint4 result = make_uint4(0, 0, 0, 0);
+    if (ok) {
+      if (t >= p1_lo && t < p1_hi && t != me)
+        store_volatile(tag_at(slot_share(a, t, slot), me), tag1);
+      for (int o = p1_lo; o < p1_hi; o++) {
+        const int64_t idx = base + (int64_t)(o % Lt) * a.block;
+        if (o == me || idx >= end)
+          continue;
+        const uint4 v = canon(load_input(in + (scatter ? (int64_t)(o / Lt) * a.vecs : 0) + idx));
+        store_volatile(row_at(a, slot_share(a, o, slot), me) + t, v);
+      }
+      if (t >= p1_lo && t < p1_hi && t != me)
+        ok = w.check_tag(mine, t, t, tag1);
+    }
+    if (ok && mine_valid) {
+      const uint4 own = canon(load_input(in + (scatter ? (int64_t)md * a.vecs : 0) + mine_idx));
+      Acc<T> acc;
+      ok = reduce_rows<T>(w, a, mine, 0, p1_lo, p1_hi - p1_lo, me, own, t, acc);
+      result = canon(acc.pack());
+      for (int r = p1_lo; r < p1_hi; r++)
+        if (r != me)
+          store_volatile(row_at(a, mine, r) + t, poison_vec());
+    }
+
+    /* Phase 2: my reduced chunk to every rank that needs it; collect the others' chunks. */
+    if (ok) {
+      if (t >= p2_lo && t < p2_hi && t != me)
+        store_volatile(tag_at(slot_share(a, t, slot), L + me), tag2);
+      if (mine_valid) {
+        for (int r = p2_lo; r < p2_hi; r++)
+          if (r != me)
+            store_volatile(row_at(a, slot_share(a, r, slot), L + me) + t, result);
+        store_output(out + (gather ? (int64_t)md * a.vecs : 0) + mine_idx, result);
+      }
+      if (t >= p2_lo && t < p2_hi && t != me)
+        ok = w.check_tag(mine, L + t, t, tag2);
+    }
+    if (ok) {
+      for (int r = p2_lo; r < p2_hi; r++) {
+        const int64_t idx = base + (int64_t)(r % Lt) * a.block;
+        if (r == me || idx >= end)
+          continue;
+        uint4* src = row_at(a, mine, L + r) + t;
+        uint4 v;
+        if (!w.poll(src, v, r, L + r)) {
+          ok = false;
+          break;
+        }
+        store_output(out + (gather ? (int64_t)(r / Lt) * a.vecs : 0) + idx, v);
+        store_volatile(src, poison_vec());
+      }
+    }
+    end_step(s, a.steps);
+  }
+  save_ring(a, ring, seq);
+}
+
+template <typename T>
+int launch_typed(const mixcomm__kargs_t* a, cudaStream_t stream) {
+  const dim3 grid(a->steps > 0 ? (unsigned)((a->vecs + a->span - 1) / a->span) : 0u);
+  const dim3 block((unsigned)a->block);
+  if (grid.x == 0)
+    return cudaSuccess;
+  if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC)
+    twoshot_kernel<T><<<grid, block, 0, stream>>>(*a);
+  else
+    oneshot_kernel<T><<<grid, block, 0, stream>>>(*a);
+  return (int)cudaGetLastError();
+}
+
+}  // namespace
+}  // namespace mixcomm
+
+extern "C" int mixcomm__launch_intranode(const mixcomm__kargs_t* a, cudaStream_t stream) {
+  switch (a->dtype) {
+    case MIXCOMM_FLOAT16:
+      return mixcomm::launch_typed<__half>(a, stream);
+    case MIXCOMM_BFLOAT16:
+      return mixcomm::launch_typed<__nv_bfloat16>(a, stream);
+    case MIXCOMM_FLOAT32:
+      return mixcomm::launch_typed<float>(a, stream);
+    default:
+      return (int)cudaErrorInvalidValue;
+  }
+}

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * The only kernel header host C code includes: plain structs passed by value to the kernels,
+ * and extern "C" launchers. */
+#ifndef MIXCOMM_KERNELS_LAUNCH_H_
+#define MIXCOMM_KERNELS_LAUNCH_H_
+
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+
+#include "mixcomm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Error record the kernels fill when a wait fails. The first failing thread of a handler wins
+ * (atomicCAS on `claimed` in device memory) and copies the record to host-mapped memory, writing
+ * `status` last, so the host can read it at any time without synchronising. */
+typedef struct mixcomm__error_record {
+  volatile int status;     /* mixcomm_status_t; 0 = no error */
+  int peer_local_rank;     /* local rank waited for (-1 if none) */
+  int peer_world_rank;     /* its world rank */
+  int op, mode, step, cta, row;
+  uint32_t tag_expected[4];
+  uint32_t tag_received[4];
+} mixcomm__error_record_t;
+
+/* Host-mapped page shared by host and kernels. */
+typedef struct mixcomm__host_flags {
+  mixcomm__error_record_t error; /* written by kernels */
+  volatile int abort;            /* written by the host (mixcomm_handler_abort) */
+} mixcomm__host_flags_t;
+
+/* Per-CTA state kept in device memory between calls (the ring position is never on the host,
+ * so calls need no host synchronisation and CUDA graphs replay correctly). */
+typedef struct mixcomm__cta_state {
+  uint32_t ring; /* slot the next step uses */
+  uint32_t seq;  /* calls made so far (goes into every tag) */
+  uint32_t pad[2];
+} mixcomm__cta_state_t;
+
+/* Device-side control block: CTA states followed by the error claim word. */
+typedef struct mixcomm__control {
+  int claimed;  /* 0 until a thread records an error */
+  int stop;     /* set with claimed: every waiting thread of the handler gives up */
+  int pad[62];
+  mixcomm__cta_state_t cta[1]; /* grid_size entries */
+} mixcomm__control_t;
+
+typedef struct mixcomm__kargs {
+  /* Workspaces of the node, indexed by local rank (each mapped into this process). */
+  char* peers[MIXCOMM_MAX_LOCAL_SIZE];
+  const void* x_in;
+  void* x_out;
+  mixcomm__control_t* control;
+  mixcomm__host_flags_t* host; /* device pointer of the host-mapped flags */
+  /* Geometry (plan.h). */
+  int64_t vecs, span;
+  int steps, chunks, block;
+  /* Plan. */
+  int plan_grid, plan_rows, row_vecs; /* row_vecs = plan max_block_size */
+  uint64_t slot_bytes, tag_bytes;
+  /* Topology of the node. */
+  int local_rank, local_size, local_tp, local_dp;
+  int world_rank_base; /* world rank of local rank 0 */
+  int op, mode, dtype;
+  uint64_t timeout_ns;
+} mixcomm__kargs_t;
+
+/* Launch the single-node fused kernel (one-shot or two-shot by kargs->mode) with
+ * kargs->geometry on stream. Returns a cudaError_t value. */
+int mixcomm__launch_intranode(const mixcomm__kargs_t* kargs, cudaStream_t stream);
+
+/* Sum rank blocks gathered by NCCL into the output, in fp32 (NCCL_ONE of the fused ops).
+ * src holds world_size blocks of numel elements in world-rank order.
+ *   tp_major = 1 (ALLREDUCE_ALLGATHER): output block d = sum over tp rank t of the block of the
+ *     rank (t, d), for every dp rank d;
+ *   tp_major = 0 (REDUCESCATTER_ALLREDUCE): the single output block = sum of all blocks.
+ * Summation order is ascending tp rank / world rank. Returns a cudaError_t value. */
+typedef struct mixcomm__sum_args {
+  const void* src;
+  void* dst;
+  int64_t vecs; /* 16-byte vectors per block */
+  int tp_major;
+  int local_size, local_tp, local_dp, inter_tp, inter_dp;
+  int dtype;
+} mixcomm__sum_args_t;
+int mixcomm__launch_sum_blocks(const mixcomm__sum_args_t* args, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

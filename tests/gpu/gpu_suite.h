@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Shared declarations of the GPU test suite (gpu_tests.c drives topologies, gpu_rank.c is one
+ * rank's tests). */
+#ifndef MIXCOMM_TESTS_GPU_SUITE_H_
+#define MIXCOMM_TESTS_GPU_SUITE_H_
+
+#include <cuda_runtime_api.h>
+
+#include "common/spawn.h"
+#include "mixcomm.h"
+
+typedef struct gpu_options {
+  mixcomm_dtype_t dtypes[3];
+  int ndtypes;
+  int quick;
+  char only[32];
+  int grid;
+  int timeout_ms;
+} gpu_options_t;
+
+typedef struct gpu_rank {
+  const gpu_options_t* opt;
+  spawn_rank_t spawn;
+  int local_size, local_tp, inter_size, inter_tp;
+  mixcomm_bootstrap_t* bs;
+  mixcomm_handler_t* h;
+  mixcomm_topology_t topo;
+  mixcomm_dtype_t dtype;
+  int grid;
+  cudaStream_t stream;
+  /* Device buffers (capacity cap_bytes each, plus 256 B of slack for offsets). */
+  char *d_in, *d_out;
+  size_t cap_bytes;
+  /* Host buffers. */
+  char *h_in, *h_out, *h_out2;
+  double *ref, *abs_sum;
+  unsigned char* neg_zero;
+  int passed, failed;
+  int dead; /* the handler hit an asynchronous error: skip to the next handler */
+} gpu_rank_t;
+
+int gpu_rank_run(gpu_rank_t* g);
+
+#endif

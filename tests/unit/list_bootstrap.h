@@ -1,0 +1,30 @@
+/* Bootstrap tests (tests/unit/test_bootstrap*.c). */
+#define TEST_LIST_BOOTSTRAP(X)               \
+  X(bootstrap_tcp_allgather_1, 20)           \
+  X(bootstrap_tcp_allgather_2, 20)           \
+  X(bootstrap_tcp_allgather_4, 20)           \
+  X(bootstrap_tcp_allgather_7, 20)           \
+  X(bootstrap_tcp_barrier, 15)               \
+  X(bootstrap_tcp_broadcast, 15)             \
+  X(bootstrap_tcp_env_master, 15)            \
+  X(bootstrap_tcp_env_precedence, 15)        \
+  X(bootstrap_tcp_env_timeout, 10)           \
+  X(bootstrap_tcp_ipv6, 15)                  \
+  X(bootstrap_tcp_wrong_token, 15)           \
+  X(bootstrap_tcp_duplicate_rank, 15)        \
+  X(bootstrap_tcp_rank_missing, 15)          \
+  X(bootstrap_tcp_root_missing, 15)          \
+  X(bootstrap_tcp_peer_dies, 15)             \
+  X(bootstrap_tcp_root_dies, 15)             \
+  X(bootstrap_tcp_peer_stalls, 15)           \
+  X(bootstrap_tcp_size_mismatch, 15)         \
+  X(bootstrap_tcp_invalid_args, 10)          \
+  X(bootstrap_callbacks, 10)                 \
+  X(bootstrap_fd_exchange_2, 15)             \
+  X(bootstrap_fd_exchange_3, 15)             \
+  X(bootstrap_fd_exchange_4, 15)             \
+  X(bootstrap_fd_exchange_two_nodes, 15)     \
+  X(bootstrap_fd_exchange_one_per_node, 15)  \
+  X(bootstrap_fd_exchange_rank_missing, 15)  \
+  X(bootstrap_fd_exchange_rank_dies, 15)     \
+  X(bootstrap_fd_exchange_invalid_args, 10)

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Rank spawning for tools and GPU tests (see spawn.h). The parent never touches CUDA; it waits
+ * for its children, kills them all as soon as one fails or the time limit passes (so one dead
+ * rank never leaves the others spinning), and reports. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/spawn.h"
+
+static int env_int(const char* name, int fallback) {
+  const char* v = getenv(name);
+  return v != NULL && *v ? atoi(v) : fallback;
+}
+
+int spawn_under_launcher(void) { return getenv("RANK") != NULL && getenv("WORLD_SIZE") != NULL; }
+
+static int pick_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    return -1;
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = -1;
+  if (bind(fd, (struct sockaddr*)&a, sizeof a) == 0 &&
+      getsockname(fd, (struct sockaddr*)&a, &len) == 0)
+    port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int spawn_ranks(int world_size, int local_size, int timeout_s, spawn_fn fn, void* arg) {
+  spawn_rank_t r;
+  memset(&r, 0, sizeof r);
+  if (spawn_under_launcher()) {
+    r.rank = env_int("RANK", 0);
+    r.world_size = env_int("WORLD_SIZE", 1);
+    r.local_rank = env_int("LOCAL_RANK", r.rank % local_size);
+    r.local_size = env_int("LOCAL_WORLD_SIZE", local_size);
+    return fn(&r, arg); /* mixcomm reads MASTER_ADDR / MASTER_PORT itself */
+  }
+  if (world_size < 1 || world_size > 1024 || local_size < 1 || world_size % local_size) {
+    fprintf(stderr, "spawn: bad world_size %d / local_size %d\n", world_size, local_size);
+    return world_size;
+  }
+  const int port = pick_port();
+  if (port < 0) {
+    perror("spawn: finding a free port");
+    return world_size;
+  }
+  pid_t* pids = calloc((size_t)world_size, sizeof *pids);
+  if (pids == NULL)
+    return world_size;
+  snprintf(r.tcp.token, sizeof r.tcp.token, "spawn-%d-%d", (int)getpid(), port);
+  snprintf(r.tcp.addr, sizeof r.tcp.addr, "127.0.0.1");
+  r.tcp.port = port;
+  r.world_size = world_size;
+  r.local_size = local_size;
+  fflush(stdout);
+  fflush(stderr);
+  for (int i = 0; i < world_size; i++) {
+    pid_t p = fork();
+    if (p < 0) {
+      perror("spawn: fork");
+      for (int k = 0; k < i; k++)
+        kill(pids[k], SIGKILL);
+      free(pids);
+      return world_size;
+    }
+    if (p == 0) {
+      r.rank = i;
+      r.local_rank = i % local_size;
+      int rc = fn(&r, arg);
+      fflush(stdout);
+      fflush(stderr);
+      _exit(rc == 0 ? 0 : 1);
+    }
+    pids[i] = p;
+  }
+  int failed = 0, remaining = world_size;
+  const double deadline = now_s() + timeout_s;
+  while (remaining > 0) {
+    int st;
+    pid_t p = waitpid(-1, &st, WNOHANG);
+    if (p > 0) {
+      for (int i = 0; i < world_size; i++) {
+        if (pids[i] != p)
+          continue;
+        pids[i] = 0;
+        remaining--;
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+          failed++;
+          if (WIFSIGNALED(st))
+            fprintf(stderr, "spawn: rank %d killed by signal %d\n", i, WTERMSIG(st));
+          /* One failed rank: the others may wait for it until their timeouts; end them now. */
+          for (int k = 0; k < world_size; k++)
+            if (pids[k] > 0)
+              kill(pids[k], SIGTERM);
+        }
+      }
+      continue;
+    }
+    if (p < 0 && errno != EINTR)
+      break;
+    if (now_s() > deadline) {
+      for (int k = 0; k < world_size; k++) {
+        if (pids[k] > 0) {
+          fprintf(stderr, "spawn: rank %d still running after %d s; killing it\n", k, timeout_s);
+          kill(pids[k], SIGKILL);
+          waitpid(pids[k], NULL, 0);
+          pids[k] = 0;
+          failed++;
+          remaining--;
+        }
+      }
+      break;
+    }
+    usleep(5000);
+  }
+  free(pids);
+  return failed;
+}

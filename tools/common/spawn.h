@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Start the ranks of a tool or test: either this process forks `world_size` ranks itself
+ * (each gets its rank and a loopback rendezvous port), or it already is one rank of a job
+ * started by a launcher (torchrun-style RANK / WORLD_SIZE / LOCAL_RANK / LOCAL_WORLD_SIZE /
+ * MASTER_ADDR / MASTER_PORT in the environment). Children are forked before any CUDA call. */
+#ifndef MIXCOMM_TOOLS_SPAWN_H_
+#define MIXCOMM_TOOLS_SPAWN_H_
+
+#include "mixcomm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct spawn_rank {
+  int rank, world_size;
+  int local_rank, local_size; /* as the launcher says, or rank % local_size when forked */
+  mixcomm_tcp_options_t tcp;  /* where to rendezvous */
+} spawn_rank_t;
+
+/* Run fn once per rank. Forked: returns 0 if every rank exited 0, else the number of failed
+ * ranks; a rank running past timeout_s is killed (and then all others). Under a launcher: runs
+ * fn for this process's rank and returns its result. */
+typedef int (*spawn_fn)(const spawn_rank_t* r, void* arg);
+int spawn_ranks(int world_size, int local_size, int timeout_s, spawn_fn fn, void* arg);
+
+/* 1 if the environment describes a launcher-started rank (RANK and WORLD_SIZE set). */
+int spawn_under_launcher(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
