@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Handler lifetime: creation (cross-rank checks, device, node workspace, autotune), shutdown,
  * and the seed's init_* methods. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,49 @@
 
 #define MIXCOMM_DEFAULT_TIMEOUT_MS 30000
 
+/* Every live handler, so a call on a handler that was shut down (or shut down twice) is a clear
+ * INVALID_USAGE error instead of a read of freed memory. */
+typedef struct live_entry {
+  const mixcomm_handler_t* h;
+  struct live_entry* next;
+} live_entry_t;
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static live_entry_t* live_list;
+
+static int live_add(const mixcomm_handler_t* h) {
+  live_entry_t* e = malloc(sizeof *e);
+  if (e == NULL)
+    return 0;
+  e->h = h;
+  pthread_mutex_lock(&live_lock);
+  e->next = live_list;
+  live_list = e;
+  pthread_mutex_unlock(&live_lock);
+  return 1;
+}
+
+static void live_remove(const mixcomm_handler_t* h) {
+  pthread_mutex_lock(&live_lock);
+  for (live_entry_t** p = &live_list; *p != NULL; p = &(*p)->next) {
+    if ((*p)->h == h) {
+      live_entry_t* dead = *p;
+      *p = dead->next;
+      free(dead);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&live_lock);
+}
+
+static int live_contains(const mixcomm_handler_t* h) {
+  int found = 0;
+  pthread_mutex_lock(&live_lock);
+  for (live_entry_t* e = live_list; e != NULL && !found; e = e->next)
+    found = e->h == h;
+  pthread_mutex_unlock(&live_lock);
+  return found;
+}
+
 /* What every rank announces at creation; all fields but the per-rank ones must agree. */
 typedef struct rank_info {
   int32_t version;
@@ -26,6 +70,7 @@ typedef struct rank_info {
   int32_t dtype, grid, max_block, min_block, min_steps, use_autotune;
   /* per rank */
   int32_t pid, device, sm_count, nccl;
+  mixcomm__cost_params_t cost; /* DEFAULT picks a mode from these: they must agree */
   char host[64];
   unsigned char uuid[16];
 } rank_info_t;
@@ -88,6 +133,7 @@ static void fill_info(const mixcomm_handler_t* h, rank_info_t* r) {
   r->device = h->device;
   r->sm_count = h->sm_count;
   r->nccl = h->caps.nccl;
+  mixcomm__cost_params_default(&r->cost);
   if (gethostname(r->host, sizeof r->host - 1) != 0)
     snprintf(r->host, sizeof r->host, "?");
 }
@@ -124,6 +170,12 @@ static mixcomm_status_t check_agreement(mixcomm_handler_t* h, const rank_info_t*
     SAME_FIELD(grid, "grid_size (resolved)");
     if (!all[i].nccl)
       h->caps.nccl = 0; /* NCCL modes need NCCL on every rank */
+    if (memcmp(&all[i].cost, &me->cost, sizeof me->cost) != 0)
+      return mixcomm__error(MIXCOMM_ERR_MISMATCH,
+                            "rank %d and rank %d have different MIXCOMM_COST_* settings, so they "
+                            "could choose different modes for the same call: set them the same "
+                            "on every rank",
+                            i, me->world_rank);
   }
   /* Ranks of a node must share a host, since they map each other's memory. Whether ranks
    * share a GPU is decided from every node's records, so every rank reaches the same answer
@@ -322,7 +374,6 @@ static void release(mixcomm_handler_t* h) {
     cudaFree(h->control);
   if (h->host != NULL)
     cudaFreeHost(h->host);
-  h->magic = 0;
   h->state = MIXCOMM_STATE_SHUT_DOWN;
   free(h);
 }
@@ -336,13 +387,16 @@ mixcomm_status_t mixcomm_handler_create(const mixcomm_config_t* config,
   mixcomm_handler_t* h = calloc(1, sizeof *h);
   if (h == NULL)
     return mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY, "allocating the handler");
-  h->magic = MIXCOMM_HANDLER_MAGIC;
   h->state = MIXCOMM_STATE_CREATING;
   mixcomm_status_t st = create(config, bootstrap, h);
   if (st != MIXCOMM_SUCCESS) {
     mixcomm__error_context(st, "creating the handler (rank %d)", config->world_rank);
     release(h);
     return st;
+  }
+  if (!live_add(h)) {
+    release(h);
+    return mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY, "registering the handler");
   }
   mixcomm__error_clear();
   *out = h;
@@ -352,9 +406,10 @@ mixcomm_status_t mixcomm_handler_create(const mixcomm_config_t* config,
 mixcomm_status_t mixcomm_handler_shutdown(mixcomm_handler_t* h) {
   if (h == NULL)
     return MIXCOMM_SUCCESS;
-  if (h->magic != MIXCOMM_HANDLER_MAGIC)
+  if (!live_contains(h))
     return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE,
                           "shutdown: not a live handler (already shut down?)");
+  live_remove(h);
   mixcomm_status_t st = MIXCOMM_SUCCESS;
   /* Kernels end within the timeout even if a peer is gone, so this wait is bounded. */
   cudaError_t e = cudaDeviceSynchronize();
@@ -377,22 +432,22 @@ mixcomm_status_t mixcomm_handler_shutdown(mixcomm_handler_t* h) {
 mixcomm_status_t mixcomm__handler_usable(const mixcomm_handler_t* h, const char* what) {
   if (h == NULL)
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "%s: handler is NULL", what);
-  if (h->magic != MIXCOMM_HANDLER_MAGIC)
+  if (!live_contains(h))
     return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE,
                           "%s: not a live handler (used after shutdown?)", what);
   return MIXCOMM_SUCCESS;
 }
 
 const mixcomm_topology_t* mixcomm_handler_topology(const mixcomm_handler_t* h) {
-  return h != NULL && h->magic == MIXCOMM_HANDLER_MAGIC ? &h->topo : NULL;
+  return h != NULL && live_contains(h) ? &h->topo : NULL;
 }
 
 const mixcomm_caps_t* mixcomm_handler_caps(const mixcomm_handler_t* h) {
-  return h != NULL && h->magic == MIXCOMM_HANDLER_MAGIC ? &h->caps : NULL;
+  return h != NULL && live_contains(h) ? &h->caps : NULL;
 }
 
 const mixcomm_workspace_plan_t* mixcomm_handler_plan(const mixcomm_handler_t* h) {
-  return h != NULL && h->magic == MIXCOMM_HANDLER_MAGIC ? &h->plan : NULL;
+  return h != NULL && live_contains(h) ? &h->plan : NULL;
 }
 
 void mixcomm_config_init(mixcomm_config_t* config) {

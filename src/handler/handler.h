@@ -25,7 +25,6 @@ typedef enum mixcomm__state {
 } mixcomm__state_t;
 
 struct mixcomm_handler {
-  uint64_t magic; /* MIXCOMM_HANDLER_MAGIC while alive: catches use after shutdown */
   mixcomm_config_t config;
   mixcomm_topology_t topo;
   mixcomm_caps_t caps;
@@ -56,8 +55,6 @@ struct mixcomm_handler {
   cudaStream_t last_stream;
   int have_last_stream;
 };
-
-#define MIXCOMM_HANDLER_MAGIC 0x6d6978636f6d6d31ull /* "mixcomm1" */
 
 /* Checks shared by every public entry point taking a handler. */
 mixcomm_status_t mixcomm__handler_usable(const mixcomm_handler_t* h, const char* what);

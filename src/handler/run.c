@@ -56,6 +56,13 @@ mixcomm_status_t mixcomm__handler_poll_error(mixcomm_handler_t* h) {
                             "unusable, shut it down",
                             h->topo.world_rank, want, e->peer_world_rank, e->peer_local_rank, got);
     }
+    case MIXCOMM_ERR_INVALID_USAGE:
+      return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE,
+                            "rank %d: the handler was used from two streams at once (a %s %s "
+                            "kernel found another of the same handler running): order a "
+                            "handler's calls on one stream, or make the streams wait for each "
+                            "other with events; the handler is unusable, shut it down",
+                            h->topo.world_rank, op ? op : "?", mode ? mode : "?");
     case MIXCOMM_ERR_ABORTED:
       return mixcomm__error(MIXCOMM_ERR_ABORTED,
                             "rank %d: a %s %s kernel stopped because the handler was aborted",
@@ -205,7 +212,7 @@ mixcomm_status_t mixcomm_run(mixcomm_handler_t* h, mixcomm_op_t op, const void* 
 }
 
 int64_t mixcomm_output_rows(const mixcomm_handler_t* h, mixcomm_op_t op, int64_t rows) {
-  if (h == NULL || h->magic != MIXCOMM_HANDLER_MAGIC || rows < 0 ||
+  if (mixcomm__handler_usable(h, "output_rows") != MIXCOMM_SUCCESS || rows < 0 ||
       !mixcomm_topology_op_valid(&h->topo, op))
     return -1;
   if (mixcomm__op_is_gather(op))
@@ -250,7 +257,7 @@ mixcomm_status_t mixcomm_get_valid_mode_list(const mixcomm_handler_t* h, mixcomm
 }
 
 const char* mixcomm_mode_invalid_reason(const mixcomm_handler_t* h, mixcomm_mode_t mode) {
-  if (h == NULL || h->magic != MIXCOMM_HANDLER_MAGIC)
+  if (mixcomm__handler_usable(h, "mode_invalid_reason") != MIXCOMM_SUCCESS)
     return "not a live handler";
   const char* why = NULL;
   if (mixcomm_topology_mode_valid(&h->topo, &h->caps, mode, &why))

@@ -65,18 +65,37 @@ __device__ __forceinline__ void end_step(int s, int steps) {
   }
 }
 
+/* Claim this CTA's ring state for the kernel. Two kernels of one handler running the same CTA
+ * at once (calls on two unsynchronised streams) would share slots and corrupt each other: the
+ * second one finds the claim taken, records INVALID_USAGE and does nothing. Uniform over the
+ * block, so the caller may return before any barrier. */
+__device__ __forceinline__ bool claim_cta(const mixcomm__kargs_t& a) {
+  __shared__ int taken;
+  if (threadIdx.x == 0) {
+    taken = atomicExch(&a.control->cta[blockIdx.x].busy, 1);
+    if (taken)
+      record_error(a, MIXCOMM_ERR_INVALID_USAGE, -1, 0, -1, nullptr, nullptr);
+  }
+  __syncthreads();
+  return !taken;
+}
+
 __device__ __forceinline__ void save_ring(const mixcomm__kargs_t& a, uint32_t ring, uint32_t seq) {
   __syncthreads(); /* every thread has read the state */
   if (threadIdx.x == 0) {
     mixcomm__cta_state_t* st = &a.control->cta[blockIdx.x];
     st->ring = (ring + (uint32_t)a.steps) % kRing;
     st->seq = seq + 1;
+    __threadfence();
+    atomicExch(&st->busy, 0);
   }
 }
 
 template <typename T>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     oneshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
+  if (!claim_cta(a))
+    return;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp;
   const int md = me / Lt;
   const bool gather = is_gather(a.op), scatter = is_scatter(a.op);
@@ -143,6 +162,8 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
 template <typename T>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     twoshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
+  if (!claim_cta(a))
+    return;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp;
   const int mt = me % Lt, md = me / Lt;
   const bool gather = is_gather(a.op), scatter = is_scatter(a.op);

@@ -37,7 +37,8 @@ typedef struct mixcomm__host_flags {
 typedef struct mixcomm__cta_state {
   uint32_t ring; /* slot the next step uses */
   uint32_t seq;  /* calls made so far (goes into every tag) */
-  uint32_t pad[2];
+  int busy;      /* 1 while a kernel of the handler runs this CTA: catches two streams */
+  uint32_t pad;
 } mixcomm__cta_state_t;
 
 /* Device-side control block: CTA states followed by the error claim word. */
