@@ -95,6 +95,7 @@ typedef struct options {
   int factor;
   int warmup, iters, graph, graph_calls;
   int grid_size; /* 0 = SMs / ranks sharing the GPU */
+  int max_block_size; /* 0 = the library's default */
   int timeout_ms;
   int check, autotune;
   int time_limit_s;
@@ -140,6 +141,7 @@ static void usage(FILE* f) {
           "  -G, --graph             time replays of a CUDA graph of K calls (time / K)\n"
           "  -g, --graph-calls K     calls captured per graph (default 10)\n"
           "      --grid-size N       CTAs per rank (default: SMs / ranks sharing the GPU)\n"
+          "      --max-block-size N  threads per CTA cap (config.max_block_size; default 0)\n"
           "      --timeout-ms N      bound on every wait for a peer (default: the library's)\n"
           "      --check 0|1         check one call per case against a float64 reference\n"
           "                          (default 1; also the graph's output with -G)\n"
@@ -332,6 +334,7 @@ static int parse_options(int argc, char** argv, options_t* o) {
     OPT_IDP,
     OPT_ROW_BYTES,
     OPT_GRID,
+    OPT_MAX_BLOCK,
     OPT_TIMEOUT,
     OPT_JSON,
     OPT_CHECK,
@@ -361,6 +364,7 @@ static int parse_options(int argc, char** argv, options_t* o) {
       {"graph", no_argument, NULL, 'G'},
       {"graph-calls", required_argument, NULL, 'g'},
       {"grid-size", required_argument, NULL, OPT_GRID},
+      {"max-block-size", required_argument, NULL, OPT_MAX_BLOCK},
       {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
       {"json", required_argument, NULL, OPT_JSON},
       {"check", required_argument, NULL, OPT_CHECK},
@@ -438,6 +442,9 @@ static int parse_options(int argc, char** argv, options_t* o) {
         break;
       case OPT_GRID:
         rc = parse_int("--grid-size", optarg, 0, 1 << 20, &o->grid_size);
+        break;
+      case OPT_MAX_BLOCK:
+        rc = parse_int("--max-block-size", optarg, 0, 1024, &o->max_block_size);
         break;
       case OPT_TIMEOUT:
         rc = parse_int("--timeout-ms", optarg, 0, 1 << 30, &o->timeout_ms);
@@ -1367,9 +1374,10 @@ static void print_header(const ctx_t* c) {
          "inter %d)\n",
          t->world_size, t->inter_size, t->local_size, t->tp_size, t->local_tp_size,
          t->inter_tp_size, t->dp_size, t->local_dp_size, t->inter_dp_size);
-  printf("# dtype %s; grid %d CTAs per rank; row %zu B; warm-up %d, timed %d %s; check %s; "
-         "autotune %s\n",
-         mixcomm_dtype_name(o->dtype), c->grid, o->row_bytes, o->warmup, o->iters,
+  printf("# dtype %s; grid %d CTAs per rank, blocks of <= %d threads; row %zu B; warm-up %d, "
+         "timed %d %s; check %s; autotune %s\n",
+         mixcomm_dtype_name(o->dtype), c->grid, mixcomm_handler_plan(c->h)->max_block_size,
+         o->row_bytes, o->warmup, o->iters,
          o->graph ? "graph replays" : "calls", o->check ? "on" : "off",
          o->autotune ? "on" : "off");
   if (o->graph)
@@ -1833,6 +1841,7 @@ static int rank_main(const spawn_rank_t* r, void* arg) {
   cfg.dtype = o->dtype;
   cfg.device = c.device;
   cfg.grid_size = c.grid;
+  cfg.max_block_size = o->max_block_size;
   cfg.use_autotune = o->autotune;
   cfg.timeout_ms = o->timeout_ms;
   st = mixcomm_handler_create(&cfg, c.bs, &c.h);

@@ -198,14 +198,16 @@ static mixcomm_status_t check_agreement(mixcomm_handler_t* h, const rank_info_t*
       sharing++;
   }
   /* Fused kernels spin on their peers: all CTAs of the ranks sharing a GPU must fit at once. */
-  if (sharing > 1 && (long long)h->plan.grid_size * sharing > h->sm_count)
+  const long long capacity = (long long)h->sm_count * h->blocks_per_sm;
+  if ((long long)h->plan.grid_size * sharing > capacity)
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "%d ranks share GPU %d; grid_size=%d x %d = %lld CTAs exceed its %d "
-                          "SMs, so the ranks' kernels could not all run at once: set grid_size "
-                          "<= %d",
+                          "%d rank(s) use GPU %d; grid_size=%d x %d = %lld CTAs exceed the %lld "
+                          "that can run at once (%d SMs x %d CTAs of %d threads), so the ranks' "
+                          "kernels could not all be resident: set grid_size <= %lld (or a smaller "
+                          "max_block_size)",
                           sharing, h->device, h->plan.grid_size, sharing,
-                          (long long)h->plan.grid_size * sharing, h->sm_count,
-                          h->sm_count / sharing);
+                          (long long)h->plan.grid_size * sharing, capacity, h->sm_count,
+                          h->blocks_per_sm, h->plan.max_block_size, capacity / sharing);
   return MIXCOMM_SUCCESS;
 }
 
@@ -227,13 +229,16 @@ static mixcomm_status_t setup_device(mixcomm_handler_t* h, rank_info_t* info) {
                           "(Hopper) and newer",
                           dev, major);
   int grid = h->config.grid_size ? h->config.grid_size : h->sm_count;
-  if (grid > h->sm_count)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "grid_size=%d exceeds the %d SMs of device %d (the kernels need all "
-                          "their CTAs resident at once)",
-                          grid, h->sm_count, dev);
   MIXCOMM_CHECK(mixcomm__plan_for_topology(&h->topo, grid, h->config.max_block_size,
                                            h->config.min_block_size, &h->plan));
+  int e = mixcomm__intranode_blocks_per_sm((int)h->config.dtype, h->plan.max_block_size,
+                                           &h->blocks_per_sm);
+  if (e != cudaSuccess)
+    return mixcomm__cuda_error(e, "querying how many kernel CTAs fit on an SM");
+  if (h->blocks_per_sm < 1)
+    return mixcomm__error(MIXCOMM_ERR_UNSUPPORTED,
+                          "no CTA of %d threads of the fused kernels fits on an SM of device %d",
+                          h->plan.max_block_size, dev);
   fill_info(h, info);
   struct cudaDeviceProp prop;
   MIXCOMM_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev), "reading device properties");
@@ -388,15 +393,16 @@ mixcomm_status_t mixcomm_handler_create(const mixcomm_config_t* config,
   if (h == NULL)
     return mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY, "allocating the handler");
   h->state = MIXCOMM_STATE_CREATING;
+  if (!live_add(h)) {
+    free(h);
+    return mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY, "registering the handler");
+  }
   mixcomm_status_t st = create(config, bootstrap, h);
   if (st != MIXCOMM_SUCCESS) {
     mixcomm__error_context(st, "creating the handler (rank %d)", config->world_rank);
+    live_remove(h);
     release(h);
     return st;
-  }
-  if (!live_add(h)) {
-    release(h);
-    return mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY, "registering the handler");
   }
   mixcomm__error_clear();
   *out = h;

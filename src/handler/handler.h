@@ -31,6 +31,7 @@ struct mixcomm_handler {
   mixcomm_workspace_plan_t plan;
   mixcomm_bootstrap_t* bs;
   int device, sm_count;
+  int blocks_per_sm; /* fused-kernel CTAs that fit on one SM (co-residency bound) */
   int timeout_ms;
   mixcomm__state_t state;
 

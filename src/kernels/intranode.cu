@@ -264,6 +264,32 @@ int launch_typed(const mixcomm__kargs_t* a, cudaStream_t stream) {
 }  // namespace
 }  // namespace mixcomm
 
+extern "C" int mixcomm__intranode_blocks_per_sm(int dtype, int block, int* blocks) {
+  int a = 0, b = 0;
+  cudaError_t e;
+  switch (dtype) {
+    case MIXCOMM_FLOAT16:
+      e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&a, mixcomm::oneshot_kernel<__half>, block, 0);
+      if (e == cudaSuccess)
+        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, mixcomm::twoshot_kernel<__half>, block, 0);
+      break;
+    case MIXCOMM_BFLOAT16:
+      e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&a, mixcomm::oneshot_kernel<__nv_bfloat16>,
+                                                        block, 0);
+      if (e == cudaSuccess)
+        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+            &b, mixcomm::twoshot_kernel<__nv_bfloat16>, block, 0);
+      break;
+    default:
+      e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&a, mixcomm::oneshot_kernel<float>, block, 0);
+      if (e == cudaSuccess)
+        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, mixcomm::twoshot_kernel<float>, block, 0);
+      break;
+  }
+  *blocks = a < b ? a : b;
+  return (int)e;
+}
+
 extern "C" int mixcomm__launch_intranode(const mixcomm__kargs_t* a, cudaStream_t stream) {
   switch (a->dtype) {
     case MIXCOMM_FLOAT16:

@@ -69,6 +69,10 @@ typedef struct mixcomm__kargs {
   uint64_t timeout_ns;
 } mixcomm__kargs_t;
 
+/* How many CTAs of `block` threads of the single-node kernels fit on one SM at once (the
+ * smaller of the one-shot and two-shot kernels). Returns a cudaError_t value. */
+int mixcomm__intranode_blocks_per_sm(int dtype, int block, int* blocks);
+
 /* Launch the single-node fused kernel (one-shot or two-shot by kargs->mode) with
  * kargs->geometry on stream. Returns a cudaError_t value. */
 int mixcomm__launch_intranode(const mixcomm__kargs_t* kargs, cudaStream_t stream);

@@ -1,0 +1,551 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A drop-in for flashinfer.comm.mixed_comm on torch tensors: MixedCommHandler (the seed's
+constructor and methods), the enums MixedCommOp and MixedCommMode (the seed's names and
+values) and run_mixed_comm, all running libmixcomm through ctypes.
+
+    handler = MixedCommHandler(rank, world, local_rank, local_size, node, nodes,
+                               4, None, None, None, torch.bfloat16, torch.device("cuda", 0))
+    y = run_mixed_comm(MixedCommOp.ALLREDUCE_ALLGATHER, handler, x)   # on the current stream
+    handler.shutdown()                                                  # COLLECTIVE
+
+Every rank must create its handler, call run_mixed_comm and shut down in the same order with
+the same shapes (the calls are collective). Errors are exceptions: ValueError for bad
+arguments, RuntimeError for failures, both carrying the library's message.
+"""
+from __future__ import annotations
+
+import ctypes
+import enum
+import math
+import operator
+import warnings
+from typing import TYPE_CHECKING, List, Optional
+
+from . import _bootstrap, _lib
+
+if TYPE_CHECKING:  # annotations only: importing mixcomm does not import torch
+    import torch
+
+__all__ = ["MixedCommOp", "MixedCommMode", "MixedCommHandler", "run_mixed_comm"]
+
+
+class MixedCommOp(enum.IntEnum):
+    """Operations (values of mixcomm_op_t, the seed's)."""
+
+    ALLREDUCE = 0
+    ALLGATHER = 1
+    REDUCESCATTER = 2
+    ALLREDUCE_ALLGATHER = 3
+    REDUCESCATTER_ALLREDUCE = 4
+
+
+class MixedCommMode(enum.IntEnum):
+    """Execution modes (values of mixcomm_mode_t, the seed's). mode=None in run_mixed_comm is
+    MIXCOMM_MODE_DEFAULT: AUTOTUNE if autotune is on, else the library's pick."""
+
+    FUSED_OPT_WAITS_MC = 0
+    FUSED_OPT_WAITS_UC = 1
+    FUSED_OPT_BYTES1_MC = 2
+    FUSED_OPT_BYTES1_UC = 3
+    FUSED_OPT_BYTES2_MC = 4
+    FUSED_OPT_BYTES2_UC = 5
+    NCCL_ONE = 6
+    NCCL_TP_DP = 7
+    AUTOTUNE = 8
+
+
+_GATHER_OPS = (MixedCommOp.ALLGATHER, MixedCommOp.ALLREDUCE_ALLGATHER)
+_SCATTER_OPS = (MixedCommOp.REDUCESCATTER, MixedCommOp.REDUCESCATTER_ALLREDUCE)
+
+_DTYPE_NAMES = {_lib.FLOAT16: "float16", _lib.BFLOAT16: "bfloat16", _lib.FLOAT32: "float32"}
+
+
+def _value_error(msg: str) -> _lib.MixcommValueError:
+    return _lib.MixcommValueError(msg, _lib.ERR_INVALID_ARGUMENT, "MIXCOMM_ERR_INVALID_ARGUMENT")
+
+
+def _try_torch():
+    try:
+        import torch
+        return torch
+    except ImportError:
+        return None
+
+
+def _need_torch(what: str):
+    torch = _try_torch()
+    if torch is None:
+        raise ImportError(f"{what} needs PyTorch (import torch failed)")
+    return torch
+
+
+def _as_int(name: str, value, allow_none: bool = False) -> int:
+    if value is None and allow_none:
+        return 0
+    try:
+        return operator.index(value)
+    except TypeError:
+        kind = "an int or None" if allow_none else "an int"
+        raise _value_error(f"{name} should be {kind}, got {value!r}") from None
+
+
+def _dtype_code(dtype) -> int:
+    """torch.float16 / torch.bfloat16 / torch.float32 (or their names) -> mixcomm_dtype_t."""
+    torch = _try_torch()
+    if torch is not None and isinstance(dtype, torch.dtype):
+        table = {torch.float16: _lib.FLOAT16, torch.bfloat16: _lib.BFLOAT16,
+                 torch.float32: _lib.FLOAT32}
+        if dtype in table:
+            return table[dtype]
+    elif isinstance(dtype, str):
+        name = dtype[len("torch."):] if dtype.startswith("torch.") else dtype
+        try:
+            return _lib.dtype_from_name(name)
+        except _lib.MixcommValueError:
+            pass
+    raise _value_error(f"dtype should be torch.float16, torch.bfloat16 or torch.float32, "
+                       f"got {dtype!r}")
+
+
+def _torch_dtype(code: int):
+    torch = _try_torch()
+    if torch is None:
+        return _DTYPE_NAMES[code]
+    return {_lib.FLOAT16: torch.float16, _lib.BFLOAT16: torch.bfloat16,
+            _lib.FLOAT32: torch.float32}[code]
+
+
+def _device_index(device):
+    """torch.device / "cuda:N" / N -> CUDA ordinal, or None for "cuda" without an index."""
+    torch = _try_torch()
+    if torch is not None and isinstance(device, torch.device):
+        if device.type != "cuda":
+            raise _value_error(f"device should be a CUDA device, got {device}")
+        return device.index
+    if isinstance(device, str):
+        if torch is not None:
+            try:
+                return _device_index(torch.device(device))
+            except RuntimeError:
+                pass
+        if device == "cuda":
+            return None
+        if device.startswith("cuda:") and device[5:].isdigit():
+            return int(device[5:])
+        raise _value_error(f"device should be a CUDA device, got {device!r}")
+    if device is None or isinstance(device, bool):
+        raise _value_error(f"device should be a torch.device or a CUDA ordinal, got {device!r}")
+    try:
+        idx = operator.index(device)
+    except TypeError:
+        raise _value_error(f"device should be a torch.device or a CUDA ordinal, "
+                           f"got {device!r}") from None
+    if idx < 0:
+        raise _value_error(f"device should be a CUDA ordinal >= 0, got {idx}")
+    return idx
+
+
+def _as_op(op) -> MixedCommOp:
+    if isinstance(op, MixedCommOp):
+        return op
+    try:
+        return MixedCommOp(operator.index(op))
+    except (TypeError, ValueError):
+        raise _value_error(f"Invalid op: {op!r} (expected a MixedCommOp)") from None
+
+
+def _as_mode(mode) -> MixedCommMode:
+    if isinstance(mode, MixedCommMode):
+        return mode
+    try:
+        return MixedCommMode(operator.index(mode))
+    except (TypeError, ValueError):
+        raise _value_error(f"Invalid mode: {mode!r} (expected a MixedCommMode or None)") from None
+
+
+class MixedCommHandler:
+    """Fused all-reduce + all-gather and reduce-scatter + all-reduce for mixed TP/DP groups.
+
+    The constructor is COLLECTIVE: it checks the arguments (ValueError, before any GPU work),
+    finds the other ranks (through torch.distributed when it is initialised, as the seed
+    requires, else through mixcomm's TCP rendezvous at MIXCOMM_ADDR/MASTER_ADDR and
+    MIXCOMM_PORT/MASTER_PORT), and then creates the handler: virtual memory, NVSHMEM when there
+    are several nodes, NCCL where it can run, and autotune if use_autotune (results cached on
+    disk, see MIXCOMM_CACHE_DIR). float16, bfloat16 and float32 are supported.
+
+    Call shutdown() (COLLECTIVE) on every rank when done: the handler is not released by
+    garbage collection, since that would need the other ranks at an unknown moment.
+    """
+
+    def __init__(self, world_rank: int, world_size: int, local_rank: int, local_size: int,
+                 inter_rank: int, inter_size: int, local_tp_size: int | None,
+                 local_dp_size: int | None, inter_tp_size: int | None,
+                 inter_dp_size: int | None, dtype: torch.dtype, device: torch.device,
+                 grid_size: int | None = None, max_block_size: int | None = None,
+                 min_block_size: int = 256, min_num_steps: int = 4,
+                 ib_enable_ibgda: bool = True, should_init_nvshmem: bool = True,
+                 use_autotune: bool = True):
+        self._h = None
+        self._bs = None
+        lib = _lib.load()
+
+        # 1. Arguments, checked before anything touches a GPU or another rank.
+        ints = {}
+        for name, value, allow_none in (
+                ("world_rank", world_rank, False), ("world_size", world_size, False),
+                ("local_rank", local_rank, False), ("local_size", local_size, False),
+                ("inter_rank", inter_rank, False), ("inter_size", inter_size, False),
+                ("local_tp_size", local_tp_size, True), ("local_dp_size", local_dp_size, True),
+                ("inter_tp_size", inter_tp_size, True), ("inter_dp_size", inter_dp_size, True),
+                ("grid_size", grid_size, True), ("max_block_size", max_block_size, True),
+                ("min_block_size", min_block_size, False),
+                ("min_num_steps", min_num_steps, False)):
+            ints[name] = _as_int(name, value, allow_none)
+        dtype_code = _dtype_code(dtype)
+        topo = _lib.resolve_topology(
+            ints["world_rank"], ints["world_size"], ints["local_rank"], ints["local_size"],
+            ints["inter_rank"], ints["inter_size"], ints["local_tp_size"],
+            ints["local_dp_size"], ints["inter_tp_size"], ints["inter_dp_size"],
+            what="MixedCommHandler")
+        if ints["grid_size"] < 0:
+            raise _value_error(f"grid_size={grid_size}: must be >= 1, or None for the number "
+                               f"of SMs")
+        if ints["min_num_steps"] < 1:
+            raise _value_error(f"min_num_steps={min_num_steps}: must be >= 1")
+        dev = _device_index(device)
+
+        cfg = _lib.init_config()
+        for name in ("world_rank", "world_size", "local_rank", "local_size", "inter_rank",
+                     "inter_size", "local_tp_size", "local_dp_size", "inter_tp_size",
+                     "inter_dp_size", "grid_size", "max_block_size", "min_block_size",
+                     "min_num_steps"):
+            setattr(cfg, name, ints[name])
+        cfg.dtype = dtype_code
+        cfg.device = -1 if dev is None else dev
+        cfg.ib_enable_ibgda = 1 if ib_enable_ibgda else 0
+        cfg.should_init_nvshmem = 1 if should_init_nvshmem else 0
+        cfg.use_autotune = 1 if use_autotune else 0
+        # Block sizes and grid: the library's own checks, on a plan that needs no GPU (one CTA
+        # stands in for the SM count when grid_size is None).
+        plan = _lib.WorkspacePlan()
+        _lib.check(lib.mixcomm_workspace_plan(ctypes.byref(cfg), max(ints["grid_size"], 1),
+                                              ctypes.byref(plan)), "MixedCommHandler")
+
+        # 2. The device: "cuda" without an index means torch's current device.
+        torch = _try_torch()
+        if dev is None and torch is not None:
+            try:
+                dev = torch.cuda.current_device()
+            except Exception as e:  # noqa: BLE001 - torch without CUDA, no GPU...
+                raise _lib.MixcommRuntimeError(
+                    f"MixedCommHandler: cannot find the current CUDA device: {e}",
+                    _lib.ERR_CUDA, "MIXCOMM_ERR_CUDA") from e
+            cfg.device = dev
+
+        # 3. The other ranks.
+        if _bootstrap.torch_distributed_initialized():
+            import torch.distributed as dist
+            if dist.get_world_size() != topo.world_size:
+                raise _value_error(f"world_size={topo.world_size} but torch.distributed's "
+                                   f"world size is {dist.get_world_size()}")
+            if dist.get_rank() != topo.world_rank:
+                raise _value_error(f"world_rank={topo.world_rank} but torch.distributed's "
+                                   f"rank is {dist.get_rank()}: the world rank must be the "
+                                   f"process group's rank")
+            bs = _bootstrap.torch_bootstrap()
+        else:
+            bs = _bootstrap.TcpBootstrap(topo.world_rank, topo.world_size)
+
+        # 4. The handler (COLLECTIVE).
+        h = ctypes.c_void_p()
+        bs.clear()
+        st = lib.mixcomm_handler_create(ctypes.byref(cfg), bs.pointer, ctypes.byref(h))
+        if st != _lib.SUCCESS:
+            err = _lib.make_error(st, "MixedCommHandler", bs.failure_note())
+            bs.destroy()
+            raise err
+        self._h = h
+        self._bs = bs  # the C handler points at it: keep it alive until shutdown
+        self._cfg = cfg
+        self._dtype_code = dtype_code
+        self._topo = _lib.Topology.from_buffer_copy(lib.mixcomm_handler_topology(h).contents)
+        self._caps = _lib.Caps.from_buffer_copy(lib.mixcomm_handler_caps(h).contents)
+        self._plan = _lib.WorkspacePlan.from_buffer_copy(lib.mixcomm_handler_plan(h).contents)
+        self._device_index = dev
+        self.dtype = _torch_dtype(dtype_code)
+        self.device = torch.device("cuda", dev) if torch is not None and dev is not None else dev
+        self.use_autotune = bool(use_autotune)
+        self._valid_ops = frozenset(self.get_valid_op_list())
+        self._valid_modes = frozenset(self.get_valid_mode_list())
+
+    # -------------------------------------------------------------------------------------
+    # Topology (resolved: the four tp/dp sizes are filled in)
+    # -------------------------------------------------------------------------------------
+
+    def _topo_field(name):  # noqa: N805 - a property factory used in the class body
+        return property(lambda self: getattr(self._topo, name),
+                        doc=f"{name} of the resolved topology")
+
+    world_rank = _topo_field("world_rank")
+    world_size = _topo_field("world_size")
+    local_rank = _topo_field("local_rank")
+    local_size = _topo_field("local_size")
+    inter_rank = _topo_field("inter_rank")
+    inter_size = _topo_field("inter_size")
+    local_tp_size = _topo_field("local_tp_size")
+    local_dp_size = _topo_field("local_dp_size")
+    inter_tp_size = _topo_field("inter_tp_size")
+    inter_dp_size = _topo_field("inter_dp_size")
+    local_tp_rank = _topo_field("local_tp_rank")
+    local_dp_rank = _topo_field("local_dp_rank")
+    inter_tp_rank = _topo_field("inter_tp_rank")
+    inter_dp_rank = _topo_field("inter_dp_rank")
+    tp_rank = _topo_field("tp_rank")
+    tp_size = _topo_field("tp_size")
+    dp_rank = _topo_field("dp_rank")
+    dp_size = _topo_field("dp_size")
+    del _topo_field
+
+    @property
+    def topology(self) -> dict:
+        """Every field of the resolved topology (mixcomm_topology_t)."""
+        return self._topo.as_dict()
+
+    @property
+    def grid_size(self) -> int:
+        """CTAs per GPU in use (the SM count when None was given)."""
+        return self._plan.grid_size
+
+    @property
+    def workspace_bytes(self) -> int:
+        """Node workspace per GPU (virtual memory), before granularity rounding."""
+        return int(self._plan.vmm_bytes)
+
+    @property
+    def is_shut_down(self) -> bool:
+        return self._h is None
+
+    # -------------------------------------------------------------------------------------
+    # Internals
+    # -------------------------------------------------------------------------------------
+
+    def _live(self) -> ctypes.c_void_p:
+        h = getattr(self, "_h", None)
+        if h is None:
+            raise _lib.MixcommRuntimeError("MixedCommHandler: used after shutdown()",
+                                           _lib.ERR_INVALID_USAGE, "MIXCOMM_ERR_INVALID_USAGE")
+        return h
+
+    def _call(self, what: str, fn, *args) -> None:
+        """Run a (possibly collective) library call; raise with the bootstrap's story."""
+        bs = self._bs
+        bs.clear()
+        st = fn(*args)
+        if st != _lib.SUCCESS:
+            raise _lib.make_error(st, what, bs.failure_note())
+
+    # -------------------------------------------------------------------------------------
+    # The seed's methods
+    # -------------------------------------------------------------------------------------
+
+    def get_valid_op_list(self) -> List[MixedCommOp]:
+        """The operations valid for this topology, in enum order."""
+        h = self._live()
+        arr = (ctypes.c_int * _lib.NUM_OPS)()
+        n = ctypes.c_int(0)
+        self._call("get_valid_op_list", _lib.load().mixcomm_get_valid_op_list, h, arr,
+                   _lib.NUM_OPS, ctypes.byref(n))
+        return [MixedCommOp(arr[i]) for i in range(min(n.value, _lib.NUM_OPS))]
+
+    def get_valid_mode_list(self) -> List[MixedCommMode]:
+        """The modes valid for this topology and machine, in enum order (multicast modes are
+        never valid; NCCL modes need one GPU per rank; AUTOTUNE needs use_autotune)."""
+        h = self._live()
+        arr = (ctypes.c_int * _lib.NUM_MODES)()
+        n = ctypes.c_int(0)
+        self._call("get_valid_mode_list", _lib.load().mixcomm_get_valid_mode_list, h, arr,
+                   _lib.NUM_MODES, ctypes.byref(n))
+        return [MixedCommMode(arr[i]) for i in range(min(n.value, _lib.NUM_MODES))]
+
+    def mode_invalid_reason(self, mode) -> Optional[str]:
+        """None if mode is valid for this handler, else the library's reason."""
+        mode = _as_mode(mode)
+        r = _lib.load().mixcomm_mode_invalid_reason(self._live(), int(mode))
+        return None if r is None else r.decode("utf-8", "replace")
+
+    def init_virtual_memory(self) -> None:
+        """COLLECTIVE, idempotent (the constructor already did it)."""
+        self._call("init_virtual_memory", _lib.load().mixcomm_init_virtual_memory, self._live())
+
+    def init_nvshmem(self) -> None:
+        """COLLECTIVE, idempotent (the constructor already did it where there are several
+        nodes; a no-op on one node)."""
+        self._call("init_nvshmem", _lib.load().mixcomm_init_nvshmem, self._live())
+
+    def run_autotune(self) -> None:
+        """COLLECTIVE: measure every valid mode per op and size and agree on the fastest."""
+        self._call("run_autotune", _lib.load().mixcomm_run_autotune, self._live())
+
+    def select_autotune_mode(self, op, x_in) -> MixedCommMode:
+        """The mode that mode=None / AUTOTUNE would run for op on a tensor shaped like x_in
+        (the cost model's pick if autotune has not run)."""
+        op = _as_op(op)
+        shape = tuple(x_in.shape)
+        if len(shape) < 2:
+            raise _value_error("x_in.ndim should be at least 2")
+        mode = ctypes.c_int(-1)
+        self._call("select_autotune_mode", _lib.load().mixcomm_select_autotune_mode,
+                   self._live(), int(op), shape[0], math.prod(shape[1:]), ctypes.byref(mode))
+        return MixedCommMode(mode.value)
+
+    def shutdown(self) -> None:
+        """COLLECTIVE: wait for the handler's work and release everything. Idempotent."""
+        h = getattr(self, "_h", None)
+        if h is None:
+            return
+        self._h = None
+        bs = self._bs
+        bs.clear()
+        st = _lib.load().mixcomm_handler_shutdown(h)
+        err = None if st == _lib.SUCCESS else _lib.make_error(st, "shutdown", bs.failure_note())
+        bs.destroy()
+        self._bs = None
+        if err is not None:
+            raise err
+
+    # -------------------------------------------------------------------------------------
+    # Beyond the seed
+    # -------------------------------------------------------------------------------------
+
+    def checkpoint_prepare(self) -> None:
+        """COLLECTIVE: release the workspaces' physical memory, keeping their addresses (CUDA
+        graphs captured before stay valid after checkpoint_restore). No run in between."""
+        self._call("checkpoint_prepare", _lib.load().mixcomm_checkpoint_prepare, self._live())
+
+    def checkpoint_restore(self) -> None:
+        """COLLECTIVE: map the workspaces' memory again after checkpoint_prepare."""
+        self._call("checkpoint_restore", _lib.load().mixcomm_checkpoint_restore, self._live())
+
+    def abort(self) -> None:
+        """Thread-safe: make outstanding and future kernels of this handler stop waiting;
+        later runs fail. shutdown() is still required."""
+        self._call("abort", _lib.load().mixcomm_handler_abort, self._live())
+
+    def async_error(self):
+        """None, or (exception, peer world rank or -1) for an error the kernels recorded."""
+        peer = ctypes.c_int(-1)
+        st = _lib.load().mixcomm_handler_async_error(self._live(), ctypes.byref(peer))
+        if st == _lib.SUCCESS:
+            return None
+        name = _lib.status_name(st)
+        return (_lib.error_class(st)(f"{_lib.status_string(st)} [{name}]", st, name),
+                peer.value)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.shutdown()
+        return False
+
+    def __repr__(self) -> str:
+        if getattr(self, "_topo", None) is None:
+            return "MixedCommHandler(<not created>)"
+        t = self._topo
+        state = "shut down" if self._h is None else "live"
+        return (f"MixedCommHandler(world_rank={t.world_rank}, world_size={t.world_size}, "
+                f"local {t.local_tp_size}x{t.local_dp_size}, inter {t.inter_tp_size}x"
+                f"{t.inter_dp_size}, tp_rank={t.tp_rank}/{t.tp_size}, "
+                f"dp_rank={t.dp_rank}/{t.dp_size}, dtype={self.dtype}, device={self.device}, "
+                f"{state})")
+
+    def __del__(self):
+        # No collective work here: the other ranks are not waiting for a garbage collector.
+        try:
+            if getattr(self, "_h", None) is not None:
+                warnings.warn("MixedCommHandler was not shut down: call shutdown() on every "
+                              "rank; its GPU memory stays allocated until the process exits",
+                              ResourceWarning, stacklevel=2)
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+def _output_rows(op: MixedCommOp, rows: int, dp: int) -> int:
+    if op in _GATHER_OPS:
+        return rows * dp
+    if op in _SCATTER_OPS:
+        return rows // dp
+    return rows
+
+
+def run_mixed_comm(op, handler: MixedCommHandler, x_in, x_out=None, mode=None,
+                   skip_check: bool = False):
+    """Run op on x_in (a contiguous tensor of >= 2 dimensions, dim 0 = rows) into x_out and
+    return x_out, allocated with torch.empty when not given. COLLECTIVE and enqueue-only: the
+    work goes on torch's current CUDA stream; capturable into CUDA graphs.
+
+    Output shape: [dp_size * rows, ...] for ALLGATHER and ALLREDUCE_ALLGATHER,
+    [rows / dp_size, ...] for REDUCESCATTER and REDUCESCATTER_ALLREDUCE, else x_in's shape.
+    mode=None lets the library choose (AUTOTUNE if on). skip_check=True skips the Python
+    checks of op and mode validity (the library checks them again anyway).
+    """
+    torch = _need_torch("run_mixed_comm")
+    op = _as_op(op)
+    if not isinstance(handler, MixedCommHandler):
+        raise _value_error(f"handler should be a MixedCommHandler, got {type(handler).__name__}")
+    h = handler._live()
+    mode_code = _lib.MODE_DEFAULT if mode is None else int(_as_mode(mode))
+    if not skip_check:
+        if op not in handler._valid_ops:
+            valid = ", ".join(o.name for o in sorted(handler._valid_ops))
+            raise _value_error(f"Invalid op: {op.name} (valid for tp_size={handler.tp_size}, "
+                               f"dp_size={handler.dp_size}: {valid})")
+        if mode is not None and mode_code not in handler._valid_modes:
+            reason = handler.mode_invalid_reason(mode_code)
+            raise _value_error(f"Invalid mode: {MixedCommMode(mode_code).name}"
+                               + (f" ({reason})" if reason else ""))
+    if not isinstance(x_in, torch.Tensor):
+        raise _value_error(f"x_in should be a torch.Tensor, got {type(x_in).__name__}")
+    if x_in.ndim < 2:
+        raise _value_error("x_in.ndim should be at least 2")
+    if x_in.dtype != handler.dtype:
+        raise _value_error(f"x_in.dtype should be {handler.dtype}")
+    if x_in.device != handler.device:
+        raise _value_error(f"x_in.device should be {handler.device}")
+    if not x_in.is_contiguous():
+        raise _value_error("x_in should be contiguous")
+    shape = tuple(x_in.shape)
+    rows, rest = shape[0], shape[1:]
+    dp = handler.dp_size
+    if op in _SCATTER_OPS and rows % dp != 0:
+        raise _value_error("x_in.shape[0] should be divisible by dp_size")
+    out_rows = _output_rows(op, rows, dp)
+    if x_out is None:
+        x_out = torch.empty((out_rows,) + rest, dtype=x_in.dtype, device=x_in.device)
+    else:
+        if not isinstance(x_out, torch.Tensor):
+            raise _value_error(f"x_out should be a torch.Tensor, got {type(x_out).__name__}")
+        if x_out.ndim != x_in.ndim:
+            raise _value_error("x_out.ndim should be equal to x_in.ndim")
+        if x_out.dtype != x_in.dtype:
+            raise _value_error("x_out.dtype should be equal to x_in.dtype")
+        if x_out.device != x_in.device:
+            raise _value_error("x_out.device should be equal to x_in.device")
+        if tuple(x_out.shape[1:]) != rest:
+            raise _value_error("x_out.shape[1:] should be equal to x_in.shape[1:]")
+        if x_out.shape[0] != out_rows:
+            if op in _SCATTER_OPS:
+                raise _value_error("x_out.shape[0] * dp_size should be equal to x_in.shape[0]")
+            if op in _GATHER_OPS:
+                raise _value_error("x_out.shape[0] should be equal to x_in.shape[0] * dp_size")
+            raise _value_error("x_out.shape[0] should be equal to x_in.shape[0]")
+        if not x_out.is_contiguous():
+            raise _value_error("x_out should be contiguous")
+    stream = torch.cuda.current_stream(x_in.device).cuda_stream
+    bs = handler._bs
+    bs.clear()
+    st = _lib.load().mixcomm_run(h, int(op), x_in.data_ptr(), x_out.data_ptr(), rows,
+                                 math.prod(rest), mode_code, stream)
+    if st != _lib.SUCCESS:
+        raise _lib.make_error(st, f"run_mixed_comm({op.name})", bs.failure_note())
+    return x_out
