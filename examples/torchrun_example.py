@@ -15,6 +15,7 @@ setup). More ranks than GPUs: ranks share GPUs, which needs the CUDA MPS daemon
 every rank's kernel fits on the GPU at once.
 """
 import argparse
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -22,9 +23,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-try:
-    import mixcomm  # noqa: F401 - installed with `pip install ./python`
-except ImportError:  # run from a checkout without installing
+if importlib.util.find_spec("mixcomm") is None:  # not installed: use this checkout's package
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 from mixcomm import MixedCommHandler, MixedCommOp, run_mixed_comm  # noqa: E402
 

@@ -410,26 +410,50 @@ def test_handler_argument_checks_with_torch():
         _make(dtype=torch.float16, local_tp_size=3, device=torch.device("cuda", 0))
 
 
-def test_handler_without_gpu_fails_cleanly():
+_WORLD1_PROGRAM = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from mixcomm import MixcommRuntimeError, MixedCommHandler, MixedCommOp
+try:
+    h = MixedCommHandler(0, 1, 0, 1, 0, 1, None, None, None, None, "float32", 0,
+                         grid_size=1, use_autotune=False)
+except MixcommRuntimeError as e:
+    print(json.dumps({"error": str(e), "runtime": isinstance(e, RuntimeError),
+                      "status": e.status_name}))
+    sys.exit(0)
+ops = [o.name for o in h.get_valid_op_list()]
+tp, dp = h.tp_size, h.dp_size
+h.shutdown()
+h.shutdown()  # idempotent
+try:
+    h.get_valid_mode_list()
+    after = "no exception"
+except RuntimeError as e:
+    after = str(e)
+print(json.dumps({"ops": ops, "tp": tp, "dp": dp, "after": after}))
+"""
+
+
+def test_handler_world1_without_or_with_gpu():
     """World size 1 needs no peer: creation reaches CUDA, which fails without a GPU (a
-    RuntimeError with the library's message). With a GPU it succeeds and shuts down."""
-    if _bootstrap.torch_distributed_initialized():
-        pytest.skip("torch.distributed is initialised in this process")
-    try:
-        h = MixedCommHandler(0, 1, 0, 1, 0, 1, None, None, None, None, "float32", 0,
-                             grid_size=1, use_autotune=False)
-    except MixcommRuntimeError as e:
-        assert isinstance(e, RuntimeError)
-        assert "MixedCommHandler" in str(e) and e.status_name.startswith("MIXCOMM_ERR_")
+    RuntimeError with the library's message); with a GPU it succeeds and shuts down. In a
+    child process, so this process never holds a CUDA context."""
+    import json
+    import subprocess
+    env = dict(os.environ)
+    env.pop("MASTER_PORT", None)
+    env.pop("MIXCOMM_PORT", None)
+    proc = subprocess.run([sys.executable, "-c", _WORLD1_PROGRAM, str(HERE.parent)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    if "error" in res:
+        assert res["runtime"] and res["status"].startswith("MIXCOMM_ERR_")
+        assert res["error"].startswith("MixedCommHandler: ")
         return
-    try:
-        assert h.get_valid_op_list() == list(MixedCommOp)[:3]  # world 1: tp = dp = 1
-        assert h.tp_size == 1 and h.dp_size == 1
-    finally:
-        h.shutdown()
-        h.shutdown()  # idempotent
-    with pytest.raises(RuntimeError, match="after shutdown"):
-        h.get_valid_mode_list()
+    assert res["ops"] == ["ALLREDUCE", "ALLGATHER", "REDUCESCATTER"]  # tp = dp = 1
+    assert (res["tp"], res["dp"]) == (1, 1)
+    assert "after shutdown" in res["after"]
 
 
 # ------------------------------------------------------------------------------------------
