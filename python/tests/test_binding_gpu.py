@@ -427,6 +427,7 @@ def run_topology(name, quick=False, autotune=False, timeout=TOPOLOGY_TIMEOUT_S):
                    MIXCOMM_TIMEOUT_MS=env.get("MIXCOMM_TIMEOUT_MS", "15000"),
                    PYTHONUNBUFFERED="1")
         env.pop("MIXCOMM_PORT", None)
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # all ranks on this host
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--tp", str(tp),
                "--dp", str(dp), "--bootstrap", bootstrap, "--out", str(tmp / f"rank{r}.json"),
                "--ports", ",".join(map(str, ports))]

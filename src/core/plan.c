@@ -29,11 +29,28 @@ void mixcomm__rows_needed(const mixcomm_topology_t* t, mixcomm_op_t op, mixcomm_
   const int L = t->local_size, I = t->inter_size;
   const int two_shot = mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC ||
                        mode == MIXCOMM_MODE_FUSED_OPT_BYTES2_UC;
-  (void)op;
-  /* One row per sending local rank, per exchange round inside the node. */
-  *vmm_rows = L > 1 ? (two_shot ? 2 * L : L) : 1;
-  /* Across nodes: one row per sending node per round (a second round for OPT_BYTES2). */
-  *ns_rows = I > 1 ? (mode == MIXCOMM_MODE_FUSED_OPT_BYTES2_UC ? 2 * I : I) : 0;
+  if (I == 1) {
+    /* One row per sending local rank, per exchange round inside the node. */
+    *vmm_rows = L > 1 ? (two_shot ? 2 * L : L) : 1;
+    *ns_rows = 0;
+    return;
+  }
+  /* Across nodes, one-shot (src/nvshmem/internode.cu): K input blocks go to each other node
+   * (received into I*K rows, staged in I*K rows), and each local rank receives nsend virtual
+   * blocks from every local rank. */
+  const int K = op == MIXCOMM_OP_REDUCESCATTER                ? L
+                : op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE ? t->local_dp_size
+                                                           : 1;
+  const int nsend = op == MIXCOMM_OP_ALLGATHER              ? I
+                    : op == MIXCOMM_OP_ALLREDUCE_ALLGATHER ? t->inter_dp_size
+                                                           : 1;
+  (void)two_shot;
+  *vmm_rows = L > 1 ? L * nsend : 1;
+  *ns_rows = 2 * I * K;
+}
+
+size_t mixcomm__signal_bytes(int inter_size, int grid_size) {
+  return round_up((size_t)MIXCOMM_RING_SLOTS * grid_size * 2 * inter_size * 8, 4096);
 }
 
 size_t mixcomm__tag_area_bytes(int rows) {
@@ -92,11 +109,11 @@ mixcomm_status_t mixcomm__plan_for_topology(const mixcomm_topology_t* t, int gri
       mixcomm__tag_area_bytes(vmm_rows) + (size_t)vmm_rows * B * MIXCOMM_VEC_BYTES;
   plan->vmm_bytes = (size_t)MIXCOMM_RING_SLOTS * grid_size * plan->vmm_slot_bytes;
   if (ns_rows > 0) {
-    plan->nvshmem_slot_bytes =
-        mixcomm__tag_area_bytes(ns_rows) + (size_t)ns_rows * B * MIXCOMM_VEC_BYTES;
+    plan->nvshmem_slot_bytes = (size_t)ns_rows * B * MIXCOMM_VEC_BYTES; /* no tags: signals */
     /* Data shares, then one 16-byte signal pair per CTA and slot. */
+    /* Data shares, then the signal words: [slot][cta][round 0..1][source node]. */
     plan->nvshmem_bytes = (size_t)MIXCOMM_RING_SLOTS * grid_size * plan->nvshmem_slot_bytes +
-                          round_up((size_t)MIXCOMM_RING_SLOTS * grid_size * 16, 4096);
+                          mixcomm__signal_bytes(t->inter_size, grid_size);
   } else {
     plan->nvshmem_slot_bytes = 0;
     plan->nvshmem_bytes = 0;

@@ -6,8 +6,12 @@
  *   [tag 0 .. tag rows-1, padded to 128 B][row 0: max_block x 16 B] ... [row rows-1]
  * The node workspace of one GPU is ring_slots x grid_size such shares, slot-major:
  *   share(slot, cta) at (slot * grid_size + cta) * vmm_slot_bytes.
- * A call whose algorithm needs more rows than the plan has uses proportionally smaller blocks,
- * so the workspace never depends on the message size or the number of nodes. */
+ * A call whose algorithm needs more rows than the plan has re-cuts the share into that many
+ * shorter rows and uses proportionally smaller blocks, so the data workspace never depends on
+ * the message size or the number of nodes.
+ * Across nodes, the NVSHMEM symmetric workspace holds ring_slots x grid_size shares of
+ * nvshmem_rows rows (no tags), then 8-byte signal words [slot][cta][round 0..1][source node]:
+ * only those grow with the number of nodes. */
 #ifndef MIXCOMM_CORE_PLAN_H_
 #define MIXCOMM_CORE_PLAN_H_
 
@@ -32,6 +36,9 @@ void mixcomm__rows_needed(const mixcomm_topology_t* t, mixcomm_op_t op, mixcomm_
 
 /* Chunks a step is cut into: 1 one-shot, local_tp_size (OPT_BYTES1), tp_size (OPT_BYTES2). */
 int mixcomm__mode_chunks(const mixcomm_topology_t* t, mixcomm_mode_t mode);
+
+/* Bytes of NVSHMEM signal words at the end of the symmetric workspace. */
+size_t mixcomm__signal_bytes(int inter_size, int grid_size);
 
 /* Offset of the tag area's end (start of row 0) inside a CTA's slot share. */
 size_t mixcomm__tag_area_bytes(int rows);

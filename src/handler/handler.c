@@ -16,6 +16,7 @@
 #include "handler/handler.h"
 #include "tune/tune.h"
 #include "transport/nccl.h"
+#include "transport/nvshmem.h"
 
 #define MIXCOMM_DEFAULT_TIMEOUT_MS 30000
 
@@ -69,7 +70,7 @@ typedef struct rank_info {
   int32_t local_tp, local_dp, inter_tp, inter_dp;
   int32_t dtype, grid, max_block, min_block, min_steps, use_autotune;
   /* per rank */
-  int32_t pid, device, sm_count, nccl;
+  int32_t pid, device, sm_count, nccl, nvshmem;
   mixcomm__cost_params_t cost; /* DEFAULT picks a mode from these: they must agree */
   char host[64];
   unsigned char uuid[16];
@@ -133,6 +134,7 @@ static void fill_info(const mixcomm_handler_t* h, rank_info_t* r) {
   r->device = h->device;
   r->sm_count = h->sm_count;
   r->nccl = h->caps.nccl;
+  r->nvshmem = h->caps.nvshmem;
   mixcomm__cost_params_default(&r->cost);
   if (gethostname(r->host, sizeof r->host - 1) != 0)
     snprintf(r->host, sizeof r->host, "?");
@@ -170,6 +172,8 @@ static mixcomm_status_t check_agreement(mixcomm_handler_t* h, const rank_info_t*
     SAME_FIELD(grid, "grid_size (resolved)");
     if (!all[i].nccl)
       h->caps.nccl = 0; /* NCCL modes need NCCL on every rank */
+    if (!all[i].nvshmem)
+      h->caps.nvshmem = 0; /* so do fused modes across nodes with NVSHMEM */
     if (memcmp(&all[i].cost, &me->cost, sizeof me->cost) != 0)
       return mixcomm__error(MIXCOMM_ERR_MISMATCH,
                             "rank %d and rank %d have different MIXCOMM_COST_* settings, so they "
@@ -190,10 +194,14 @@ static mixcomm_status_t check_agreement(mixcomm_handler_t* h, const rank_info_t*
                               "%d but run on different hosts: ranks of one node must share a "
                               "host (check local_size and the rank numbering)",
                               j, all[j].host, i, all[i].host, all[i].inter_rank);
-      if (memcmp(all[j].uuid, all[i].uuid, sizeof all[i].uuid) == 0)
-        h->caps.ranks_share_gpu = 1;
     }
-    if (i / h->topo.local_size == h->topo.inter_rank &&
+    /* Any two ranks of one host on one GPU (also across emulated nodes) rule out NCCL. */
+    for (int j = 0; j < i; j++)
+      if (strncmp(all[j].host, all[i].host, sizeof all[i].host) == 0 &&
+          memcmp(all[j].uuid, all[i].uuid, sizeof all[i].uuid) == 0)
+        h->caps.ranks_share_gpu = 1;
+    /* Ranks of other (emulated) nodes on this host may use this GPU too. */
+    if (strncmp(all[i].host, me->host, sizeof me->host) == 0 &&
         memcmp(all[i].uuid, me->uuid, sizeof me->uuid) == 0)
       sharing++;
   }
@@ -233,6 +241,12 @@ static mixcomm_status_t setup_device(mixcomm_handler_t* h, rank_info_t* info) {
                                            h->config.min_block_size, &h->plan));
   int e = mixcomm__intranode_blocks_per_sm((int)h->config.dtype, h->plan.max_block_size,
                                            &h->blocks_per_sm);
+  if (e == cudaSuccess && h->topo.inter_size > 1 && mixcomm__nvshmem_available()) {
+    int across = 0;
+    e = mixcomm__nvshmem_blocks_per_sm((int)h->config.dtype, h->plan.max_block_size, &across);
+    if (e == cudaSuccess && across < h->blocks_per_sm)
+      h->blocks_per_sm = across;
+  }
   if (e != cudaSuccess)
     return mixcomm__cuda_error(e, "querying how many kernel CTAs fit on an SM");
   if (h->blocks_per_sm < 1)
@@ -296,15 +310,16 @@ mixcomm_status_t mixcomm_init_virtual_memory(mixcomm_handler_t* h) {
 
 mixcomm_status_t mixcomm_init_nvshmem(mixcomm_handler_t* h) {
   MIXCOMM_CHECK(mixcomm__handler_usable(h, "init_nvshmem"));
-  if (h->topo.inter_size == 1)
+  if (h->topo.inter_size == 1 || h->nvshmem_ws != NULL)
     return MIXCOMM_SUCCESS; /* NVSHMEM only carries traffic between nodes */
-  if (!MIXCOMM_HAVE_NVSHMEM)
+  if (!h->caps.nvshmem)
     return mixcomm__error(MIXCOMM_ERR_UNSUPPORTED,
-                          "this build has no NVSHMEM support, so fused modes across %d nodes are "
-                          "unavailable (NCCL modes still work): rebuild with the "
-                          "nvidia-nvshmem-cu13 wheel installed",
+                          "NVSHMEM is unavailable on some rank (%s), so fused modes across %d "
+                          "nodes are unavailable (NCCL modes still work)",
+                          mixcomm__nvshmem_available() ? "another rank"
+                                                       : mixcomm__nvshmem_unavailable_reason(),
                           h->topo.inter_size);
-  return MIXCOMM_SUCCESS;
+  return mixcomm__nvshmem_setup(h);
 }
 
 static mixcomm_status_t create(const mixcomm_config_t* config, mixcomm_bootstrap_t* bs,
@@ -337,6 +352,7 @@ static mixcomm_status_t create(const mixcomm_config_t* config, mixcomm_bootstrap
   mixcomm_caps_default(&h->caps);
   h->caps.autotune = config->use_autotune != 0;
   h->caps.nccl = mixcomm__nccl_available();
+  h->caps.nvshmem = t.inter_size > 1 && mixcomm__nvshmem_available();
 
   rank_info_t mine;
   MIXCOMM_CHECK(setup_device(h, &mine));
@@ -371,6 +387,8 @@ static mixcomm_status_t create(const mixcomm_config_t* config, mixcomm_bootstrap
 }
 
 static void release(mixcomm_handler_t* h) {
+  mixcomm__nvshmem_teardown(h, h->state == MIXCOMM_STATE_READY ||
+                                   h->state == MIXCOMM_STATE_CHECKPOINTED);
   mixcomm__nccl_teardown(h->nccl, h->state != MIXCOMM_STATE_READY);
   h->nccl = NULL;
   if (h->vmm.reserved)

@@ -49,6 +49,10 @@ struct mixcomm_handler {
   int tune_buckets;
   mixcomm__tune_table_t tune_table;
 
+  /* NVSHMEM symmetric workspace (jobs across nodes) and whether this handler started NVSHMEM. */
+  void* nvshmem_ws;
+  int nvshmem_owner;
+
   /* NCCL communicators (NULL when NCCL modes are invalid). */
   struct mixcomm__nccl* nccl;
 

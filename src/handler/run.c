@@ -12,6 +12,7 @@
 #include "handler/handler.h"
 #include "tune/tune.h"
 #include "transport/nccl.h"
+#include "transport/nvshmem.h"
 
 int mixcomm__mode_is_fused(mixcomm_mode_t mode);
 
@@ -47,6 +48,19 @@ mixcomm_status_t mixcomm__handler_poll_error(mixcomm_handler_t* h) {
                             h->topo.world_rank, op ? op : "?", mode ? mode : "?", h->timeout_ms,
                             e->peer_world_rank, e->peer_local_rank, e->step, e->cta);
     case MIXCOMM_ERR_MISMATCH: {
+      if (e->row == -2) { /* a cross-node signal (src/nvshmem/internode.cu) */
+        const unsigned long long want =
+            (unsigned long long)e->tag_expected[0] | (unsigned long long)e->tag_expected[1] << 32;
+        const unsigned long long got =
+            (unsigned long long)e->tag_received[0] | (unsigned long long)e->tag_received[1] << 32;
+        return mixcomm__error(MIXCOMM_ERR_MISMATCH,
+                              "rank %d ran %s %s but rank %d (another node) signalled a "
+                              "different call (signal 0x%llx, expected 0x%llx: the top 24 bits "
+                              "hash op, mode, dtype and size): every rank must make the same "
+                              "calls with the same shapes; the handler is unusable, shut it down",
+                              h->topo.world_rank, op ? op : "?", mode ? mode : "?",
+                              e->peer_world_rank, got, want);
+      }
       char want[160], got[160];
       describe_tag(e->tag_expected, want, sizeof want);
       describe_tag(e->tag_received, got, sizeof got);
@@ -109,6 +123,17 @@ void mixcomm__kargs_init(const mixcomm_handler_t* h, mixcomm__kargs_t* a) {
   a->world_rank_base = h->topo.inter_rank * h->topo.local_size;
   a->dtype = (int)h->config.dtype;
   a->timeout_ns = (uint64_t)h->timeout_ms * 1000000ull;
+  if (h->nvshmem_ws != NULL) {
+    a->ns_base = (char*)h->nvshmem_ws;
+    a->ns_signals = (uint64_t*)(a->ns_base + (size_t)MIXCOMM_RING_SLOTS * h->plan.grid_size *
+                                                 h->plan.nvshmem_slot_bytes);
+    a->ns_slot_bytes = h->plan.nvshmem_slot_bytes;
+    a->ns_rows = h->plan.nvshmem_rows;
+  }
+  a->inter_rank = h->topo.inter_rank;
+  a->inter_size = h->topo.inter_size;
+  a->inter_tp = h->topo.inter_tp_size;
+  a->inter_dp = h->topo.inter_dp_size;
 }
 
 mixcomm_status_t mixcomm__run_fused(mixcomm_handler_t* h, mixcomm_op_t op, mixcomm_mode_t mode,
@@ -122,10 +147,6 @@ mixcomm_status_t mixcomm__run_fused(mixcomm_handler_t* h, mixcomm_op_t op, mixco
                        "copying input to output (world_size 1)");
     return MIXCOMM_SUCCESS;
   }
-  if (h->topo.inter_size > 1)
-    return mixcomm__error(MIXCOMM_ERR_UNSUPPORTED,
-                          "%s across %d nodes is not available in this build",
-                          mixcomm_mode_name(mode), h->topo.inter_size);
   mixcomm__geometry_t g;
   MIXCOMM_CHECK(mixcomm__geometry(&h->plan, &h->topo, op, mode, esize, numel_block,
                                   h->config.min_block_size, h->config.min_num_steps, &g));
@@ -142,7 +163,16 @@ mixcomm_status_t mixcomm__run_fused(mixcomm_handler_t* h, mixcomm_op_t op, mixco
   a.block = g.block;
   a.op = (int)op;
   a.mode = (int)mode;
-  const int e = mixcomm__launch_intranode(&a, stream);
+  /* Re-cut the plan's rows into the rows this algorithm uses (geometry capped the block so
+   * that a step fits in the shorter rows). */
+  int vmm_rows, ns_rows;
+  mixcomm__rows_needed(&h->topo, op, mode, &vmm_rows, &ns_rows);
+  if (vmm_rows > h->plan.vmm_rows)
+    a.row_vecs = (int)((int64_t)h->plan.max_block_size * h->plan.vmm_rows / vmm_rows);
+  if (ns_rows > 0)
+    a.ns_row_vecs = (int)((int64_t)h->plan.max_block_size * h->plan.nvshmem_rows / ns_rows);
+  const int e = h->topo.inter_size > 1 ? mixcomm__nvshmem_launch(&a, stream)
+                                        : mixcomm__launch_intranode(&a, stream);
   if (e != cudaSuccess)
     return mixcomm__cuda_error(e, "launching the fused kernel");
   return MIXCOMM_SUCCESS;

@@ -185,13 +185,18 @@ __device__ __forceinline__ uint64_t global_time_ns() {
   return t;
 }
 
+/* "No peer" for record_error; otherwise peers are given relative to world_rank_base (a local
+ * rank inside the node, anything else for a rank of another node). */
+constexpr int kNoPeer = -(1 << 30);
+
 /* Record the first error of the handler and tell every other waiting thread to stop. */
-static __device__ __noinline__ void record_error(const mixcomm__kargs_t& a, int status, int peer, int step,
-                                          int row, const uint4* expected, const uint4* received) {
+static __device__ __noinline__ void record_error(const mixcomm__kargs_t& a, int status, int peer,
+                                                 int step, int row, const uint4* expected,
+                                                 const uint4* received) {
   if (atomicCAS(&a.control->claimed, 0, 1) == 0) {
     mixcomm__error_record_t* e = &a.host->error;
-    e->peer_local_rank = peer;
-    e->peer_world_rank = peer >= 0 ? a.world_rank_base + peer : -1;
+    e->peer_local_rank = peer >= 0 && peer < a.local_size ? peer : -1;
+    e->peer_world_rank = peer != kNoPeer ? a.world_rank_base + peer : -1;
     e->op = a.op;
     e->mode = a.mode;
     e->step = step;
@@ -229,7 +234,7 @@ struct Waiter {
     if (*reinterpret_cast<volatile int*>(&a.control->stop) != 0)
       return false;
     if (a.host->abort != 0) {
-      record_error(a, MIXCOMM_ERR_ABORTED, -1, step, row, nullptr, nullptr);
+      record_error(a, MIXCOMM_ERR_ABORTED, kNoPeer, step, row, nullptr, nullptr);
       return false;
     }
     if (now > deadline) {
@@ -300,6 +305,49 @@ __device__ __forceinline__ bool reduce_rows(Waiter& w, const mixcomm__kargs_t& a
     }
   }
   return ok;
+}
+
+/* ---- per-CTA call bookkeeping shared by the fused kernels -------------------------------- */
+
+__device__ __forceinline__ bool is_gather(int op) {
+  return op == MIXCOMM_OP_ALLGATHER || op == MIXCOMM_OP_ALLREDUCE_ALLGATHER;
+}
+__device__ __forceinline__ bool is_scatter(int op) {
+  return op == MIXCOMM_OP_REDUCESCATTER || op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE;
+}
+
+/* Step boundary: publish this step's re-poisoning before any thread sends the next step. */
+__device__ __forceinline__ void end_step(int s, int steps) {
+  if (s + 1 < steps) {
+    __threadfence_system();
+    __syncthreads();
+  }
+}
+
+/* Claim this CTA's ring state for the kernel. Two kernels of one handler running the same CTA
+ * at once (calls on two unsynchronised streams) would share slots and corrupt each other: the
+ * second one finds the claim taken, records INVALID_USAGE and does nothing. Uniform over the
+ * block, so the caller may return before any barrier. */
+__device__ __forceinline__ bool claim_cta(const mixcomm__kargs_t& a) {
+  __shared__ int taken;
+  if (threadIdx.x == 0) {
+    taken = atomicExch(&a.control->cta[blockIdx.x].busy, 1);
+    if (taken)
+      record_error(a, MIXCOMM_ERR_INVALID_USAGE, kNoPeer, 0, -1, nullptr, nullptr);
+  }
+  __syncthreads();
+  return !taken;
+}
+
+__device__ __forceinline__ void save_ring(const mixcomm__kargs_t& a, uint32_t ring, uint32_t seq) {
+  __syncthreads(); /* every thread has read the state */
+  if (threadIdx.x == 0) {
+    mixcomm__cta_state_t* st = &a.control->cta[blockIdx.x];
+    st->ring = (ring + (uint32_t)a.steps) % kRing;
+    st->seq = seq + 1;
+    __threadfence();
+    atomicExch(&st->busy, 0);
+  }
 }
 
 }  // namespace mixcomm

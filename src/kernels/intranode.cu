@@ -50,47 +50,6 @@
 namespace mixcomm {
 namespace {
 
-__device__ __forceinline__ bool is_gather(int op) {
-  return op == MIXCOMM_OP_ALLGATHER || op == MIXCOMM_OP_ALLREDUCE_ALLGATHER;
-}
-__device__ __forceinline__ bool is_scatter(int op) {
-  return op == MIXCOMM_OP_REDUCESCATTER || op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE;
-}
-
-/* Step boundary: publish this step's re-poisoning before any thread sends the next step. */
-__device__ __forceinline__ void end_step(int s, int steps) {
-  if (s + 1 < steps) {
-    __threadfence_system();
-    __syncthreads();
-  }
-}
-
-/* Claim this CTA's ring state for the kernel. Two kernels of one handler running the same CTA
- * at once (calls on two unsynchronised streams) would share slots and corrupt each other: the
- * second one finds the claim taken, records INVALID_USAGE and does nothing. Uniform over the
- * block, so the caller may return before any barrier. */
-__device__ __forceinline__ bool claim_cta(const mixcomm__kargs_t& a) {
-  __shared__ int taken;
-  if (threadIdx.x == 0) {
-    taken = atomicExch(&a.control->cta[blockIdx.x].busy, 1);
-    if (taken)
-      record_error(a, MIXCOMM_ERR_INVALID_USAGE, -1, 0, -1, nullptr, nullptr);
-  }
-  __syncthreads();
-  return !taken;
-}
-
-__device__ __forceinline__ void save_ring(const mixcomm__kargs_t& a, uint32_t ring, uint32_t seq) {
-  __syncthreads(); /* every thread has read the state */
-  if (threadIdx.x == 0) {
-    mixcomm__cta_state_t* st = &a.control->cta[blockIdx.x];
-    st->ring = (ring + (uint32_t)a.steps) % kRing;
-    st->seq = seq + 1;
-    __threadfence();
-    atomicExch(&st->busy, 0);
-  }
-}
-
 template <typename T>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     oneshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {

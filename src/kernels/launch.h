@@ -60,13 +60,22 @@ typedef struct mixcomm__kargs {
   int64_t vecs, span;
   int steps, chunks, block;
   /* Plan. */
-  int plan_grid, plan_rows, row_vecs; /* row_vecs = plan max_block_size */
+  int plan_grid, plan_rows;
+  int row_vecs;    /* stride of node-workspace rows (vectors): the plan's rows re-cut into as
+                      many rows as this call's algorithm needs */
   uint64_t slot_bytes, tag_bytes;
   /* Topology of the node. */
   int local_rank, local_size, local_tp, local_dp;
   int world_rank_base; /* world rank of local rank 0 */
   int op, mode, dtype;
   uint64_t timeout_ns;
+  /* Across nodes: the NVSHMEM symmetric workspace (same address on every PE). */
+  char* ns_base;          /* data shares, laid out like the node workspace without tags */
+  uint64_t* ns_signals;   /* [slot][cta][round 0..1][source node] signal words */
+  uint64_t ns_slot_bytes;
+  int ns_rows;
+  int ns_row_vecs; /* stride of symmetric-workspace rows, cut the same way */
+  int inter_rank, inter_size, inter_tp, inter_dp;
 } mixcomm__kargs_t;
 
 /* How many CTAs of `block` threads of the single-node kernels fit on one SM at once (the

@@ -11,8 +11,8 @@
  *
  *   mixcomm-fault-tests [--ranks 4[,2,...]] [--tp T] [--victim R] [--only NAME[,NAME...]]
  *                       [--list] [--timeout-ms 2000] [--bootstrap-timeout-ms 10000]
- *                       [--margin-ms 3000] [--limit-s 60] [--calls 40] [--dtype bf16]
- *                       [--verbose]
+ *                       [--margin-ms 3000] [--limit-s 60] [--total-limit-s 540] [--calls 40]
+ *                       [--dtype bf16] [--verbose]
  *
  * Output: one line per scenario, "fault <name>: ok (<who reported what, how long it took>)" or
  * "fault <name>: FAIL (<why> | <what each rank reported>)", then "faults injected N, survived
@@ -71,6 +71,7 @@ typedef struct options {
   int bs_timeout_ms;      /* mixcomm_tcp_options_t.timeout_ms */
   int margin_ms;          /* allowed beyond a timeout */
   int limit_s;            /* hard limit of one scenario */
+  int total_limit_s;      /* scenarios not started by then are counted as failed */
   int calls;              /* calls before the victim dies in kill-mid-stream */
   mixcomm_dtype_t dtype;
   char only[256];
@@ -660,9 +661,7 @@ static void stream_call_shape(const rank_ctx_t* c, int i, mixcomm_op_t* op, mixc
   *mode = (c->ti->twoshot && (i / c->ti->nops) % 2) ? MIXCOMM_MODE_FUSED_OPT_BYTES1_UC
                                                     : MIXCOMM_MODE_FUSED_OPT_WAITS_UC;
   *rows_unit = rows[i % 5];
-  *elems = els[(i / 5) % 4];
-  if (mixcomm_dtype_size(c->opt->dtype) == 4 && *elems < 8)
-    *elems = 8;
+  *elems = els[(i / 5) % 4]; /* 16-byte rows for every dtype */
 }
 
 /* (c) All ranks run checked calls; the victim dies after `calls` of them (between calls, after
@@ -799,14 +798,17 @@ static void rank_abort(rank_ctx_t* c) {
   if (c->me->status == 0) {
     abort_arg_t a = {c->h, c->opt->abort_delay_ms, MIXCOMM_SUCCESS, 0};
     pthread_t t;
+    /* The thread starts first, so the abort comes abort_delay_ms after the call however long
+     * mixcomm_run takes to enqueue. */
     const double t0 = now_ms();
+    pthread_create(&t, NULL, abort_thread, &a);
     mixcomm_status_t st =
         mixcomm_run(c->h, c->ti->ops[0], c->d_in, c->d_out, rows_in_for(c, c->ti->ops[0], 8),
                     1024, MIXCOMM_MODE_FUSED_OPT_WAITS_UC, c->stream);
     if (st != MIXCOMM_SUCCESS) {
       record_error(c, st, -1, AT_RUN, t0, mixcomm_last_error());
+      pthread_join(t, NULL);
     } else {
-      pthread_create(&t, NULL, abort_thread, &a);
       cudaError_t e = cudaStreamSynchronize(c->stream);
       const double t_end = now_ms();
       pthread_join(t, NULL);
@@ -1493,7 +1495,8 @@ static void usage(void) {
           "usage: mixcomm-fault-tests [--ranks 4[,2,...]] [--tp T] [--victim R]\n"
           "                           [--only NAME[,NAME...]] [--list] [--timeout-ms 2000]\n"
           "                           [--bootstrap-timeout-ms 10000] [--margin-ms 3000]\n"
-          "                           [--limit-s 60] [--calls 40] [--dtype bf16] [--verbose]\n");
+          "                           [--limit-s 60] [--total-limit-s 540] [--calls 40]\n"
+          "                           [--dtype bf16] [--verbose]\n");
 }
 
 static int wanted(const options_t* o, const char* name) {
@@ -1531,6 +1534,7 @@ int main(int argc, char** argv) {
   o.bs_timeout_ms = 10000;
   o.margin_ms = 3000;
   o.limit_s = 60;
+  o.total_limit_s = 540;
   o.calls = 40;
   o.dtype = MIXCOMM_BFLOAT16;
   for (int i = 1; i < argc; i++) {
@@ -1571,6 +1575,8 @@ int main(int argc, char** argv) {
       bad = parse_int(v, 0, 600000, &o.margin_ms);
     } else if (!strcmp(a, "--limit-s")) {
       bad = parse_int(v, 5, 3600, &o.limit_s);
+    } else if (!strcmp(a, "--total-limit-s")) {
+      bad = parse_int(v, 10, 86400, &o.total_limit_s);
     } else if (!strcmp(a, "--calls")) {
       bad = parse_int(v, 1, 100000, &o.calls);
     } else if (!strcmp(a, "--dtype")) {
@@ -1649,6 +1655,12 @@ int main(int argc, char** argv) {
       const char* why = sc->skip(&ti);
       if (why != NULL) {
         printf("fault %s: skipped (%s)\n", sc->name, why);
+        continue;
+      }
+      if (now_ms() - t0 + o.limit_s * 1000.0 > o.total_limit_s * 1000.0) {
+        printf("fault %s: FAIL (not run: it could end after the %d s total limit)\n", sc->name,
+               o.total_limit_s);
+        failed++;
         continue;
       }
       injected++;

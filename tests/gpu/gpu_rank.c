@@ -763,7 +763,9 @@ static int setup(gpu_rank_t* g) {
   int sms = 0;
   CUDA_OR_FAIL(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount,
                                       g->spawn.local_rank % ndev));
-  const int sharing = (g->local_size + ndev - 1) / ndev;
+  /* Every rank of the job runs on this host (nodes are emulated): they share the GPUs. */
+  const int world = g->local_size * g->inter_size;
+  const int sharing = (world + ndev - 1) / ndev;
   g->grid = g->opt->grid ? g->opt->grid : sms / sharing;
   if (g->grid > 32 && sharing > 1)
     g->grid = 32;

@@ -7,7 +7,8 @@
  *                [--timeout-ms 10000] [--limit-s 570] [--all-modes] [--dry-run] [--verbose]
  *
  * Every rank draws the same random sequence (shared seed), so all ranks make the same calls:
- * each call picks a valid op, a fused mode or DEFAULT (--all-modes: every valid mode), a shape
+ * each call picks a valid op, a fused mode or DEFAULT (--all-modes: also the NCCL modes when
+ * they are valid; autotune is off in the soak's handlers), a shape
  * (rows 1..max-rows per output block, sometimes 0; row_elems a multiple of the 16-byte vector
  * from 8 to max-elems, mostly small so the host-side reference keeps up), special values (-0.0,
  * all-ones words) and one of two streams. The handler is never used on two streams at once:
@@ -15,7 +16,8 @@
  * Sometimes a group of 2-6 calls is captured into a CUDA graph and replayed 1-3 times.
  *
  * Calls are batched: up to --batch calls are enqueued into distinct slots of one input and one
- * output buffer (inputs uploaded and outputs poisoned first), then the host synchronises once,
+ * output buffer (inputs uploaded and outputs poisoned first, the ranks meeting at a bootstrap
+ * barrier before each batch), then the host synchronises once,
  * downloads every output and checks each call against its reference. The calls are split
  * evenly over the dtypes, one handler per dtype. Each rank counts calls, checked calls, wrong
  * elements and errors in memory shared with the parent, which prints
@@ -285,7 +287,7 @@ static int plan_init(plan_ctx_t* p, const options_t* o, mixcomm_dtype_t dtype,
   p->modes[p->nmodes++] = MIXCOMM_MODE_DEFAULT;
   for (int m = 0; m < MIXCOMM_NUM_MODES; m++) {
     const int fused = m >= MIXCOMM_MODE_FUSED_OPT_WAITS_MC && m <= MIXCOMM_MODE_FUSED_OPT_BYTES2_UC;
-    if (!fused && !o->all_modes)
+    if ((!fused && !o->all_modes) || m == MIXCOMM_MODE_AUTOTUNE) /* handlers: autotune off */
       continue;
     const int valid = h != NULL ? mixcomm_mode_invalid_reason(h, (mixcomm_mode_t)m) == NULL
                                 : mixcomm_topology_mode_valid(t, NULL, (mixcomm_mode_t)m, NULL);
@@ -464,6 +466,14 @@ static void soak_dtype(soak_rank_t* g, mixcomm_dtype_t dtype, int dtype_index, l
           ref_fill_input(dtype, c->seed, g->topo.world_rank, g->h_in + c->in_off,
                          (size_t)c->rows_in * (size_t)c->elems, c->specials);
       }
+    /* Ranks verify at different speeds: meet before enqueueing, so that no kernel waits for a
+     * peer that is still checking the previous batch on the host (the kernel timeout is for
+     * faults, not for this). */
+    if (g->bs->barrier(g->bs->ctx) != 0) {
+      errorf(g, "bootstrap barrier before a batch: %s", mixcomm_last_error());
+      g->dead = 1;
+      break;
+    }
     cudaError_t e = cudaMemcpyAsync(g->d_in, g->h_in, in_used, cudaMemcpyHostToDevice, g->s[0]);
     if (e == cudaSuccess)
       e = cudaMemsetAsync(g->d_out, 0xFF, out_used, g->s[0]);
@@ -611,7 +621,8 @@ static int soak_rank_main(const spawn_rank_t* r, void* arg) {
   memset(&g, 0, sizeof g);
   g.opt = o;
   g.spawn = *r;
-  g.cnt = &job->sh->r[r->rank < MAX_RANKS ? r->rank : 0];
+  /* Forked ranks report in their own slot; a launcher-started rank is alone in this process. */
+  g.cnt = &job->sh->r[spawn_under_launcher() || r->rank >= MAX_RANKS ? 0 : r->rank];
   g.cnt->state = 1;
   const double t0 = now_s();
   if (soak_setup(&g, job->dp) != 0)

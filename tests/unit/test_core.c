@@ -827,14 +827,17 @@ static void check_plan_layout(const mixcomm_workspace_plan_t* p, const mixcomm_c
     if (p->nvshmem_rows < 1 || p->nvshmem_bytes == 0)
       FAIL("%s: %d nodes but nvshmem rows %d, bytes %zu", what, I, p->nvshmem_rows,
            p->nvshmem_bytes);
-    if (p->nvshmem_slot_bytes != share_bytes(p->nvshmem_rows, B))
+    /* Symmetric shares have no tag area (signal words guard them). */
+    if (p->nvshmem_slot_bytes != (size_t)p->nvshmem_rows * B * 16)
       FAIL("%s: nvshmem_slot_bytes %zu, expected %zu", what, p->nvshmem_slot_bytes,
-           share_bytes(p->nvshmem_rows, B));
+           (size_t)p->nvshmem_rows * B * 16);
     const size_t data = (size_t)p->ring_slots * p->grid_size * p->nvshmem_slot_bytes;
-    /* Data shares plus a little signalling state per CTA and slot. */
-    if (p->nvshmem_bytes < data || p->nvshmem_bytes > data + 4096 + (size_t)p->ring_slots *
-                                                                        p->grid_size * 64)
-      FAIL("%s: nvshmem_bytes %zu for %zu bytes of shares", what, p->nvshmem_bytes, data);
+    /* Data shares, then one 8-byte signal word per slot, CTA, round (2) and source node,
+     * rounded up to 4 KiB. */
+    const size_t signals = ((size_t)p->ring_slots * p->grid_size * 2 * I * 8 + 4095) / 4096 * 4096;
+    if (p->nvshmem_bytes != data + signals)
+      FAIL("%s: nvshmem_bytes %zu, expected %zu shares + %zu signals", what, p->nvshmem_bytes,
+           data, signals);
   }
   if (p->control_bytes < (size_t)p->grid_size * 16 ||
       p->control_bytes > (size_t)p->grid_size * 64 + 4096)
@@ -931,10 +934,11 @@ TEST_IMPL(core_plan_node_count) {
                L, ltp, I, p.vmm_rows, p.vmm_bytes, one.vmm_rows, one.vmm_bytes);
         if (I == 2 && split == 0)
           multi[0] = p;
-        else if (p.nvshmem_bytes != multi[0].nvshmem_bytes ||
+        else if (p.nvshmem_slot_bytes != multi[0].nvshmem_slot_bytes ||
                  p.nvshmem_rows != multi[0].nvshmem_rows)
-          FAIL("node of %d: %d nodes (split %d) plan %zu B of symmetric heap, 2 nodes %zu B", L,
-               I, split, p.nvshmem_bytes, multi[0].nvshmem_bytes);
+          /* Only the signal words (8 B per node, slot and CTA) grow with the node count. */
+          FAIL("node of %d: %d nodes (split %d) plan %zu B symmetric shares, 2 nodes %zu B", L,
+               I, split, p.nvshmem_slot_bytes, multi[0].nvshmem_slot_bytes);
       }
     }
   }
