@@ -4,23 +4,24 @@
 #   bash scripts/gpu-suite.sh [mixcomm-gpu-tests arguments...]
 # Builds (unless MIXCOMM_SKIP_BUILD=1 and build/ already holds the binaries), starts the CUDA MPS
 # daemon when several ranks will share a GPU (so their kernels run concurrently), runs the
-# suite, and stops MPS again, also on failure. Extra suites:
+# suite, and stops MPS again, also on failure (scripts/lib-mps.sh; MIXCOMM_NO_MPS=1 skips MPS).
+# Extra suites:
 #   MIXCOMM_GPU_SUITE=sanitize  -> compute-sanitizer over the main cases (scripts/sanitize.sh)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${MIXCOMM_BUILD_DIR:-$here/build}
+# shellcheck source=scripts/lib-env.sh
+. "$here/scripts/lib-env.sh"
+# shellcheck source=scripts/lib-mps.sh
+. "$here/scripts/lib-mps.sh"
 
 if [ "${MIXCOMM_SKIP_BUILD:-0}" != 1 ] || [ ! -x "$build/mixcomm-gpu-tests" ]; then
   cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$build" -j"$(nproc)"
 fi
 
-# The NVSHMEM plugin finds libnvshmem_host.so.3 through its run path (the wheel at build time) or
-# here, from this machine's nvidia-nvshmem-cu13 wheel.
-nvshmem_lib=$(python3 -c "import nvidia.nvshmem as m; print(list(m.__path__)[0] + '/lib')" 2>/dev/null || true)
-if [ -n "$nvshmem_lib" ] && [ -d "$nvshmem_lib" ]; then
-  export LD_LIBRARY_PATH="$nvshmem_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-fi
+# The NVSHMEM plugin must find libnvshmem_host.so.3 (scripts/lib-env.sh).
+mixcomm_nvshmem_env
 
 ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 if [ "${ngpu:-0}" -lt 1 ]; then
@@ -29,24 +30,8 @@ if [ "${ngpu:-0}" -lt 1 ]; then
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
-started_mps=0
-stop_mps() {
-  if [ "$started_mps" = 1 ]; then
-    echo quit | nvidia-cuda-mps-control >/dev/null 2>&1 || true
-    started_mps=0
-  fi
-}
-trap stop_mps EXIT
-if [ "${MIXCOMM_NO_MPS:-0}" != 1 ]; then
-  export CUDA_MPS_PIPE_DIRECTORY=${CUDA_MPS_PIPE_DIRECTORY:-/tmp/mixcomm-mps-pipe}
-  export CUDA_MPS_LOG_DIRECTORY=${CUDA_MPS_LOG_DIRECTORY:-/tmp/mixcomm-mps-log}
-  mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
-  if nvidia-cuda-mps-control -d; then
-    started_mps=1
-    echo "gpu-suite: MPS daemon started"
-  else
-    echo "gpu-suite: could not start MPS; ranks sharing a GPU will time-slice" >&2
-  fi
-fi
+# Stopped again on exit, also on failure (scripts/lib-mps.sh; MIXCOMM_NO_MPS=1 skips it).
+trap mixcomm_mps_stop EXIT
+mixcomm_mps_start gpu-suite
 
 "$build/mixcomm-gpu-tests" "$@"

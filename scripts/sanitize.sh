@@ -38,6 +38,8 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${MIXCOMM_BUILD_DIR:-$here/build}
+# shellcheck source=scripts/lib-env.sh
+. "$here/scripts/lib-env.sh"
 # shellcheck source=scripts/lib-mps.sh
 . "$here/scripts/lib-mps.sh"
 
@@ -79,6 +81,8 @@ if [ "${MIXCOMM_SKIP_BUILD:-0}" != 1 ] || [ ! -x "$build/mixcomm-gpu-tests" ]; t
   cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null || exit 2
   cmake --build "$build" -j"$(nproc)" --target mixcomm-gpu-tests || exit 2
 fi
+# The NVSHMEM plugin must find libnvshmem_host.so.3 (scripts/lib-env.sh).
+mixcomm_nvshmem_env
 if ! nvidia-smi -L >/dev/null 2>&1; then
   echo "sanitize: no GPU visible (nvidia-smi -L failed)" >&2
   exit 2

@@ -58,14 +58,12 @@ int mixcomm_topology_mode_valid(const mixcomm_topology_t* t, const mixcomm_caps_
     case MIXCOMM_MODE_FUSED_OPT_BYTES1_UC:
       if (t->local_tp_size <= 1)
         return fail(reason, "OPT_BYTES1 is two-shot inside the node: needs local_tp_size > 1");
-      if (t->inter_size > 1)
-        return fail(reason, "OPT_BYTES1 across nodes is not in this build yet: use FUSED_OPT_WAITS_UC");
       return fused_common(t, caps, reason);
     case MIXCOMM_MODE_FUSED_OPT_BYTES2_UC:
       if (t->inter_tp_size <= 1)
         return fail(reason,
                     "OPT_BYTES2 is two-shot inside and across nodes: needs inter_tp_size > 1");
-      return fail(reason, "OPT_BYTES2 is not in this build yet: use FUSED_OPT_WAITS_UC");
+      return fused_common(t, caps, reason);
     case MIXCOMM_MODE_NCCL_ONE:
     case MIXCOMM_MODE_NCCL_TP_DP:
       if (mode == MIXCOMM_MODE_NCCL_TP_DP && !(t->tp_size > 1 && t->dp_size > 1))

@@ -44,6 +44,25 @@ void mixcomm__rows_needed(const mixcomm_topology_t* t, mixcomm_op_t op, mixcomm_
   const int nsend = op == MIXCOMM_OP_ALLGATHER              ? I
                     : op == MIXCOMM_OP_ALLREDUCE_ALLGATHER ? t->inter_dp_size
                                                            : 1;
+  if (mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC) {
+    /* Two-shot inside, one exchange across (bytes1_kernel): Np partials and Nf finals per
+     * local rank; received partials (I rows) and staged ones (Np rows) across nodes. */
+    const int Np = mixcomm__op_is_scatter(op) ? t->inter_dp_size : 1;
+    const int Nf = op == MIXCOMM_OP_ALLREDUCE_ALLGATHER ? t->inter_dp_size : 1;
+    *vmm_rows = L * (Np + Nf);
+    *ns_rows = I + Np;
+    return;
+  }
+  if (mode == MIXCOMM_MODE_FUSED_OPT_BYTES2_UC) {
+    /* Two-shot inside and across (bytes2_kernel): Np pieces and Nf finals per local rank;
+     * two receive areas of I rows, Np staged partials and one final across nodes. */
+    const int scatter = mixcomm__op_is_scatter(op);
+    const int Np = scatter ? I : t->inter_tp_size;
+    const int Nf = scatter ? t->inter_tp_size : I;
+    *vmm_rows = L * (Np + Nf);
+    *ns_rows = 2 * I + Np + 1;
+    return;
+  }
   (void)two_shot;
   *vmm_rows = L > 1 ? L * nsend : 1;
   *ns_rows = 2 * I * K;
@@ -97,8 +116,12 @@ mixcomm_status_t mixcomm__plan_for_topology(const mixcomm_topology_t* t, int gri
     if (v > vmm_rows)
       vmm_rows = v;
   }
-  if (t->inter_size > 1)
+  if (t->inter_size > 1) {
     ns_rows = 2 * t->local_size > 4 ? 2 * t->local_size : 4;
+    /* The multi-node two-shot kernels tag two rounds per local rank. */
+    if (vmm_rows < 2 * t->local_size)
+      vmm_rows = 2 * t->local_size;
+  }
 
   plan->grid_size = grid_size;
   plan->max_block_size = B;

@@ -291,7 +291,10 @@ mixcomm_status_t mixcomm_init_virtual_memory(mixcomm_handler_t* h) {
   MIXCOMM_CHECK(mixcomm__handler_usable(h, "init_virtual_memory"));
   if (h->vmm_ready)
     return MIXCOMM_SUCCESS;
-  if (h->topo.local_size > 1 && h->topo.local_size <= MIXCOMM_MAX_LOCAL_SIZE) {
+  /* A node workspace is needed to talk inside the node, and by the two-shot kernels across
+   * nodes even with one GPU per node (they stage through the rank's own rows). */
+  if ((h->topo.local_size > 1 || h->topo.inter_size > 1) &&
+      h->topo.local_size <= MIXCOMM_MAX_LOCAL_SIZE) {
     MIXCOMM_CHECK(mixcomm__vmm_reserve(&h->vmm, h->device, h->topo.local_rank,
                                        h->topo.local_size, h->plan.vmm_bytes));
     mixcomm_status_t st = mixcomm__vmm_map(&h->vmm, h->bs, h->timeout_ms);

@@ -100,6 +100,17 @@ __device__ bool wait_signal(Waiter& w, const mixcomm__kargs_t& a, const uint64_t
   return true;
 }
 
+/* Block-wide put of `bytes` bytes with a signal; with nothing to send, the signal alone goes,
+ * so every step still orders the two ranks (the ring-reuse argument needs an exchange in
+ * every step). Every thread of the block must call it. */
+__device__ __forceinline__ void put_signal(void* dst, const void* src, size_t bytes, uint64_t* sig,
+                                           uint64_t value, int pe) {
+  if (bytes > 0)
+    nvshmemx_putmem_signal_nbi_block(dst, src, bytes, sig, value, NVSHMEM_SIGNAL_SET, pe);
+  else if (threadIdx.x == 0)
+    nvshmemx_signal_op(sig, value, NVSHMEM_SIGNAL_SET, pe);
+}
+
 /* Input block the k-th of K blocks rank (n, l) sends to node `dst` starts at. */
 __device__ __forceinline__ int64_t inter_block(const mixcomm__kargs_t& a, int k, int dst) {
   if (a.op == MIXCOMM_OP_REDUCESCATTER)
@@ -160,17 +171,17 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       }
     }
     __syncthreads();
-    if (ok && nvalid > 0) {
+    if (ok) {
       for (int n = 0; n < I; n++) {
         if (n == node)
           continue;
-        const size_t bytes = ((size_t)(K - 1) * a.ns_row_vecs + (size_t)nvalid) * 16;
-        nvshmemx_putmem_signal_nbi_block(ns_row(a, ns, node * K), ns_row(a, ns, staging + n * K),
-                                         bytes, signal_at(a, slot, 0, node), sig,
-                                         NVSHMEM_SIGNAL_SET, n * L + me);
+        const size_t bytes =
+            nvalid > 0 ? ((size_t)(K - 1) * a.ns_row_vecs + (size_t)nvalid) * 16 : 0;
+        put_signal(ns_row(a, ns, node * K), ns_row(a, ns, staging + n * K), bytes,
+                   signal_at(a, slot, 0, node), sig, n * L + me);
       }
     }
-    if (ok && nvalid > 0 && t < I && t != node)
+    if (ok && t < I && t != node)
       ok = wait_signal(w, a, signal_at(a, slot, 0, t), sig, t);
     __syncthreads();
 
@@ -277,20 +288,345 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   save_ring(a, ring, seq);
 }
 
+/* FUSED_OPT_BYTES1_UC across nodes (AR, AR+AG, RS+AR; needs local_tp_size > 1): two-shot inside
+ * the node around one exchange across nodes. Chunk j of a step is owned by local TP rank j.
+ *   Round 1 (node, VMM): every rank sends chunk tp(o) of its input to owner o, for the owners it
+ *     contributes to (RS+AR: all local ranks, one block per inter-DP group i, block ld(o)+i*Ld;
+ *     otherwise: its local DP group, block 0), into o's rows [me * Np + i]; the owner sums them
+ *     in local-rank order into Np partials, stored in its symmetric staging rows [I + i].
+ *   Round 2 (nodes, NVSHMEM): the owner puts partial (RS+AR: idp(n'); else 0) to the same
+ *     local rank of every other node n' (rows [my node], signal round 0), then sums, in node
+ *     order: AR: all nodes; AR+AG: the nodes of each inter-DP group i (Id finals); RS+AR: all
+ *     nodes (its own partial idp(me) included).
+ *   Round 3 (node, VMM): the owner writes canon(final f) to rows [L * Np + me * Nf + f] of every
+ *     rank that needs it (RS+AR: its local DP group; otherwise all local ranks, itself
+ *     included), which copy it to the output (AR: chunk tp; AR+AG: block ld + f * Ld, chunk lt;
+ *     RS+AR: chunk lt).
+ * Each chunk is reduced by one owner per node, and every node sums the same partials in the
+ * same order: identical bits on every rank that shares an output. Reuse and waits as above. */
+template <typename T>
+__global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
+    bytes1_kernel(const __grid_constant__ mixcomm__kargs_t a) {
+  if (!claim_cta(a))
+    return;
+  const uint32_t ring = a.control->cta[blockIdx.x].ring;
+  const uint32_t seq = a.control->cta[blockIdx.x].seq;
+  const int L = a.local_size, me = a.local_rank, Lt = a.local_tp, Ld = a.local_dp;
+  const int I = a.inter_size, node = a.inter_rank, It = a.inter_tp, Id = a.inter_dp;
+  const int mt = me % Lt, md = me / Lt, my_idp = node / It;
+  const int op = a.op;
+  const bool scatter = is_scatter(op);
+  const int Np = scatter ? Id : 1;                                /* partials per owner */
+  const int Nf = op == MIXCOMM_OP_ALLREDUCE_ALLGATHER ? Id : 1;   /* finals per owner */
+  const int c_lo = scatter ? 0 : md * Lt, c_hi = scatter ? L : md * Lt + Lt; /* round 1 peers */
+  const int b_lo = scatter ? md * Lt : 0, b_hi = scatter ? md * Lt + Lt : L; /* round 3 peers */
+  const int t = threadIdx.x;
+  const int64_t begin = (int64_t)blockIdx.x * a.span;
+  const int64_t end = begin + a.span < a.vecs ? begin + a.span : a.vecs;
+  const uint4* in = static_cast<const uint4*>(a.x_in);
+  uint4* out = static_cast<uint4*>(a.x_out);
+  const uint64_t hash = call_hash(a) << 40;
+  Waiter w(a);
+  bool ok = true;
+
+  for (int s = 0; s < a.steps; s++) {
+    w.step = s;
+    const uint32_t slot = (ring + (uint32_t)s) % kRing;
+    const int64_t base = begin + (int64_t)s * a.chunks * a.block;
+    const int64_t mine_first = base + (int64_t)mt * a.block;
+    const int64_t mine_idx = mine_first + t;
+    const bool mine_valid = mine_idx < end;
+    const int64_t mine_count = end - mine_first < 0 ? 0 : (end - mine_first < a.block ? end - mine_first : a.block);
+    const uint4 tag1 = make_tag(a, seq, s, 1), tag2 = make_tag(a, seq, s, 2);
+    const uint64_t sig = hash | epoch_of(seq, s);
+    char* mine = slot_share(a, me, slot);
+    char* ns = ns_share(a, slot);
+
+    /* Round 1: chunks to their owners (myself included); sum my chunk into partials. */
+    if (ok) {
+      if (t >= c_lo && t < c_hi)
+        store_volatile(tag_at(slot_share(a, t, slot), me), tag1);
+      for (int o = c_lo; o < c_hi; o++) {
+        const int64_t idx = base + (int64_t)(o % Lt) * a.block + t;
+        if (idx >= end)
+          continue;
+        for (int i = 0; i < Np; i++) {
+          const int64_t blk = scatter ? (int64_t)(o / Lt) + (int64_t)i * Ld : 0;
+          store_volatile(row_at(a, slot_share(a, o, slot), me * Np + i) + t,
+                         canon(load_input(in + blk * a.vecs + idx)));
+        }
+      }
+      if (t >= c_lo && t < c_hi)
+        ok = w.check_tag(mine, t, t, tag1);
+    }
+    for (int i = 0; i < Np && ok && mine_valid; i++) {
+      Acc<T> acc;
+      for (int l = c_lo; l < c_hi && ok; l++) {
+        uint4 x;
+        ok = w.poll(row_at(a, mine, l * Np + i) + t, x, l, l);
+        if (l == c_lo)
+          acc.set(x);
+        else
+          acc.add(x);
+        store_volatile(row_at(a, mine, l * Np + i) + t, poison_vec());
+      }
+      ns_row(a, ns, I + i)[t] = acc.pack();
+    }
+
+    /* Round 2: partials to the same local rank of the other nodes; sum the finals. */
+    ok = __syncthreads_and(ok);
+    if (ok) {
+      for (int n = 0; n < I; n++) {
+        if (n == node)
+          continue;
+        put_signal(ns_row(a, ns, node), ns_row(a, ns, I + (scatter ? n / It : 0)),
+                   (size_t)mine_count * 16, signal_at(a, slot, 0, node), sig, n * L + me);
+      }
+      if (t < I && t != node)
+        ok = wait_signal(w, a, signal_at(a, slot, 0, t), sig, t);
+    }
+    __syncthreads();
+
+    /* Round 3: finals to the local ranks that need them (myself included); copy them out. */
+    if (ok && t >= b_lo && t < b_hi)
+      store_volatile(tag_at(slot_share(a, t, slot), L + me), tag2);
+    for (int f = 0; f < Nf && ok && mine_valid; f++) {
+      Acc<T> acc;
+      int terms = 0;
+      for (int n = 0; n < I; n++) {
+        if (op == MIXCOMM_OP_ALLREDUCE_ALLGATHER && n / It != f)
+          continue;
+        const uint4 x = n == node ? ns_row(a, ns, I + (scatter ? my_idp : 0))[t]
+                                  : load_volatile(ns_row(a, ns, n) + t);
+        if (terms++ == 0)
+          acc.set(x);
+        else
+          acc.add(x);
+      }
+      const uint4 v = canon(acc.pack());
+      for (int r = b_lo; r < b_hi; r++)
+        store_volatile(row_at(a, slot_share(a, r, slot), L * Np + me * Nf + f) + t, v);
+    }
+    if (ok && t >= b_lo && t < b_hi)
+      ok = w.check_tag(mine, L + t, t, tag2);
+    for (int r = b_lo; r < b_hi && ok; r++) {
+      const int64_t idx = base + (int64_t)(r % Lt) * a.block + t;
+      if (idx >= end)
+        continue;
+      for (int f = 0; f < Nf && ok; f++) {
+        uint4* src = row_at(a, mine, L * Np + r * Nf + f) + t;
+        uint4 x;
+        ok = w.poll(src, x, r, L * Np + r);
+        const int64_t blk = op == MIXCOMM_OP_ALLREDUCE_ALLGATHER ? (int64_t)(r / Lt) + (int64_t)f * Ld : 0;
+        store_output(out + blk * a.vecs + idx, x);
+        store_volatile(src, poison_vec());
+      }
+    }
+    end_step(s, a.steps);
+  }
+  save_ring(a, ring, seq);
+}
+
+/* FUSED_OPT_BYTES2_UC (AR, AR+AG, RS+AR; needs inter_tp_size > 1): two-shot inside and across
+ * nodes. A step has tp = Lt * It chunks; chunk q = lt + itp * Lt is owned by the rank with that
+ * TP rank in each DP group.
+ *   Round 1 (node, VMM): rank l sends to each owner o it contributes to (RS+AR: all local ranks;
+ *     otherwise its local DP group) Np pieces into o's rows [l * Np + i]: AR/AR+AG: chunk
+ *     lt(o) + i * Lt of its input, i < It; RS+AR: for every node i, chunk lt(o) + itp(i) * Lt of
+ *     block ld(o) + idp(i) * Ld. The owner sums each piece over the senders in rank order into
+ *     partial i (symmetric staging row [2I + i]).
+ *   Round 2 (nodes, NVSHMEM, signal round 0): partial i goes to node dest(i) (RS+AR: i;
+ *     otherwise i + my idp * It), into its row [my node]; the owner sums what the nodes sent it
+ *     (RS+AR: all nodes; otherwise its inter-DP group), in node order, into its final chunk
+ *     (row [2I + Np]).
+ *   Round 3 (nodes, signal round 1): the final goes to every node that needs it (AR, AR+AG: all;
+ *     RS+AR: its inter-DP group), into rows [I + my node].
+ *   Round 4 (node, VMM): the owner writes the Nf finals it holds (its own and the ones received)
+ *     to rows [L * Np + me * Nf + f] of every local rank that needs them (RS+AR: its local DP
+ *     group; otherwise all), which copy them to their output positions.
+ * Each chunk is reduced once in a fixed order and then only copied: identical bits. */
+template <typename T>
+__global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
+    bytes2_kernel(const __grid_constant__ mixcomm__kargs_t a) {
+  if (!claim_cta(a))
+    return;
+  const uint32_t ring = a.control->cta[blockIdx.x].ring;
+  const uint32_t seq = a.control->cta[blockIdx.x].seq;
+  const int L = a.local_size, me = a.local_rank, Lt = a.local_tp, Ld = a.local_dp;
+  const int I = a.inter_size, node = a.inter_rank, It = a.inter_tp;
+  const int mt = me % Lt, md = me / Lt, my_itp = node % It, my_idp = node / It;
+  const int op = a.op;
+  const bool scatter = is_scatter(op);
+  const int Np = scatter ? I : It;
+  const int Nf = scatter ? It : I;
+  const int c_lo = scatter ? 0 : md * Lt, c_hi = scatter ? L : md * Lt + Lt;
+  const int b_lo = scatter ? md * Lt : 0, b_hi = scatter ? md * Lt + Lt : L;
+  const int stage = 2 * I, final_row = 2 * I + Np;
+  const int t = threadIdx.x;
+  const int64_t begin = (int64_t)blockIdx.x * a.span;
+  const int64_t end = begin + a.span < a.vecs ? begin + a.span : a.vecs;
+  const uint4* in = static_cast<const uint4*>(a.x_in);
+  uint4* out = static_cast<uint4*>(a.x_out);
+  const uint64_t hash = call_hash(a) << 40;
+  Waiter w(a);
+  bool ok = true;
+
+  for (int s = 0; s < a.steps; s++) {
+    w.step = s;
+    const uint32_t slot = (ring + (uint32_t)s) % kRing;
+    const int64_t base = begin + (int64_t)s * a.chunks * a.block;
+    auto count = [&](int q) -> int64_t {
+      const int64_t first = base + (int64_t)q * a.block;
+      return end - first <= 0 ? 0 : (end - first < a.block ? end - first : a.block);
+    };
+    const int q_me = mt + my_itp * Lt;
+    const uint4 tag1 = make_tag(a, seq, s, 1), tag2 = make_tag(a, seq, s, 2);
+    const uint64_t sig = hash | epoch_of(seq, s);
+    char* mine = slot_share(a, me, slot);
+    char* ns = ns_share(a, slot);
+
+    /* Round 1: pieces to their owners (myself included); sum mine into partials. */
+    if (ok) {
+      if (t >= c_lo && t < c_hi)
+        store_volatile(tag_at(slot_share(a, t, slot), me), tag1);
+      for (int o = c_lo; o < c_hi; o++) {
+        for (int i = 0; i < Np; i++) {
+          const int q = o % Lt + (scatter ? i % It : i) * Lt;
+          const int64_t idx = base + (int64_t)q * a.block + t;
+          if (idx >= end)
+            continue;
+          const int64_t blk = scatter ? (int64_t)(o / Lt) + (int64_t)(i / It) * Ld : 0;
+          store_volatile(row_at(a, slot_share(a, o, slot), me * Np + i) + t,
+                         canon(load_input(in + blk * a.vecs + idx)));
+        }
+      }
+      if (t >= c_lo && t < c_hi)
+        ok = w.check_tag(mine, t, t, tag1);
+    }
+    for (int i = 0; i < Np && ok; i++) {
+      const int q = mt + (scatter ? i % It : i) * Lt;
+      if (t >= count(q))
+        continue;
+      Acc<T> acc;
+      for (int l = c_lo; l < c_hi && ok; l++) {
+        uint4 x;
+        ok = w.poll(row_at(a, mine, l * Np + i) + t, x, l, l);
+        if (l == c_lo)
+          acc.set(x);
+        else
+          acc.add(x);
+        store_volatile(row_at(a, mine, l * Np + i) + t, poison_vec());
+      }
+      ns_row(a, ns, stage + i)[t] = acc.pack();
+    }
+
+    /* Round 2: partial i to node dest(i); sum the partials of my chunk. */
+    ok = __syncthreads_and(ok);
+    if (ok) {
+      for (int i = 0; i < Np; i++) {
+        const int dn = scatter ? i : i + my_idp * It;
+        if (dn == node)
+          continue;
+        const int q = mt + (scatter ? i % It : i) * Lt;
+        put_signal(ns_row(a, ns, node), ns_row(a, ns, stage + i), (size_t)count(q) * 16,
+                   signal_at(a, slot, 0, node), sig, dn * L + me);
+      }
+      if (t < I && t != node && (scatter || t / It == my_idp))
+        ok = wait_signal(w, a, signal_at(a, slot, 0, t), sig, t);
+    }
+    __syncthreads();
+    if (ok && t < count(q_me)) {
+      Acc<T> acc;
+      int terms = 0;
+      for (int n = 0; n < I; n++) {
+        if (!scatter && n / It != my_idp)
+          continue;
+        const uint4 x = n == node ? ns_row(a, ns, stage + (scatter ? node : my_itp))[t]
+                                  : load_volatile(ns_row(a, ns, n) + t);
+        if (terms++ == 0)
+          acc.set(x);
+        else
+          acc.add(x);
+      }
+      ns_row(a, ns, final_row)[t] = canon(acc.pack());
+    }
+
+    /* Round 3: my final chunk to the nodes that need it. */
+    ok = __syncthreads_and(ok);
+    if (ok) {
+      for (int n = 0; n < I; n++) {
+        if (n == node || (scatter && n / It != my_idp))
+          continue;
+        put_signal(ns_row(a, ns, I + node), ns_row(a, ns, final_row), (size_t)count(q_me) * 16,
+                   signal_at(a, slot, 1, node), sig, n * L + me);
+      }
+      if (t < I && t != node && (!scatter || t / It == my_idp))
+        ok = wait_signal(w, a, signal_at(a, slot, 1, t), sig, t);
+    }
+    __syncthreads();
+
+    /* Round 4: the finals I hold to the local ranks that need them; copy theirs out. */
+    if (ok && t >= b_lo && t < b_hi)
+      store_volatile(tag_at(slot_share(a, t, slot), L + me), tag2);
+    for (int f = 0; f < Nf && ok; f++) {
+      const int nf = scatter ? f + my_idp * It : f;
+      if (t >= count(mt + (nf % It) * Lt))
+        continue;
+      const uint4 v = nf == node ? ns_row(a, ns, final_row)[t]
+                                 : load_volatile(ns_row(a, ns, I + nf) + t);
+      for (int r = b_lo; r < b_hi; r++)
+        store_volatile(row_at(a, slot_share(a, r, slot), L * Np + me * Nf + f) + t, v);
+    }
+    if (ok && t >= b_lo && t < b_hi)
+      ok = w.check_tag(mine, L + t, t, tag2);
+    for (int r = b_lo; r < b_hi && ok; r++) {
+      for (int f = 0; f < Nf && ok; f++) {
+        const int nf = scatter ? f + my_idp * It : f;
+        const int q = r % Lt + (nf % It) * Lt;
+        const int64_t idx = base + (int64_t)q * a.block + t;
+        if (idx >= end)
+          continue;
+        uint4* src = row_at(a, mine, L * Np + r * Nf + f) + t;
+        uint4 x;
+        ok = w.poll(src, x, r, L * Np + r);
+        const int64_t blk =
+            op == MIXCOMM_OP_ALLREDUCE_ALLGATHER ? (int64_t)(r / Lt) + (int64_t)(nf / It) * Ld : 0;
+        store_output(out + blk * a.vecs + idx, x);
+        store_volatile(src, poison_vec());
+      }
+    }
+    end_step(s, a.steps);
+  }
+  save_ring(a, ring, seq);
+}
+
 template <typename T>
 int launch_typed(const mixcomm__kargs_t* a, cudaStream_t stream) {
   const unsigned grid = a->steps > 0 ? (unsigned)((a->vecs + a->span - 1) / a->span) : 0u;
   if (grid == 0)
     return cudaSuccess;
-  if (a->mode != MIXCOMM_MODE_FUSED_OPT_WAITS_UC)
+  if (a->mode == MIXCOMM_MODE_FUSED_OPT_WAITS_UC)
+    waits_kernel<T><<<grid, (unsigned)a->block, 0, stream>>>(*a);
+  else if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC)
+    bytes1_kernel<T><<<grid, (unsigned)a->block, 0, stream>>>(*a);
+  else if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES2_UC)
+    bytes2_kernel<T><<<grid, (unsigned)a->block, 0, stream>>>(*a);
+  else
     return (int)cudaErrorNotSupported;
-  waits_kernel<T><<<grid, (unsigned)a->block, 0, stream>>>(*a);
   return (int)cudaGetLastError();
 }
 
 template <typename T>
 int occupancy(int block, int* blocks) {
-  return (int)cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks, waits_kernel<T>, block, 0);
+  int a = 0, b = 0;
+  cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&a, waits_kernel<T>, block, 0);
+  if (e == cudaSuccess)
+    e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, bytes1_kernel<T>, block, 0);
+  int c = 0;
+  if (e == cudaSuccess)
+    e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&c, bytes2_kernel<T>, block, 0);
+  *blocks = a < b ? (a < c ? a : c) : (b < c ? b : c);
+  return (int)e;
 }
 
 }  // namespace

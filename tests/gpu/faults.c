@@ -28,6 +28,7 @@
  * culprit, and list who named whom.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <netinet/in.h>
@@ -117,6 +118,7 @@ typedef struct rank_result {
   int calls_ok;      /* checked calls that ran and matched the reference */
   long long wrong;   /* wrong elements over all checked calls */
   double plain_create_ms;
+  double tuned_create_ms; /* kill-in-autotune: a throw-away creation with autotune, empty cache */
   double kill_delay_ms; /* victim: when it killed itself, after entering creation */
   double create_ms;
   int checks_ok, checks_failed; /* misuse scenarios */
@@ -632,13 +634,79 @@ static void rank_kill_in_create(rank_ctx_t* c) {
   survive_creation(c, 0);
 }
 
-/* (b) The victim dies during autotune at creation (empty cache): a thread kills it a little
- * later than a plain creation takes. */
+/* Point c->cache_dir at <scenario cache dir>/<sub>, a directory made fresh for one creation,
+ * and check that it is empty (rank 0 alone reads the cache, but every rank checks). Returns 0
+ * if it is empty, -1 otherwise (noted). */
+static int fresh_cache_dir(rank_ctx_t* c, const char* base, const char* sub) {
+  char dir[sizeof c->cache_dir];
+  if (snprintf(dir, sizeof dir, "%s/%s", base, sub) >= (int)sizeof dir) {
+    notef(c, "cache dir path too long");
+    return -1;
+  }
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    notef(c, "cannot make the cache dir %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  memcpy(c->cache_dir, dir, sizeof dir);
+  DIR* d = opendir(dir);
+  if (d == NULL) {
+    notef(c, "cannot open the cache dir %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  int entries = 0;
+  for (struct dirent* e; (e = readdir(d)) != NULL;)
+    entries += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+  closedir(d);
+  if (entries != 0) {
+    notef(c, "the cache dir %s is not empty: autotune would not measure", dir);
+    return -1;
+  }
+  return 0;
+}
+
+/* (b) The victim dies during autotune at creation. A fixed delay cannot work: how long autotune
+ * takes depends on the GPU, the topology (ops, modes, buckets) and how many ranks share the
+ * GPU, and on an H100 it can be over within ~100 ms. So the scenario measures it, in the same
+ * run, on the same ranks:
+ *   1. calibrate(): a plain creation (no autotune) takes P ms;
+ *   2. a throw-away creation with autotune takes T ms (every rank; its own fresh, empty cache
+ *      dir "probe", so it really measures; rank 0 writes its result there);
+ *   3. the real creation with autotune (another fresh, empty cache dir "kill", which nobody has
+ *      written, so the victim and everybody else measure again); a thread on the victim
+ *      SIGKILLs it P + 0.3 * (T - P) ms after it entered creation, i.e. when the plain part is
+ *      over and about a third of the measurements are done.
+ * The fraction is below one half on purpose: an early kill is harmless (it lands in the plain
+ * part of creation, which fails on every survivor just the same), a late one lets creation
+ * succeed; and the probe, being the first tuned creation, includes one-time costs (first
+ * launches of the kernels of every op and mode), so it tends to overestimate T - P. The kill
+ * is late only if the real autotune is over 3x faster than the measured one. */
 static void rank_kill_in_autotune(rank_ctx_t* c) {
+  char base[sizeof c->cache_dir];
+  memcpy(base, c->cache_dir, sizeof base);
   if (calibrate(c) != 0)
     return;
+  if (fresh_cache_dir(c, base, "probe") != 0)
+    return;
+  double tuned = 0;
+  mixcomm_status_t st = create_handler(c, c->opt->timeout_ms, 1, &tuned);
+  if (st != MIXCOMM_SUCCESS) {
+    notef(c, "tuned calibration create failed: %s", mixcomm_last_error());
+    return;
+  }
+  c->me->tuned_create_ms = tuned;
+  st = mixcomm_handler_shutdown(c->h);
+  c->h = NULL;
+  if (st != MIXCOMM_SUCCESS) {
+    notef(c, "tuned calibration shutdown failed: %s", mixcomm_last_error());
+    return;
+  }
+  if (fresh_cache_dir(c, base, "kill") != 0)
+    return;
   if (my_role(c) == ROLE_VICTIM) {
-    double delay = c->me->plain_create_ms * 1.2 + 100.0;
+    const double plain = c->me->plain_create_ms;
+    double delay = plain + 0.3 * (tuned > plain ? tuned - plain : 0.0);
+    if (delay < 1)
+      delay = 1;
     c->me->kill_delay_ms = delay;
     pthread_t t;
     pthread_create(&t, NULL, killer_thread, &delay);
@@ -1101,8 +1169,10 @@ static int judge_kill_in_autotune(const options_t* o, const topo_info_t* ti, con
   for (int r = 0; r < ti->world; r++) {
     const rank_result_t* m = &sh->r[r];
     if (m->role == ROLE_SURVIVOR && m->status != 0 && m->where != AT_CREATE)
-      jfail(j, "rank %d: creation succeeded: the kill (%.0f ms in) landed after autotune", r,
-            v->kill_delay_ms);
+      jfail(j,
+            "rank %d: creation succeeded: the kill (%.0f ms in) landed after autotune (a plain "
+            "creation took %.0f ms, a tuned one %.0f ms)",
+            r, v->kill_delay_ms, v->plain_create_ms, v->tuned_create_ms);
   }
   judge_shutdown(o, ti, sh, j, 0);
   return j->ok;
@@ -1341,9 +1411,13 @@ static void summarize(const topo_info_t* ti, const shared_t* sh, const int* exit
       char e[96];
       describe_exit(e, sizeof e, exits[r]);
       appendf(buf, size, &used, " %s", was_killed(exits[r]) ? "killed" : e);
-      if (m->kill_delay_ms > 0)
-        appendf(buf, size, &used, " %.0f ms into creation (a plain creation takes %.0f ms)",
+      if (m->kill_delay_ms > 0) {
+        appendf(buf, size, &used, " %.0f ms into creation (a plain creation takes %.0f ms",
                 m->kill_delay_ms, m->plain_create_ms);
+        if (m->tuned_create_ms > 0)
+          appendf(buf, size, &used, ", a tuned one %.0f ms", m->tuned_create_ms);
+        appendf(buf, size, &used, ")");
+      }
       continue;
     }
     if (m->status != 0) {
