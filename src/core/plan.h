@@ -8,7 +8,8 @@
  *   share(slot, cta) at (slot * grid_size + cta) * vmm_slot_bytes.
  * A call whose algorithm needs more rows than the plan has re-cuts the share into that many
  * shorter rows and uses proportionally smaller blocks, so the data workspace never depends on
- * the message size or the number of nodes.
+ * the message size, and across nodes it only grows to at least 2 rows per local rank (the
+ * multi-node two-shot kernels tag two rounds), whatever the number of nodes.
  * Across nodes, the NVSHMEM symmetric workspace holds ring_slots x grid_size shares of
  * nvshmem_rows rows (no tags), then 8-byte signal words [slot][cta][round 0..1][source node]:
  * only those grow with the number of nodes. */
