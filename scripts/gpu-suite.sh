@@ -5,8 +5,8 @@
 # Builds (unless MIXCOMM_SKIP_BUILD=1 and build/ already holds the binaries), starts the CUDA MPS
 # daemon when several ranks will share a GPU (so their kernels run concurrently), runs the
 # suite, and stops MPS again, also on failure (scripts/lib-mps.sh; MIXCOMM_NO_MPS=1 skips MPS).
-# Extra suites:
-#   MIXCOMM_GPU_SUITE=sanitize  -> compute-sanitizer over the main cases (scripts/sanitize.sh)
+# The reliability programs and compute-sanitizer have their own scripts (reliability.sh,
+# sanitize.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${MIXCOMM_BUILD_DIR:-$here/build}
