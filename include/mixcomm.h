@@ -314,6 +314,12 @@ MIXCOMM_API mixcomm_status_t mixcomm_get_valid_mode_list(const mixcomm_handler_t
 MIXCOMM_API const char* mixcomm_mode_invalid_reason(const mixcomm_handler_t* h,
                                                     mixcomm_mode_t mode);
 
+/* COLLECTIVE. End the NVSHMEM that handlers of this process started (should_init_nvshmem).
+ * mixcomm keeps it running after their shutdown, for the next handler; call this once no
+ * handler uses it any more (MIXCOMM_ERR_INVALID_USAGE otherwise). No-op if mixcomm did not start
+ * NVSHMEM. */
+MIXCOMM_API mixcomm_status_t mixcomm_nvshmem_finalize(void);
+
 /* COLLECTIVE. Idempotent parts of creation, exposed as in the seed. */
 MIXCOMM_API mixcomm_status_t mixcomm_init_virtual_memory(mixcomm_handler_t* h);
 MIXCOMM_API mixcomm_status_t mixcomm_init_nvshmem(mixcomm_handler_t* h);

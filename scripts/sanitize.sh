@@ -3,12 +3,10 @@
 # compute-sanitizer over the GPU suite's main cases with 2 ranks, in one command:
 #   bash scripts/sanitize.sh [TOOL...]     TOOLs: memcheck racecheck synccheck initcheck
 #                                          (default: all four, in that order)
-# For each tool and case it runs
-#   compute-sanitizer --tool TOOL --target-processes all \
+# For each tool and case it starts two ranks, each as
+#   RANK=r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=p compute-sanitizer --tool TOOL \
 #     build/mixcomm-gpu-tests --sizes 2 --quick --dtypes bf16 --only CASE --timeout-ms 60000
-# mixcomm-gpu-tests forks one process per rank, and --target-processes all makes the sanitizer
-# follow those children, so every rank runs under the tool (both topologies of 2 ranks: tp 1 x
-# dp 2 and tp 2 x dp 1). Then it prints one line per run and one per tool, e.g.
+# so every rank runs under the tool (both topologies of 2 ranks: tp 1 x dp 2 and tp 2 x dp 1). Then it prints one line per run and one per tool, e.g.
 #   memcheck matrix: 0 errors (3 processes; suite: 2 passed, 0 failed; 41 s)
 #   memcheck: 0 errors
 # parsed from the "ERROR SUMMARY: N errors" line every instrumented process prints (racecheck
@@ -93,12 +91,24 @@ trap mixcomm_mps_stop EXIT
 mixcomm_mps_start sanitize
 
 # One run: prints "errors processes suite-line rc seconds" on stdout, the log in $logs.
+# The two ranks are started here as two processes (the launcher mode of mixcomm-gpu-tests:
+# RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), each under the tool: forked children that do
+# not exec are not followed by compute-sanitizer, so the suite's own forking would leave the
+# kernels unchecked.
 run_one() {
   local tool=$1 case=$2 log=$3
-  local opts=(--tool "$tool" --target-processes all)
-  local start=$SECONDS rc=0
-  timeout -k 10 "$limit" "$cs" "${opts[@]}" "$build/mixcomm-gpu-tests" --sizes 2 --quick \
-    --dtypes bf16 --only "$case" --timeout-ms 60000 "${extra[@]}" >"$log" 2>&1 || rc=$?
+  local port start=$SECONDS rc=0 pids=() r
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  for r in 0 1; do
+    RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+      timeout -k 10 "$limit" "$cs" --tool "$tool" "$build/mixcomm-gpu-tests" --sizes 2 --quick \
+      --dtypes bf16 --only "$case" --timeout-ms 60000 "${extra[@]}" >"$log.rank$r" 2>&1 &
+    pids+=($!)
+  done
+  for r in "${pids[@]}"; do
+    wait "$r" || rc=$?
+  done
+  cat "$log.rank0" "$log.rank1" >"$log"
   local secs=$((SECONDS - start))
   local errors processes race_errors race_processes
   errors=$(grep -Eo 'ERROR SUMMARY: [0-9]+ error' "$log" | awk '{s += $3} END {print s + 0}')
@@ -112,8 +122,13 @@ run_one() {
   if [ "$race_processes" -gt "$processes" ]; then
     processes=$race_processes
   fi
-  local suite
+  # Both ranks must report a clean suite.
+  local suite clean
+  clean=$(grep -Ec '^[0-9]+ passed, 0 failed' "$log")
   suite=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1 | sed -E 's/ \(.*//')
+  if [ "$clean" -ne 2 ]; then
+    suite="${suite:-no-suite-summary} (not clean on both ranks)"
+  fi
   echo "$errors $processes ${rc} ${secs} ${suite:-no-suite-summary}"
 }
 

@@ -477,6 +477,8 @@ const mixcomm_workspace_plan_t* mixcomm_handler_plan(const mixcomm_handler_t* h)
   return h != NULL && live_contains(h) ? &h->plan : NULL;
 }
 
+mixcomm_status_t mixcomm_nvshmem_finalize(void) { return mixcomm__nvshmem_finalize(); }
+
 void mixcomm_config_init(mixcomm_config_t* config) {
   if (config == NULL)
     return;

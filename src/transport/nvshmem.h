@@ -20,6 +20,8 @@ mixcomm_status_t mixcomm__nvshmem_setup(mixcomm_handler_t* h);
 /* Free the workspace and finalize NVSHMEM if mixcomm started it (collective); with
  * peers_alive = 0 nothing collective is attempted. */
 void mixcomm__nvshmem_teardown(mixcomm_handler_t* h, int peers_alive);
+/* See mixcomm_nvshmem_finalize. */
+mixcomm_status_t mixcomm__nvshmem_finalize(void);
 /* The plugin's multi-node kernel launch and occupancy (cudaError_t values). */
 int mixcomm__nvshmem_launch(const mixcomm__kargs_t* a, cudaStream_t stream);
 int mixcomm__nvshmem_blocks_per_sm(int dtype, int block, int* blocks);
