@@ -655,6 +655,7 @@ static mixcomm_status_t create_handler(gpu_rank_t* g, mixcomm_dtype_t dtype, int
   c.timeout_ms = g->opt->timeout_ms;
   c.use_autotune = autotune;
   c.autotune_cache_dir = cache_dir;
+  c.should_init_nvshmem = !g->reuse_nvshmem;
   g->dtype = dtype;
   mixcomm_status_t st = mixcomm_handler_create(&c, g->bs, &g->h);
   if (st == MIXCOMM_SUCCESS)
@@ -701,6 +702,20 @@ static void test_lifecycle(gpu_rank_t* g) {
     printf("  lifecycle: %d create/shutdown cycles on a GPU shared by %d ranks: %.1f MiB kept "
            "after the first, %.1f MiB more over the other %d\n",
            loops, g->topo.world_size, first, growth, loops - 1);
+  /* Across nodes: a handler that uses the NVSHMEM already running in the process
+   * (should_init_nvshmem = 0), as an application that started NVSHMEM itself would. */
+  if (g->topo.inter_size > 1) {
+    g->reuse_nvshmem = 1;
+    if (create_handler(g, MIXCOMM_BFLOAT16, 0, NULL) != MIXCOMM_SUCCESS) {
+      failf(g, "should_init_nvshmem = 0: %s", mixcomm_last_error());
+    } else {
+      mixcomm_op_t ops[MIXCOMM_NUM_OPS];
+      valid_ops(g, ops);
+      run_case(g, ops[0], MIXCOMM_MODE_FUSED_OPT_WAITS_UC, 5, 256, 333, 0, 0, 0);
+      destroy_handler(g);
+    }
+    g->reuse_nvshmem = 0;
+  }
   if (growth > 16.0)
     failf(g, "lifecycle: GPU memory in use grew by %.1f MiB over %d create/shutdown cycles",
           growth, loops - 1);

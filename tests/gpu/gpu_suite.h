@@ -37,6 +37,7 @@ typedef struct gpu_rank {
   unsigned char* neg_zero;
   int passed, failed;
   int dead; /* the handler hit an asynchronous error: skip to the next handler */
+  int reuse_nvshmem; /* create handlers with should_init_nvshmem = 0 */
 } gpu_rank_t;
 
 int gpu_rank_run(gpu_rank_t* g);
