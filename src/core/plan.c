@@ -27,27 +27,18 @@ int mixcomm__mode_chunks(const mixcomm_topology_t* t, mixcomm_mode_t mode) {
 void mixcomm__rows_needed(const mixcomm_topology_t* t, mixcomm_op_t op, mixcomm_mode_t mode,
                           int* vmm_rows, int* ns_rows) {
   const int L = t->local_size, I = t->inter_size;
-  const int two_shot = mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC ||
-                       mode == MIXCOMM_MODE_FUSED_OPT_BYTES2_UC;
+  const int scatter = mixcomm__op_is_scatter(op);
   if (I == 1) {
     /* One row per sending local rank, per exchange round inside the node. */
+    const int two_shot = mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC;
     *vmm_rows = L > 1 ? (two_shot ? 2 * L : L) : 1;
     *ns_rows = 0;
     return;
   }
-  /* Across nodes, one-shot (src/nvshmem/internode.cu): K input blocks go to each other node
-   * (received into I*K rows, staged in I*K rows), and each local rank receives nsend virtual
-   * blocks from every local rank. */
-  const int K = op == MIXCOMM_OP_REDUCESCATTER                ? L
-                : op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE ? t->local_dp_size
-                                                           : 1;
-  const int nsend = op == MIXCOMM_OP_ALLGATHER              ? I
-                    : op == MIXCOMM_OP_ALLREDUCE_ALLGATHER ? t->inter_dp_size
-                                                           : 1;
   if (mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC) {
     /* Two-shot inside, one exchange across (bytes1_kernel): Np partials and Nf finals per
      * local rank; received partials (I rows) and staged ones (Np rows) across nodes. */
-    const int Np = mixcomm__op_is_scatter(op) ? t->inter_dp_size : 1;
+    const int Np = scatter ? t->inter_dp_size : 1;
     const int Nf = op == MIXCOMM_OP_ALLREDUCE_ALLGATHER ? t->inter_dp_size : 1;
     *vmm_rows = L * (Np + Nf);
     *ns_rows = I + Np;
@@ -56,14 +47,21 @@ void mixcomm__rows_needed(const mixcomm_topology_t* t, mixcomm_op_t op, mixcomm_
   if (mode == MIXCOMM_MODE_FUSED_OPT_BYTES2_UC) {
     /* Two-shot inside and across (bytes2_kernel): Np pieces and Nf finals per local rank;
      * two receive areas of I rows, Np staged partials and one final across nodes. */
-    const int scatter = mixcomm__op_is_scatter(op);
     const int Np = scatter ? I : t->inter_tp_size;
     const int Nf = scatter ? t->inter_tp_size : I;
     *vmm_rows = L * (Np + Nf);
     *ns_rows = 2 * I + Np + 1;
     return;
   }
-  (void)two_shot;
+  /* Across nodes, one-shot (waits_kernel): K input blocks go to each other node (received
+   * into I*K rows, staged in I*K rows), and each local rank receives nsend virtual blocks from
+   * every local rank. */
+  const int K = op == MIXCOMM_OP_REDUCESCATTER                ? L
+                : op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE ? t->local_dp_size
+                                                           : 1;
+  const int nsend = op == MIXCOMM_OP_ALLGATHER              ? I
+                    : op == MIXCOMM_OP_ALLREDUCE_ALLGATHER ? t->inter_dp_size
+                                                           : 1;
   *vmm_rows = L > 1 ? L * nsend : 1;
   *ns_rows = 2 * I * K;
 }
