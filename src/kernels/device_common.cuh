@@ -339,6 +339,20 @@ __device__ __forceinline__ bool claim_cta(const mixcomm__kargs_t& a) {
   return !taken;
 }
 
+/* The CTA's ring position and call counter at the start of a call. */
+struct CallState {
+  uint32_t ring, seq;
+};
+
+/* Claim the CTA (claim_cta) and read its state; false if this kernel must do nothing. */
+__device__ __forceinline__ bool begin_call(const mixcomm__kargs_t& a, CallState& c) {
+  if (!claim_cta(a))
+    return false;
+  c.ring = a.control->cta[blockIdx.x].ring;
+  c.seq = a.control->cta[blockIdx.x].seq;
+  return true;
+}
+
 __device__ __forceinline__ void save_ring(const mixcomm__kargs_t& a, uint32_t ring, uint32_t seq) {
   __syncthreads(); /* every thread has read the state */
   if (threadIdx.x == 0) {

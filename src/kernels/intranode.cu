@@ -53,16 +53,16 @@ namespace {
 template <typename T>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     oneshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
-  if (!claim_cta(a))
+  CallState call;
+  if (!begin_call(a, call))
     return;
+  const uint32_t ring = call.ring, seq = call.seq;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp;
   const int md = me / Lt;
   const bool gather = is_gather(a.op), scatter = is_scatter(a.op);
   const int group = gather ? Lt : L;         /* ranks summed into one output block */
   const int outputs = gather ? a.local_dp : 1;
   const int t = threadIdx.x;
-  const uint32_t ring = a.control->cta[blockIdx.x].ring;
-  const uint32_t seq = a.control->cta[blockIdx.x].seq;
   const int64_t begin = (int64_t)blockIdx.x * a.span;
   const int64_t end = begin + a.span < a.vecs ? begin + a.span : a.vecs;
   const uint4* in = static_cast<const uint4*>(a.x_in);
@@ -121,8 +121,10 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
 template <typename T>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     twoshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
-  if (!claim_cta(a))
+  CallState call;
+  if (!begin_call(a, call))
     return;
+  const uint32_t ring = call.ring, seq = call.seq;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp;
   const int mt = me % Lt, md = me / Lt;
   const bool gather = is_gather(a.op), scatter = is_scatter(a.op);
@@ -131,8 +133,6 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const int p1_lo = scatter ? 0 : md * Lt, p1_hi = scatter ? L : md * Lt + Lt;
   const int p2_lo = scatter ? md * Lt : 0, p2_hi = scatter ? md * Lt + Lt : L;
   const int t = threadIdx.x;
-  const uint32_t ring = a.control->cta[blockIdx.x].ring;
-  const uint32_t seq = a.control->cta[blockIdx.x].seq;
   const int64_t begin = (int64_t)blockIdx.x * a.span;
   const int64_t end = begin + a.span < a.vecs ? begin + a.span : a.vecs;
   const uint4* in = static_cast<const uint4*>(a.x_in);

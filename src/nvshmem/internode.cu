@@ -111,6 +111,26 @@ __device__ __forceinline__ void put_signal(void* dst, const void* src, size_t by
     nvshmemx_signal_op(sig, value, NVSHMEM_SIGNAL_SET, pe);
 }
 
+/* Sum, in sender order, vector t of rows [l * stride + offset] for senders l in [lo, hi), and
+ * re-poison each row once read (round 1 of the two-shot kernels). */
+template <typename T>
+__device__ __forceinline__ bool consume_sum(Waiter& w, const mixcomm__kargs_t& a, char* share,
+                                            int lo, int hi, int stride, int offset, int t,
+                                            Acc<T>& acc) {
+  bool ok = true;
+  for (int l = lo; l < hi && ok; l++) {
+    uint4* row = row_at(a, share, l * stride + offset) + t;
+    uint4 x;
+    ok = w.poll(row, x, l, l);
+    if (l == lo)
+      acc.set(x);
+    else
+      acc.add(x);
+    store_volatile(row, poison_vec());
+  }
+  return ok;
+}
+
 /* Input block the k-th of K blocks rank (n, l) sends to node `dst` starts at. */
 __device__ __forceinline__ int64_t inter_block(const mixcomm__kargs_t& a, int k, int dst) {
   if (a.op == MIXCOMM_OP_REDUCESCATTER)
@@ -123,10 +143,10 @@ __device__ __forceinline__ int64_t inter_block(const mixcomm__kargs_t& a, int k,
 template <typename T>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     waits_kernel(const __grid_constant__ mixcomm__kargs_t a) {
-  if (!claim_cta(a))
+  CallState call;
+  if (!begin_call(a, call))
     return;
-  const uint32_t ring = a.control->cta[blockIdx.x].ring;
-  const uint32_t seq = a.control->cta[blockIdx.x].seq;
+  const uint32_t ring = call.ring, seq = call.seq;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp, Ld = a.local_dp;
   const int I = a.inter_size, node = a.inter_rank, It = a.inter_tp, Id = a.inter_dp;
   const int op = a.op;
@@ -307,10 +327,10 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
 template <typename T>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     bytes1_kernel(const __grid_constant__ mixcomm__kargs_t a) {
-  if (!claim_cta(a))
+  CallState call;
+  if (!begin_call(a, call))
     return;
-  const uint32_t ring = a.control->cta[blockIdx.x].ring;
-  const uint32_t seq = a.control->cta[blockIdx.x].seq;
+  const uint32_t ring = call.ring, seq = call.seq;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp, Ld = a.local_dp;
   const int I = a.inter_size, node = a.inter_rank, It = a.inter_tp, Id = a.inter_dp;
   const int mt = me % Lt, md = me / Lt, my_idp = node / It;
@@ -361,15 +381,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     }
     for (int i = 0; i < Np && ok && mine_valid; i++) {
       Acc<T> acc;
-      for (int l = c_lo; l < c_hi && ok; l++) {
-        uint4 x;
-        ok = w.poll(row_at(a, mine, l * Np + i) + t, x, l, l);
-        if (l == c_lo)
-          acc.set(x);
-        else
-          acc.add(x);
-        store_volatile(row_at(a, mine, l * Np + i) + t, poison_vec());
-      }
+      ok = consume_sum<T>(w, a, mine, c_lo, c_hi, Np, i, t, acc);
       ns_row(a, ns, I + i)[t] = acc.pack();
     }
 
@@ -448,10 +460,10 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
 template <typename T>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     bytes2_kernel(const __grid_constant__ mixcomm__kargs_t a) {
-  if (!claim_cta(a))
+  CallState call;
+  if (!begin_call(a, call))
     return;
-  const uint32_t ring = a.control->cta[blockIdx.x].ring;
-  const uint32_t seq = a.control->cta[blockIdx.x].seq;
+  const uint32_t ring = call.ring, seq = call.seq;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp, Ld = a.local_dp;
   const int I = a.inter_size, node = a.inter_rank, It = a.inter_tp;
   const int mt = me % Lt, md = me / Lt, my_itp = node % It, my_idp = node / It;
@@ -508,15 +520,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       if (t >= count(q))
         continue;
       Acc<T> acc;
-      for (int l = c_lo; l < c_hi && ok; l++) {
-        uint4 x;
-        ok = w.poll(row_at(a, mine, l * Np + i) + t, x, l, l);
-        if (l == c_lo)
-          acc.set(x);
-        else
-          acc.add(x);
-        store_volatile(row_at(a, mine, l * Np + i) + t, poison_vec());
-      }
+      ok = consume_sum<T>(w, a, mine, c_lo, c_hi, Np, i, t, acc);
       ns_row(a, ns, stage + i)[t] = acc.pack();
     }
 

@@ -49,6 +49,7 @@
 #include <cuda_runtime_api.h>
 
 #include "common/refdata.h"
+#include "common/spawn.h"
 #include "mixcomm.h"
 
 #define MAX_RANKS 16
@@ -1360,23 +1361,6 @@ static const scenario_t k_scenarios[] = {
 
 /* ---- the parent: fork, watch, judge ------------------------------------------------------------ */
 
-static int pick_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0)
-    return -1;
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = -1;
-  if (bind(fd, (struct sockaddr*)&a, sizeof a) == 0 &&
-      getsockname(fd, (struct sockaddr*)&a, &len) == 0)
-    port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
-
 static int remove_entry(const char* path, const struct stat* st, int flag, struct FTW* ftw) {
   (void)st;
   (void)flag;
@@ -1455,7 +1439,7 @@ static int run_scenario(const options_t* o, const topo_info_t* ti, const scenari
   base.ti = ti;
   base.sh = sh;
   base.world = W;
-  const int port = pick_port();
+  const int port = spawn_free_port();
   snprintf(base.tcp.addr, sizeof base.tcp.addr, "127.0.0.1");
   base.tcp.port = port;
   snprintf(base.tcp.token, sizeof base.tcp.token, "faults-%d-%d", (int)getpid(), port);

@@ -22,7 +22,7 @@ static int env_int(const char* name, int fallback) {
 
 int spawn_under_launcher(void) { return getenv("RANK") != NULL && getenv("WORLD_SIZE") != NULL; }
 
-static int pick_port(void) {
+int spawn_free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0)
     return -1;
@@ -59,7 +59,7 @@ int spawn_ranks(int world_size, int local_size, int timeout_s, spawn_fn fn, void
     fprintf(stderr, "spawn: bad world_size %d / local_size %d\n", world_size, local_size);
     return world_size;
   }
-  const int port = pick_port();
+  const int port = spawn_free_port();
   if (port < 0) {
     perror("spawn: finding a free port");
     return world_size;

@@ -24,6 +24,9 @@ typedef struct spawn_rank {
 typedef int (*spawn_fn)(const spawn_rank_t* r, void* arg);
 int spawn_ranks(int world_size, int local_size, int timeout_s, spawn_fn fn, void* arg);
 
+/* A free TCP port on loopback (bound and released), -1 on failure. */
+int spawn_free_port(void);
+
 /* 1 if the environment describes a launcher-started rank (RANK and WORLD_SIZE set). */
 int spawn_under_launcher(void);
 
