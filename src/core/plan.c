@@ -131,7 +131,6 @@ mixcomm_status_t mixcomm__plan_for_topology(const mixcomm_topology_t* t, int gri
   plan->vmm_bytes = (size_t)MIXCOMM_RING_SLOTS * grid_size * plan->vmm_slot_bytes;
   if (ns_rows > 0) {
     plan->nvshmem_slot_bytes = (size_t)ns_rows * B * MIXCOMM_VEC_BYTES; /* no tags: signals */
-    /* Data shares, then one 16-byte signal pair per CTA and slot. */
     /* Data shares, then the signal words: [slot][cta][round 0..1][source node]. */
     plan->nvshmem_bytes = (size_t)MIXCOMM_RING_SLOTS * grid_size * plan->nvshmem_slot_bytes +
                           mixcomm__signal_bytes(t->inter_size, grid_size);

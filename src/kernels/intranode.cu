@@ -31,16 +31,17 @@
  * until no word is poison. Tags (one 16-byte vector per sender and row) carry op, mode, dtype,
  * size, call number and step; a different tag is a MISMATCH error naming the sender.
  *
- * Reuse. The ring has kRing = 3 slots; the slot of step s of a call is (ring + s) % 3, ring
+ * Reuse. The ring has kRing = 4 slots; the slot of step s of a call is (ring + s) % 4, ring
  * being the CTA's position kept in device memory across calls. A receiver re-poisons exactly
  * the rows and tags it consumed, right after consuming them. Between steps every thread issues
  * fence.acq_rel.sys then __syncthreads, so all re-poisoning of step s is ordered before any
  * send of step s + 1 (across kernels of a stream, kernel completion orders it). A rank writes
- * slot (s mod 3) of a peer at step s only after receiving that peer's step s - 1 data (every
+ * slot (s mod 4) of a peer at step s only after receiving that peer's step s - 1 data (every
  * step exchanges data between every pair of ranks in at least one phase), which the peer sent
- * after re-poisoning everything of step s - 2 and earlier: the slot, last used at step s - 3,
+ * after re-poisoning everything of step s - 2 and earlier: the slot, last used at step s - 4,
  * is clean. The ordering follows from the fences (release/acquire at system scope), not from
- * timing; two slots would suffice, the third leaves room for software pipelining.
+ * timing; two slots would suffice here, four are what the pipelined multi-node kernels need
+ * (src/nvshmem/internode.cu).
  *
  * Waits are bounded (device_common.cuh Waiter): on timeout, abort or a foreign tag, the first
  * failing thread records the error for the host and every thread of the handler stops waiting.

@@ -27,11 +27,31 @@
  *   AR+AG: block ldp + i * Ld = sum over the local ranks l of DP group ldp of row [l * Id + i].
  * Every rank of a TP group sums identical values in identical order: identical bits.
  *
- * Reuse. Symmetric rows and signals of slot s % 3 are written at step s only by nodes that
- * finished step s - 1, which needed this rank's step s - 1 data, sent after it consumed step
- * s - 2; a put's source (staging) of step s is rewritten at step s + 3 only after the peer's
- * step s + 1 data arrived, which the peer sent after receiving step s. Node workspace rows follow
- * the fence + barrier rule of intranode.cu. All waits are bounded (Waiter).
+ * Pipelining. Every kernel here runs its steps software-pipelined (run_pipelined): produce(s)
+ * starts step s up to and including its put across nodes, consume(s) finishes it; each CTA
+ * runs produce(0) produce(1) consume(0) produce(2) consume(1) ... consume(S-1), so the put of
+ * step s + 1 travels while step s is reduced and exchanged inside the node. (BYTES2 has a
+ * third phase, relay(s), right after consume(s - 1): see bytes2_kernel.)
+ *
+ * Reuse. Both workspaces are rings of kRing = 4 slots; step s of a CTA (counted across calls)
+ * uses slot s mod 4 of each. A fence.acq_rel.sys by every thread plus a block barrier precede
+ * produce(s) for s >= 2, and a kernel boundary precedes a call's produce(0). Two facts hold in
+ * every kernel, and across calls since every call is finished before the next begins:
+ *   (1) whatever a rank writes for step s (node rows and tags, symmetric rows, its own staging
+ *       rows, signals) comes after the fence before produce(s), which follows all its reads,
+ *       waits and re-poisoning of step s - 2;
+ *   (2) before that fence, the rank has received step s - 2 (or later) data from every node of
+ *       its column and from every local rank: in each step every pair of nodes exchanges a
+ *       signal in at least one round (a round with nothing to send still sends its signal) and
+ *       every pair of local ranks exchanges data in at least one round.
+ * When rank A writes a slot of rank B for step s, A holds B's data of a step s' >= s - 2,
+ * which B sent, by (1), after finishing step s' - 2 >= s - 4, the slot's previous use: the
+ * rows are re-poisoned (node) or read (symmetric) and B's tags and signals were consumed. By
+ * (2) A also holds a step s - 2 signal of every node C, sent after C had waited for every
+ * step s - 4 put addressed to it: every put of step s - 4 has landed, so its source rows
+ * (staging, or in a call of another shape rows at the same place) may be overwritten.
+ * Signal words are never reset: an epoch unique to (call, step) is SET, so a stale value can
+ * never satisfy a wait. All waits are bounded (Waiter).
  */
 #include <nvshmem.h>
 #include <nvshmemx.h>
@@ -140,6 +160,45 @@ __device__ __forceinline__ int64_t inter_block(const mixcomm__kargs_t& a, int k,
   return 0;
 }
 
+/* The pipelined schedule of every kernel here: produce(s) starts step s (the exchanges that
+ * feed the cross-node put, and the put), consume(s - 1) finishes the step before it, and
+ * relay(s), if any, continues step s once consume(s - 1) is done:
+ *   produce(0) relay(0) produce(1) consume(0) relay(1) produce(2) consume(1) ... consume(S-1)
+ * Before produce(s), s >= 2, every thread's reads and re-poisoning so far are fenced at system
+ * scope (this covers all of step s - 2), then the block synchronises: the ring argument at the
+ * top of this file rests on that. Every thread runs every phase (phases contain barriers). */
+template <typename Produce, typename Consume, typename Relay>
+__device__ __forceinline__ void run_pipelined(int steps, Waiter& w, Produce produce,
+                                              Consume consume, Relay relay) {
+  for (int s = 0; s <= steps; s++) {
+    if (s < steps) {
+      if (s >= 2) {
+        __threadfence_system();
+        __syncthreads();
+      }
+      w.step = s;
+      produce(s);
+    }
+    if (s > 0) {
+      w.step = s - 1;
+      consume(s - 1);
+    }
+    if (s < steps) {
+      w.step = s;
+      relay(s);
+    }
+  }
+}
+
+__device__ __forceinline__ uint32_t slot_of(uint32_t ring, int s) {
+  return (ring + (uint32_t)s) % kRing;
+}
+
+/* Vectors of a block-sized piece starting at `first` that lie before `end` (0 if none). */
+__device__ __forceinline__ int64_t piece_count(int64_t first, int64_t end, int block) {
+  return end - first <= 0 ? 0 : (end - first < block ? end - first : block);
+}
+
 template <typename T>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     waits_kernel(const __grid_constant__ mixcomm__kargs_t a) {
@@ -159,6 +218,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
                  : op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE ? Ld
                                                              : 1;
   const int nsend = gather ? nv : 1;
+  const int staging = I * K; /* first staging row */
   const int t = threadIdx.x;
   const int64_t begin = (int64_t)blockIdx.x * a.span;
   const int64_t end = begin + a.span < a.vecs ? begin + a.span : a.vecs;
@@ -168,21 +228,16 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   Waiter w(a);
   bool ok = true;
 
-  for (int s = 0; s < a.steps; s++) {
-    w.step = s;
-    const uint32_t slot = (ring + (uint32_t)s) % kRing;
+  /* Round 1 of step s: stage and put the blocks each other node needs. */
+  auto produce = [&](int s) {
     const int64_t step_base = begin + (int64_t)s * a.block;
     const int64_t idx = step_base + t;
-    const bool valid = idx < end;
-    const int64_t nvalid = end - step_base < a.block ? end - step_base : a.block;
-    const uint64_t sig = hash | epoch_of(seq, s);
-    char* ns = ns_share(a, slot);
-    const int staging = I * K; /* first staging row */
-
-    /* The block-wide NVSHMEM put needs every thread: decide together whether to go on. */
-    ok = __syncthreads_and(ok);
-    /* Round 1: stage and put the blocks each other node needs. */
-    if (ok && valid) {
+    const int64_t nvalid = piece_count(step_base, end, a.block);
+    char* ns = ns_share(a, slot_of(ring, s));
+    ok = __syncthreads_and(ok); /* the block-wide put needs every thread */
+    if (!ok)
+      return;
+    if (idx < end) {
       for (int n = 0; n < I; n++) {
         if (n == node)
           continue;
@@ -191,21 +246,25 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       }
     }
     __syncthreads();
-    if (ok) {
-      for (int n = 0; n < I; n++) {
-        if (n == node)
-          continue;
-        const size_t bytes =
-            nvalid > 0 ? ((size_t)(K - 1) * a.ns_row_vecs + (size_t)nvalid) * 16 : 0;
-        put_signal(ns_row(a, ns, node * K), ns_row(a, ns, staging + n * K), bytes,
-                   signal_at(a, slot, 0, node), sig, n * L + me);
-      }
+    for (int n = 0; n < I; n++) {
+      if (n == node)
+        continue;
+      const size_t bytes = nvalid > 0 ? ((size_t)(K - 1) * a.ns_row_vecs + (size_t)nvalid) * 16 : 0;
+      put_signal(ns_row(a, ns, node * K), ns_row(a, ns, staging + n * K), bytes,
+                 signal_at(a, slot_of(ring, s), 0, node), hash | epoch_of(seq, s), n * L + me);
     }
-    if (ok && t < I && t != node)
-      ok = wait_signal(w, a, signal_at(a, slot, 0, t), sig, t);
-    __syncthreads();
+  };
 
-    /* Pre-reduce across nodes and send the virtual blocks inside the node. */
+  /* Step s once round 1 arrived: pre-reduce across nodes, then round 2 inside the node. */
+  auto consume = [&](int s) {
+    const uint32_t slot = slot_of(ring, s);
+    const int64_t idx = begin + (int64_t)s * a.block + t;
+    const bool valid = idx < end;
+    char* ns = ns_share(a, slot);
+    if (ok && t < I && t != node)
+      ok = wait_signal(w, a, signal_at(a, slot, 0, t), hash | epoch_of(seq, s), t);
+    ok = __syncthreads_and(ok);
+
     const uint4 tag = make_tag(a, seq, s, 0);
     char* mine = L > 1 ? slot_share(a, me, slot) : nullptr;
     if (ok && L > 1 && t < L)
@@ -223,9 +282,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
           if (n / It != j)
             continue;
           k = 0;
-        } else if (op == MIXCOMM_OP_REDUCESCATTER) {
-          k = j;
-        } else if (op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE) {
+        } else if (op == MIXCOMM_OP_REDUCESCATTER || op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE) {
           k = j;
         } else {
           k = 0;
@@ -260,51 +317,52 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     }
 
     /* Round 2: sum or copy the local ranks' rows into the output. */
-    if (L > 1) {
-      if (ok && t < L)
-        ok = w.check_tag(mine, t, t, tag);
-      if (ok && valid) {
-        if (op == MIXCOMM_OP_ALLGATHER) {
-          for (int l = 0; l < L && ok; l++)
-            for (int n = 0; n < I && ok; n++) {
-              uint4 x;
-              ok = w.poll(row_at(a, mine, l * I + n) + t, x, l, l);
-              store_output(out + ((int64_t)n * L + l) * a.vecs + idx, x);
-            }
-        } else if (op == MIXCOMM_OP_ALLREDUCE_ALLGATHER) {
-          for (int ldp = 0; ldp < Ld && ok; ldp++)
-            for (int i = 0; i < Id && ok; i++) {
-              Acc<T> acc;
-              for (int lt = 0; lt < Lt && ok; lt++) {
-                const int l = lt + ldp * Lt;
-                uint4 x;
-                ok = w.poll(row_at(a, mine, l * Id + i) + t, x, l, l);
-                if (lt == 0)
-                  acc.set(x);
-                else
-                  acc.add(x);
-              }
-              store_output(out + ((int64_t)ldp + (int64_t)i * Ld) * a.vecs + idx, acc.pack());
-            }
-        } else {
+    if (L == 1)
+      return;
+    if (ok && t < L)
+      ok = w.check_tag(mine, t, t, tag);
+    if (!ok || !valid)
+      return;
+    if (op == MIXCOMM_OP_ALLGATHER) {
+      for (int l = 0; l < L && ok; l++)
+        for (int n = 0; n < I && ok; n++) {
+          uint4 x;
+          ok = w.poll(row_at(a, mine, l * I + n) + t, x, l, l);
+          store_output(out + ((int64_t)n * L + l) * a.vecs + idx, x);
+        }
+    } else if (op == MIXCOMM_OP_ALLREDUCE_ALLGATHER) {
+      for (int ldp = 0; ldp < Ld && ok; ldp++)
+        for (int i = 0; i < Id && ok; i++) {
           Acc<T> acc;
-          for (int l = 0; l < L && ok; l++) {
+          for (int lt = 0; lt < Lt && ok; lt++) {
+            const int l = lt + ldp * Lt;
             uint4 x;
-            ok = w.poll(row_at(a, mine, l) + t, x, l, l);
-            if (l == 0)
+            ok = w.poll(row_at(a, mine, l * Id + i) + t, x, l, l);
+            if (lt == 0)
               acc.set(x);
             else
               acc.add(x);
           }
-          store_output(out + idx, acc.pack());
+          store_output(out + ((int64_t)ldp + (int64_t)i * Ld) * a.vecs + idx, acc.pack());
         }
-        const int rows = L * nsend;
-        for (int r = 0; r < rows; r++)
-          store_volatile(row_at(a, mine, r) + t, poison_vec());
+    } else {
+      Acc<T> acc;
+      for (int l = 0; l < L && ok; l++) {
+        uint4 x;
+        ok = w.poll(row_at(a, mine, l) + t, x, l, l);
+        if (l == 0)
+          acc.set(x);
+        else
+          acc.add(x);
       }
+      store_output(out + idx, acc.pack());
     }
-    end_step(s, a.steps);
-  }
+    const int rows = L * nsend;
+    for (int r = 0; r < rows; r++)
+      store_volatile(row_at(a, mine, r) + t, poison_vec());
+  };
+
+  run_pipelined(a.steps, w, produce, consume, [](int) {});
   save_ring(a, ring, seq);
 }
 
@@ -322,8 +380,9 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
  *     rank that needs it (RS+AR: its local DP group; otherwise all local ranks, itself
  *     included), which copy it to the output (AR: chunk tp; AR+AG: block ld + f * Ld, chunk lt;
  *     RS+AR: chunk lt).
- * Each chunk is reduced by one owner per node, and every node sums the same partials in the
- * same order: identical bits on every rank that shares an output. Reuse and waits as above. */
+ * produce(s) = rounds 1 and the put of round 2; consume(s) = the rest. Each chunk is reduced by
+ * one owner per node, and every node sums the same partials in the same order: identical bits
+ * on every rank that shares an output. */
 template <typename T>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     bytes1_kernel(const __grid_constant__ mixcomm__kargs_t a) {
@@ -348,21 +407,17 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const uint64_t hash = call_hash(a) << 40;
   Waiter w(a);
   bool ok = true;
+  auto step_base = [&](int s) { return begin + (int64_t)s * a.chunks * a.block; };
 
-  for (int s = 0; s < a.steps; s++) {
-    w.step = s;
-    const uint32_t slot = (ring + (uint32_t)s) % kRing;
-    const int64_t base = begin + (int64_t)s * a.chunks * a.block;
+  /* Round 1, then the put of round 2. */
+  auto produce = [&](int s) {
+    const uint32_t slot = slot_of(ring, s);
+    const int64_t base = step_base(s);
     const int64_t mine_first = base + (int64_t)mt * a.block;
-    const int64_t mine_idx = mine_first + t;
-    const bool mine_valid = mine_idx < end;
-    const int64_t mine_count = end - mine_first < 0 ? 0 : (end - mine_first < a.block ? end - mine_first : a.block);
-    const uint4 tag1 = make_tag(a, seq, s, 1), tag2 = make_tag(a, seq, s, 2);
-    const uint64_t sig = hash | epoch_of(seq, s);
+    const bool mine_valid = mine_first + t < end;
+    const uint4 tag1 = make_tag(a, seq, s, 1);
     char* mine = slot_share(a, me, slot);
     char* ns = ns_share(a, slot);
-
-    /* Round 1: chunks to their owners (myself included); sum my chunk into partials. */
     if (ok) {
       if (t >= c_lo && t < c_hi)
         store_volatile(tag_at(slot_share(a, t, slot), me), tag1);
@@ -384,22 +439,30 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       ok = consume_sum<T>(w, a, mine, c_lo, c_hi, Np, i, t, acc);
       ns_row(a, ns, I + i)[t] = acc.pack();
     }
-
-    /* Round 2: partials to the same local rank of the other nodes; sum the finals. */
     ok = __syncthreads_and(ok);
-    if (ok) {
-      for (int n = 0; n < I; n++) {
-        if (n == node)
-          continue;
-        put_signal(ns_row(a, ns, node), ns_row(a, ns, I + (scatter ? n / It : 0)),
-                   (size_t)mine_count * 16, signal_at(a, slot, 0, node), sig, n * L + me);
-      }
-      if (t < I && t != node)
-        ok = wait_signal(w, a, signal_at(a, slot, 0, t), sig, t);
+    if (!ok)
+      return;
+    const size_t bytes = (size_t)piece_count(mine_first, end, a.block) * 16;
+    for (int n = 0; n < I; n++) {
+      if (n == node)
+        continue;
+      put_signal(ns_row(a, ns, node), ns_row(a, ns, I + (scatter ? n / It : 0)), bytes,
+                 signal_at(a, slot, 0, node), hash | epoch_of(seq, s), n * L + me);
     }
-    __syncthreads();
+  };
 
-    /* Round 3: finals to the local ranks that need them (myself included); copy them out. */
+  /* Wait for round 2, sum the finals, round 3. */
+  auto consume = [&](int s) {
+    const uint32_t slot = slot_of(ring, s);
+    const int64_t base = step_base(s);
+    const bool mine_valid = base + (int64_t)mt * a.block + t < end;
+    const uint4 tag2 = make_tag(a, seq, s, 2);
+    char* mine = slot_share(a, me, slot);
+    char* ns = ns_share(a, slot);
+    if (ok && t < I && t != node)
+      ok = wait_signal(w, a, signal_at(a, slot, 0, t), hash | epoch_of(seq, s), t);
+    ok = __syncthreads_and(ok);
+
     if (ok && t >= b_lo && t < b_hi)
       store_volatile(tag_at(slot_share(a, t, slot), L + me), tag2);
     for (int f = 0; f < Nf && ok && mine_valid; f++) {
@@ -434,8 +497,9 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         store_volatile(src, poison_vec());
       }
     }
-    end_step(s, a.steps);
-  }
+  };
+
+  run_pipelined(a.steps, w, produce, consume, [](int) {});
   save_ring(a, ring, seq);
 }
 
@@ -456,6 +520,9 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
  *   Round 4 (node, VMM): the owner writes the Nf finals it holds (its own and the ones received)
  *     to rows [L * Np + me * Nf + f] of every local rank that needs them (RS+AR: its local DP
  *     group; otherwise all), which copy them to their output positions.
+ * produce(s) = round 1 and the put of round 2; relay(s) = the rest of round 2 and the put of
+ * round 3; consume(s) = the wait of round 3 and round 4. So round 2 of step s travels while
+ * round 4 of step s - 1 runs, and round 3 of step s while round 1 of step s + 1 runs.
  * Each chunk is reduced once in a fixed order and then only copied: identical bits. */
 template <typename T>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
@@ -474,6 +541,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const int c_lo = scatter ? 0 : md * Lt, c_hi = scatter ? L : md * Lt + Lt;
   const int b_lo = scatter ? md * Lt : 0, b_hi = scatter ? md * Lt + Lt : L;
   const int stage = 2 * I, final_row = 2 * I + Np;
+  const int q_me = mt + my_itp * Lt;
   const int t = threadIdx.x;
   const int64_t begin = (int64_t)blockIdx.x * a.span;
   const int64_t end = begin + a.span < a.vecs ? begin + a.span : a.vecs;
@@ -482,22 +550,18 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const uint64_t hash = call_hash(a) << 40;
   Waiter w(a);
   bool ok = true;
+  auto step_base = [&](int s) { return begin + (int64_t)s * a.chunks * a.block; };
+  auto count = [&](int s, int q) {
+    return piece_count(step_base(s) + (int64_t)q * a.block, end, a.block);
+  };
 
-  for (int s = 0; s < a.steps; s++) {
-    w.step = s;
-    const uint32_t slot = (ring + (uint32_t)s) % kRing;
-    const int64_t base = begin + (int64_t)s * a.chunks * a.block;
-    auto count = [&](int q) -> int64_t {
-      const int64_t first = base + (int64_t)q * a.block;
-      return end - first <= 0 ? 0 : (end - first < a.block ? end - first : a.block);
-    };
-    const int q_me = mt + my_itp * Lt;
-    const uint4 tag1 = make_tag(a, seq, s, 1), tag2 = make_tag(a, seq, s, 2);
-    const uint64_t sig = hash | epoch_of(seq, s);
+  /* Round 1, then the put of round 2. */
+  auto produce = [&](int s) {
+    const uint32_t slot = slot_of(ring, s);
+    const int64_t base = step_base(s);
+    const uint4 tag1 = make_tag(a, seq, s, 1);
     char* mine = slot_share(a, me, slot);
     char* ns = ns_share(a, slot);
-
-    /* Round 1: pieces to their owners (myself included); sum mine into partials. */
     if (ok) {
       if (t >= c_lo && t < c_hi)
         store_volatile(tag_at(slot_share(a, t, slot), me), tag1);
@@ -517,29 +581,35 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     }
     for (int i = 0; i < Np && ok; i++) {
       const int q = mt + (scatter ? i % It : i) * Lt;
-      if (t >= count(q))
+      if (t >= count(s, q))
         continue;
       Acc<T> acc;
       ok = consume_sum<T>(w, a, mine, c_lo, c_hi, Np, i, t, acc);
       ns_row(a, ns, stage + i)[t] = acc.pack();
     }
-
-    /* Round 2: partial i to node dest(i); sum the partials of my chunk. */
     ok = __syncthreads_and(ok);
-    if (ok) {
-      for (int i = 0; i < Np; i++) {
-        const int dn = scatter ? i : i + my_idp * It;
-        if (dn == node)
-          continue;
-        const int q = mt + (scatter ? i % It : i) * Lt;
-        put_signal(ns_row(a, ns, node), ns_row(a, ns, stage + i), (size_t)count(q) * 16,
-                   signal_at(a, slot, 0, node), sig, dn * L + me);
-      }
-      if (t < I && t != node && (scatter || t / It == my_idp))
-        ok = wait_signal(w, a, signal_at(a, slot, 0, t), sig, t);
+    if (!ok)
+      return;
+    for (int i = 0; i < Np; i++) {
+      const int dn = scatter ? i : i + my_idp * It;
+      if (dn == node)
+        continue;
+      const int q = mt + (scatter ? i % It : i) * Lt;
+      put_signal(ns_row(a, ns, node), ns_row(a, ns, stage + i), (size_t)count(s, q) * 16,
+                 signal_at(a, slot, 0, node), hash | epoch_of(seq, s), dn * L + me);
     }
-    __syncthreads();
-    if (ok && t < count(q_me)) {
+  };
+
+  /* Wait for round 2, sum my chunk, put it (round 3). */
+  auto relay = [&](int s) {
+    const uint32_t slot = slot_of(ring, s);
+    const uint64_t sig = hash | epoch_of(seq, s);
+    char* ns = ns_share(a, slot);
+    if (ok && t < I && t != node && (scatter || t / It == my_idp))
+      ok = wait_signal(w, a, signal_at(a, slot, 0, t), sig, t);
+    ok = __syncthreads_and(ok);
+    const int64_t mine_count = count(s, q_me);
+    if (ok && t < mine_count) {
       Acc<T> acc;
       int terms = 0;
       for (int n = 0; n < I; n++) {
@@ -554,27 +624,33 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       }
       ns_row(a, ns, final_row)[t] = canon(acc.pack());
     }
-
-    /* Round 3: my final chunk to the nodes that need it. */
     ok = __syncthreads_and(ok);
-    if (ok) {
-      for (int n = 0; n < I; n++) {
-        if (n == node || (scatter && n / It != my_idp))
-          continue;
-        put_signal(ns_row(a, ns, I + node), ns_row(a, ns, final_row), (size_t)count(q_me) * 16,
-                   signal_at(a, slot, 1, node), sig, n * L + me);
-      }
-      if (t < I && t != node && (!scatter || t / It == my_idp))
-        ok = wait_signal(w, a, signal_at(a, slot, 1, t), sig, t);
+    if (!ok)
+      return;
+    for (int n = 0; n < I; n++) {
+      if (n == node || (scatter && n / It != my_idp))
+        continue;
+      put_signal(ns_row(a, ns, I + node), ns_row(a, ns, final_row), (size_t)mine_count * 16,
+                 signal_at(a, slot, 1, node), sig, n * L + me);
     }
-    __syncthreads();
+  };
 
-    /* Round 4: the finals I hold to the local ranks that need them; copy theirs out. */
+  /* Wait for round 3; round 4. */
+  auto consume = [&](int s) {
+    const uint32_t slot = slot_of(ring, s);
+    const int64_t base = step_base(s);
+    const uint4 tag2 = make_tag(a, seq, s, 2);
+    char* mine = slot_share(a, me, slot);
+    char* ns = ns_share(a, slot);
+    if (ok && t < I && t != node && (!scatter || t / It == my_idp))
+      ok = wait_signal(w, a, signal_at(a, slot, 1, t), hash | epoch_of(seq, s), t);
+    ok = __syncthreads_and(ok);
+
     if (ok && t >= b_lo && t < b_hi)
       store_volatile(tag_at(slot_share(a, t, slot), L + me), tag2);
     for (int f = 0; f < Nf && ok; f++) {
       const int nf = scatter ? f + my_idp * It : f;
-      if (t >= count(mt + (nf % It) * Lt))
+      if (t >= count(s, mt + (nf % It) * Lt))
         continue;
       const uint4 v = nf == node ? ns_row(a, ns, final_row)[t]
                                  : load_volatile(ns_row(a, ns, I + nf) + t);
@@ -599,8 +675,9 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         store_volatile(src, poison_vec());
       }
     }
-    end_step(s, a.steps);
-  }
+  };
+
+  run_pipelined(a.steps, w, produce, consume, relay);
   save_ring(a, ring, seq);
 }
 
