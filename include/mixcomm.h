@@ -238,7 +238,8 @@ typedef struct mixcomm_config {
   int max_block_size;    /* threads per CTA cap; 0 = no cap beyond the kernel's 1024 */
   int min_block_size;    /* seed default 256 */
   int min_num_steps;     /* seed default 4 */
-  int ib_enable_ibgda;   /* seed default 1; sets NVSHMEM_IB_ENABLE_IBGDA only if unset */
+  int ib_enable_ibgda;   /* seed default 1; sets NVSHMEM_IB_ENABLE_IBGDA only if unset, and
+                           only where /sys/class/infiniband lists a device */
   int should_init_nvshmem; /* seed default 1; 0 = the application already started NVSHMEM */
   int use_autotune;      /* seed default 1 */
   /* Beyond the seed. */

@@ -316,13 +316,50 @@ __device__ __forceinline__ bool is_scatter(int op) {
   return op == MIXCOMM_OP_REDUCESCATTER || op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE;
 }
 
-/* Step boundary: publish this step's re-poisoning before any thread sends the next step. */
-__device__ __forceinline__ void end_step(int s, int steps) {
-  if (s + 1 < steps) {
-    __threadfence_system();
-    __syncthreads();
+/* Slot of step s of a call that starts at ring position `ring`. */
+__device__ __forceinline__ uint32_t slot_of(uint32_t ring, int s) {
+  return (ring + (uint32_t)s) % kRing;
+}
+
+/* Vectors of a block-sized piece starting at `first` that lie before `end` (0 if none). */
+__device__ __forceinline__ int64_t piece_count(int64_t first, int64_t end, int block) {
+  return end - first <= 0 ? 0 : (end - first < block ? end - first : block);
+}
+
+/* The software-pipelined step loop of every fused kernel: produce(s) starts step s with the
+ * sends that need no wait, consume(s - 1) finishes the step before it, and relay(s) (a no-op
+ * where a kernel has no middle phase) continues step s once consume(s - 1) is done:
+ *   produce(0) relay(0) produce(1) consume(0) relay(1) produce(2) consume(1) ... consume(S-1)
+ * Before produce(s), s >= 2, every thread fences at system scope (fence.acq_rel.sys: all its
+ * reads and re-poisoning so far, which include all of step s - 2, are ordered before its
+ * later writes), then the block synchronises. The ring-reuse argument of each kernel file rests
+ * on this. Every thread runs every phase (phases contain barriers). */
+template <typename Produce, typename Consume, typename Relay>
+__device__ __forceinline__ void run_pipelined(int steps, Waiter& w, Produce produce,
+                                              Consume consume, Relay relay) {
+  for (int s = 0; s <= steps; s++) {
+    if (s < steps) {
+      if (s >= 2) {
+        __threadfence_system();
+        __syncthreads();
+      }
+      w.step = s;
+      produce(s);
+    }
+    if (s > 0) {
+      w.step = s - 1;
+      consume(s - 1);
+    }
+    if (s < steps) {
+      w.step = s;
+      relay(s);
+    }
   }
 }
+
+struct NoPhase {
+  __device__ void operator()(int) const {}
+};
 
 /* Claim this CTA's ring state for the kernel. Two kernels of one handler running the same CTA
  * at once (calls on two unsynchronised streams) would share slots and corrupt each other: the

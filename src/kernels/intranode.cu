@@ -31,17 +31,24 @@
  * until no word is poison. Tags (one 16-byte vector per sender and row) carry op, mode, dtype,
  * size, call number and step; a different tag is a MISMATCH error naming the sender.
  *
- * Reuse. The ring has kRing = 4 slots; the slot of step s of a call is (ring + s) % 4, ring
- * being the CTA's position kept in device memory across calls. A receiver re-poisons exactly
- * the rows and tags it consumed, right after consuming them. Between steps every thread issues
- * fence.acq_rel.sys then __syncthreads, so all re-poisoning of step s is ordered before any
- * send of step s + 1 (across kernels of a stream, kernel completion orders it). A rank writes
- * slot (s mod 4) of a peer at step s only after receiving that peer's step s - 1 data (every
- * step exchanges data between every pair of ranks in at least one phase), which the peer sent
- * after re-poisoning everything of step s - 2 and earlier: the slot, last used at step s - 4,
- * is clean. The ordering follows from the fences (release/acquire at system scope), not from
- * timing; two slots would suffice here, four are what the pipelined multi-node kernels need
- * (src/nvshmem/internode.cu).
+ * Pipelining. Steps run software-pipelined (run_pipelined, device_common.cuh): the sends of
+ * step s + 1 are written before step s is received, so a peer's data is usually there when
+ * it is polled. One-shot: produce(s) = send, consume(s) = receive. Two-shot: produce(s) =
+ * phase 1 send, relay(s) = phase 1 receive and phase 2 send, consume(s) = phase 2 receive,
+ * in the order produce(s) consume(s - 1) relay(s).
+ *
+ * Reuse. The ring has kRing = 4 slots; step s of a call uses slot (ring + s) % 4, ring being
+ * the CTA's position kept in device memory across calls. A receiver re-poisons exactly the
+ * rows and tags it consumed, right after consuming them. Every thread issues
+ * fence.acq_rel.sys, then the block synchronises, before produce(s) for s >= 2 (and a kernel
+ * boundary precedes a call's produce(0)), so (1) every write of step s is ordered after all
+ * the rank's receiving and re-poisoning of step s - 2; and (2) before that fence the rank has
+ * received step s - 2 or later data (a tag at least) from every local rank: one-shot receives
+ * from all in each step; two-shot from its phase 1 senders in relay(s - 1) and its phase 2
+ * senders in consume(s - 2), and every pair of ranks meets in one of the two phases. So when
+ * rank A writes slot s of rank B, B had sent A data of a step s' >= s - 2 after finishing step
+ * s' - 2 >= s - 4, the slot's previous use: it is clean. The ordering follows from the fences
+ * (release/acquire at system scope), not from timing.
  *
  * Waits are bounded (device_common.cuh Waiter): on timeout, abort or a foreign tag, the first
  * failing thread records the error for the host and every thread of the handler stops waiting.
@@ -68,54 +75,60 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const int64_t end = begin + a.span < a.vecs ? begin + a.span : a.vecs;
   const uint4* in = static_cast<const uint4*>(a.x_in);
   uint4* out = static_cast<uint4*>(a.x_out);
+  const int64_t own_block = scatter ? (int64_t)md * a.vecs : 0;
   Waiter w(a);
   bool ok = true;
 
-  for (int s = 0; s < a.steps; s++) {
-    w.step = s;
-    const uint32_t slot = (ring + (uint32_t)s) % kRing;
+  /* Send: my tag and my input (the destination's block for scatter ops) to every peer. */
+  auto produce = [&](int s) {
+    if (!ok)
+      return;
+    const uint32_t slot = slot_of(ring, s);
     const int64_t idx = begin + (int64_t)s * a.block + t;
-    const bool valid = idx < end;
-    const uint4 tag = make_tag(a, seq, s, 0);
-    char* mine = slot_share(a, me, slot);
-    uint4 own = make_uint4(0, 0, 0, 0);
+    if (t < L && t != me)
+      store_volatile(tag_at(slot_share(a, t, slot), me), make_tag(a, seq, s, 0));
+    if (idx >= end)
+      return;
+    const uint4 own = canon(load_input(in + own_block + idx));
+    for (int r = 0; r < L; r++) {
+      if (r == me)
+        continue;
+      const uint4 v = scatter ? canon(load_input(in + (int64_t)(r / Lt) * a.vecs + idx)) : own;
+      store_volatile(row_at(a, slot_share(a, r, slot), me) + t, v);
+    }
+  };
 
-    if (ok) {
-      if (t < L && t != me)
-        store_volatile(tag_at(slot_share(a, t, slot), me), tag);
-      if (valid) {
-        own = canon(load_input(in + (scatter ? md : 0) * a.vecs + idx));
-        for (int r = 0; r < L; r++) {
-          if (r == me)
-            continue;
-          const uint4 v = scatter ? canon(load_input(in + (int64_t)(r / Lt) * a.vecs + idx)) : own;
-          store_volatile(row_at(a, slot_share(a, r, slot), me) + t, v);
-        }
+  /* Receive: check the peers' tags, reduce their rows in rank order, re-poison them. */
+  auto consume = [&](int s) {
+    const uint32_t slot = slot_of(ring, s);
+    const int64_t idx = begin + (int64_t)s * a.block + t;
+    char* mine = slot_share(a, me, slot);
+    /* Issued before the wait, so that its latency hides behind the peers'. */
+    const uint4 own = idx < end ? canon(load_input(in + own_block + idx)) : make_uint4(0, 0, 0, 0);
+    if (ok && t < L && t != me)
+      ok = w.check_tag(mine, t, t, make_tag(a, seq, s, 0));
+    if (!ok || idx >= end)
+      return;
+    for (int k = 0; k < outputs; k++) {
+      const int first = gather ? k * Lt : 0;
+      uint4 v;
+      if (group == 1) {
+        v = own;
+        if (first != me)
+          ok = ok && w.poll(row_at(a, mine, first) + t, v, first, first);
+      } else {
+        Acc<T> acc;
+        ok = reduce_rows<T>(w, a, mine, 0, first, group, me, own, t, acc) && ok;
+        v = acc.pack();
       }
-      if (t < L && t != me)
-        ok = w.check_tag(mine, t, t, tag);
+      store_output(out + (int64_t)k * a.vecs + idx, v);
     }
-    if (ok && valid) {
-      for (int k = 0; k < outputs; k++) {
-        const int first = gather ? k * Lt : 0;
-        uint4 v;
-        if (group == 1) {
-          v = own;
-          if (first != me)
-            ok = ok && w.poll(row_at(a, mine, first) + t, v, first, first);
-        } else {
-          Acc<T> acc;
-          ok = reduce_rows<T>(w, a, mine, 0, first, group, me, own, t, acc) && ok;
-          v = acc.pack();
-        }
-        store_output(out + (int64_t)k * a.vecs + idx, v);
-      }
-      for (int r = 0; r < L; r++)
-        if (r != me)
-          store_volatile(row_at(a, mine, r) + t, poison_vec());
-    }
-    end_step(s, a.steps);
-  }
+    for (int r = 0; r < L; r++)
+      if (r != me)
+        store_volatile(row_at(a, mine, r) + t, poison_vec());
+  };
+
+  run_pipelined(a.steps, w, produce, consume, NoPhase());
   save_ring(a, ring, seq);
 }
 
@@ -140,33 +153,40 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   uint4* out = static_cast<uint4*>(a.x_out);
   Waiter w(a);
   bool ok = true;
+  /* Vector t of chunk 0 of step s. */
+  auto base_of = [&](int s) { return begin + (int64_t)s * a.chunks * a.block + t; };
 
-  for (int s = 0; s < a.steps; s++) {
-    w.step = s;
-    const uint32_t slot = (ring + (uint32_t)s) % kRing;
-    const int64_t base = begin + (int64_t)s * a.chunks * a.block + t; /* chunk 0 of thread t */
-    const int64_t mine_idx = base + (int64_t)mt * a.block;
-    const bool mine_valid = mine_idx < end;
-    const uint4 tag1 = make_tag(a, seq, s, 1), tag2 = make_tag(a, seq, s, 2);
-    char* mine = slot_share(a, me, slot);
-
-    /* Phase 1: my input chunks to their owners; reduce my chunk. */
-    uint4 result = make_uint4(0, 0, 0, 0);
-    if (ok) {
-      if (t >= p1_lo && t < p1_hi && t != me)
-        store_volatile(tag_at(slot_share(a, t, slot), me), tag1);
-      for (int o = p1_lo; o < p1_hi; o++) {
-        const int64_t idx = base + (int64_t)(o % Lt) * a.block;
-        if (o == me || idx >= end)
-          continue;
-        const uint4 v = canon(load_input(in + (scatter ? (int64_t)(o / Lt) * a.vecs : 0) + idx));
-        store_volatile(row_at(a, slot_share(a, o, slot), me) + t, v);
-      }
-      if (t >= p1_lo && t < p1_hi && t != me)
-        ok = w.check_tag(mine, t, t, tag1);
+  /* Phase 1 send: my input chunks to their owners. */
+  auto produce = [&](int s) {
+    if (!ok)
+      return;
+    const uint32_t slot = slot_of(ring, s);
+    const int64_t base = base_of(s);
+    if (t >= p1_lo && t < p1_hi && t != me)
+      store_volatile(tag_at(slot_share(a, t, slot), me), make_tag(a, seq, s, 1));
+    for (int o = p1_lo; o < p1_hi; o++) {
+      const int64_t idx = base + (int64_t)(o % Lt) * a.block;
+      if (o == me || idx >= end)
+        continue;
+      const uint4 v = canon(load_input(in + (scatter ? (int64_t)(o / Lt) * a.vecs : 0) + idx));
+      store_volatile(row_at(a, slot_share(a, o, slot), me) + t, v);
     }
+  };
+
+  /* Phase 1 receive: reduce my chunk; phase 2 send: the result to every rank that needs it. */
+  auto relay = [&](int s) {
+    const uint32_t slot = slot_of(ring, s);
+    const int64_t mine_idx = base_of(s) + (int64_t)mt * a.block;
+    const bool mine_valid = mine_idx < end;
+    char* mine = slot_share(a, me, slot);
+    /* Issued before the wait, so that its latency hides behind the peers'. */
+    const uint4 own = mine_valid
+                          ? canon(load_input(in + (scatter ? (int64_t)md * a.vecs : 0) + mine_idx))
+                          : make_uint4(0, 0, 0, 0);
+    if (ok && t >= p1_lo && t < p1_hi && t != me)
+      ok = w.check_tag(mine, t, t, make_tag(a, seq, s, 1));
+    uint4 result = make_uint4(0, 0, 0, 0);
     if (ok && mine_valid) {
-      const uint4 own = canon(load_input(in + (scatter ? (int64_t)md * a.vecs : 0) + mine_idx));
       Acc<T> acc;
       ok = reduce_rows<T>(w, a, mine, 0, p1_lo, p1_hi - p1_lo, me, own, t, acc);
       result = canon(acc.pack());
@@ -174,37 +194,40 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         if (r != me)
           store_volatile(row_at(a, mine, r) + t, poison_vec());
     }
+    if (!ok)
+      return;
+    if (t >= p2_lo && t < p2_hi && t != me)
+      store_volatile(tag_at(slot_share(a, t, slot), L + me), make_tag(a, seq, s, 2));
+    if (mine_valid) {
+      for (int r = p2_lo; r < p2_hi; r++)
+        if (r != me)
+          store_volatile(row_at(a, slot_share(a, r, slot), L + me) + t, result);
+      store_output(out + (gather ? (int64_t)md * a.vecs : 0) + mine_idx, result);
+    }
+  };
 
-    /* Phase 2: my reduced chunk to every rank that needs it; collect the others' chunks. */
-    if (ok) {
-      if (t >= p2_lo && t < p2_hi && t != me)
-        store_volatile(tag_at(slot_share(a, t, slot), L + me), tag2);
-      if (mine_valid) {
-        for (int r = p2_lo; r < p2_hi; r++)
-          if (r != me)
-            store_volatile(row_at(a, slot_share(a, r, slot), L + me) + t, result);
-        store_output(out + (gather ? (int64_t)md * a.vecs : 0) + mine_idx, result);
-      }
-      if (t >= p2_lo && t < p2_hi && t != me)
-        ok = w.check_tag(mine, L + t, t, tag2);
+  /* Phase 2 receive: the other owners' chunks to my output. */
+  auto consume = [&](int s) {
+    const uint32_t slot = slot_of(ring, s);
+    const int64_t base = base_of(s);
+    char* mine = slot_share(a, me, slot);
+    if (ok && t >= p2_lo && t < p2_hi && t != me)
+      ok = w.check_tag(mine, L + t, t, make_tag(a, seq, s, 2));
+    for (int r = p2_lo; r < p2_hi && ok; r++) {
+      const int64_t idx = base + (int64_t)(r % Lt) * a.block;
+      if (r == me || idx >= end)
+        continue;
+      uint4* src = row_at(a, mine, L + r) + t;
+      uint4 v;
+      ok = w.poll(src, v, r, L + r);
+      if (!ok)
+        break;
+      store_output(out + (gather ? (int64_t)(r / Lt) * a.vecs : 0) + idx, v);
+      store_volatile(src, poison_vec());
     }
-    if (ok) {
-      for (int r = p2_lo; r < p2_hi; r++) {
-        const int64_t idx = base + (int64_t)(r % Lt) * a.block;
-        if (r == me || idx >= end)
-          continue;
-        uint4* src = row_at(a, mine, L + r) + t;
-        uint4 v;
-        if (!w.poll(src, v, r, L + r)) {
-          ok = false;
-          break;
-        }
-        store_output(out + (gather ? (int64_t)(r / Lt) * a.vecs : 0) + idx, v);
-        store_volatile(src, poison_vec());
-      }
-    }
-    end_step(s, a.steps);
-  }
+  };
+
+  run_pipelined(a.steps, w, produce, consume, relay);
   save_ring(a, ring, seq);
 }
 

@@ -160,45 +160,6 @@ __device__ __forceinline__ int64_t inter_block(const mixcomm__kargs_t& a, int k,
   return 0;
 }
 
-/* The pipelined schedule of every kernel here: produce(s) starts step s (the exchanges that
- * feed the cross-node put, and the put), consume(s - 1) finishes the step before it, and
- * relay(s), if any, continues step s once consume(s - 1) is done:
- *   produce(0) relay(0) produce(1) consume(0) relay(1) produce(2) consume(1) ... consume(S-1)
- * Before produce(s), s >= 2, every thread's reads and re-poisoning so far are fenced at system
- * scope (this covers all of step s - 2), then the block synchronises: the ring argument at the
- * top of this file rests on that. Every thread runs every phase (phases contain barriers). */
-template <typename Produce, typename Consume, typename Relay>
-__device__ __forceinline__ void run_pipelined(int steps, Waiter& w, Produce produce,
-                                              Consume consume, Relay relay) {
-  for (int s = 0; s <= steps; s++) {
-    if (s < steps) {
-      if (s >= 2) {
-        __threadfence_system();
-        __syncthreads();
-      }
-      w.step = s;
-      produce(s);
-    }
-    if (s > 0) {
-      w.step = s - 1;
-      consume(s - 1);
-    }
-    if (s < steps) {
-      w.step = s;
-      relay(s);
-    }
-  }
-}
-
-__device__ __forceinline__ uint32_t slot_of(uint32_t ring, int s) {
-  return (ring + (uint32_t)s) % kRing;
-}
-
-/* Vectors of a block-sized piece starting at `first` that lie before `end` (0 if none). */
-__device__ __forceinline__ int64_t piece_count(int64_t first, int64_t end, int block) {
-  return end - first <= 0 ? 0 : (end - first < block ? end - first : block);
-}
-
 template <typename T>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     waits_kernel(const __grid_constant__ mixcomm__kargs_t a) {
@@ -362,7 +323,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       store_volatile(row_at(a, mine, r) + t, poison_vec());
   };
 
-  run_pipelined(a.steps, w, produce, consume, [](int) {});
+  run_pipelined(a.steps, w, produce, consume, NoPhase());
   save_ring(a, ring, seq);
 }
 
@@ -499,7 +460,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     }
   };
 
-  run_pipelined(a.steps, w, produce, consume, [](int) {});
+  run_pipelined(a.steps, w, produce, consume, NoPhase());
   save_ring(a, ring, seq);
 }
 

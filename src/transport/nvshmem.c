@@ -6,13 +6,16 @@
  * Start-up (COLLECTIVE, every step taken by every rank so that a failure anywhere becomes an
  * error everywhere instead of a rank left waiting):
  *   1. environment defaults, never overriding the user: NVSHMEM_IB_ENABLE_IBGDA from
- *      config.ib_enable_ibgda, NVSHMEM_DISABLE_NVLS=1 (mixcomm never uses NVLink multicast);
+ *      config.ib_enable_ibgda (false on a host without InfiniBand devices, where IBGDA cannot
+ *      start and NVSHMEM would only print its failure), NVSHMEM_DISABLE_NVLS=1 (mixcomm never
+ *      uses NVLink multicast);
  *   2. should_init_nvshmem: rank 0 creates a unique id, the bootstrap broadcasts it, every rank
  *      initialises; otherwise the application's NVSHMEM must already be running;
  *   3. every rank checks PE = world rank, PE count = world size, and that its node group lies
  *      inside one NVSHMEM node team (several "nodes" may share a host when emulated);
  *   4. the symmetric workspace of the plan is allocated (collective nvshmem_malloc).
  * Statuses of steps 2 and 3 are exchanged, so every rank reports the first failing rank. */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -104,12 +107,30 @@ static mixcomm_status_t agree_step(mixcomm_handler_t* h, const char* step, int f
   return st;
 }
 
+/* Whether the kernel lists any InfiniBand (or RoCE) device: IBGDA needs one. */
+static int infiniband_present(void) {
+  DIR* d = opendir("/sys/class/infiniband");
+  if (d == NULL)
+    return 0;
+  int found = 0;
+  for (struct dirent* e = readdir(d); e != NULL && !found; e = readdir(d))
+    found = e->d_name[0] != '.';
+  closedir(d);
+  return found;
+}
+
 mixcomm_status_t mixcomm__nvshmem_setup(mixcomm_handler_t* h) {
   if (!mixcomm__nvshmem_available())
     return mixcomm__error(MIXCOMM_ERR_UNSUPPORTED, "%s", load_error);
   char err[380] = "";
-  if (getenv("NVSHMEM_IB_ENABLE_IBGDA") == NULL)
-    setenv("NVSHMEM_IB_ENABLE_IBGDA", h->config.ib_enable_ibgda ? "true" : "false", 0);
+  if (getenv("NVSHMEM_IB_ENABLE_IBGDA") == NULL) {
+    int ibgda = h->config.ib_enable_ibgda;
+    if (ibgda && !infiniband_present()) {
+      MIXCOMM_INFO("ib_enable_ibgda: no device in /sys/class/infiniband, IBGDA left off");
+      ibgda = 0;
+    }
+    setenv("NVSHMEM_IB_ENABLE_IBGDA", ibgda ? "true" : "false", 0);
+  }
   if (getenv("NVSHMEM_DISABLE_NVLS") == NULL)
     setenv("NVSHMEM_DISABLE_NVLS", "1", 0);
 
