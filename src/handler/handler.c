@@ -109,6 +109,13 @@ static int timeout_from_env(int configured) {
   return MIXCOMM_DEFAULT_TIMEOUT_MS;
 }
 
+/* Programmatic dependent launch lets a fused kernel's launch overlap the previous kernel's
+ * tail; MIXCOMM_DISABLE_PDL=1 turns it off (plain stream-ordered launches). */
+static int pdl_from_env(void) {
+  const char* v = getenv("MIXCOMM_DISABLE_PDL");
+  return v == NULL || v[0] == '\0' || strcmp(v, "0") == 0;
+}
+
 static void fill_info(const mixcomm_handler_t* h, rank_info_t* r) {
   const mixcomm_config_t* c = &h->config;
   const mixcomm_topology_t* t = &h->topo;
@@ -331,6 +338,7 @@ static mixcomm_status_t create(const mixcomm_config_t* config, mixcomm_bootstrap
   h->config = *config;
   h->bs = bs;
   h->timeout_ms = timeout_from_env(config->timeout_ms);
+  h->pdl = pdl_from_env();
   mixcomm_topology_t t = {0};
   t.world_rank = config->world_rank;
   t.world_size = config->world_size;

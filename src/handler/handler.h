@@ -33,6 +33,7 @@ struct mixcomm_handler {
   int device, sm_count;
   int blocks_per_sm; /* fused-kernel CTAs that fit on one SM (co-residency bound) */
   int timeout_ms;
+  int pdl; /* launch fused kernels with programmatic dependent launch (MIXCOMM_DISABLE_PDL) */
   mixcomm__state_t state;
 
   /* Node workspace (init_virtual_memory). */

@@ -361,44 +361,69 @@ struct NoPhase {
   __device__ void operator()(int) const {}
 };
 
-/* Claim this CTA's ring state for the kernel. Two kernels of one handler running the same CTA
- * at once (calls on two unsynchronised streams) would share slots and corrupt each other: the
- * second one finds the claim taken, records INVALID_USAGE and does nothing. Uniform over the
- * block, so the caller may return before any barrier. */
-__device__ __forceinline__ bool claim_cta(const mixcomm__kargs_t& a) {
-  __shared__ int taken;
-  if (threadIdx.x == 0) {
-    taken = atomicExch(&a.control->cta[blockIdx.x].busy, 1);
-    if (taken)
-      record_error(a, MIXCOMM_ERR_INVALID_USAGE, kNoPeer, 0, -1, nullptr, nullptr);
-  }
-  __syncthreads();
-  return !taken;
-}
+constexpr unsigned long long kBusyBit = 1ull << 63;
 
 /* The CTA's ring position and call counter at the start of a call. */
 struct CallState {
   uint32_t ring, seq;
 };
 
-/* Claim the CTA (claim_cta) and read its state; false if this kernel must do nothing. */
+/* Start of every fused kernel. First wait for the previous kernel of the stream (a no-op
+ * unless launched with programmatic dependent launch, launch_fused), then claim this CTA's
+ * ring state and read it with one atomic. Two kernels of one handler running the same CTA at
+ * once (calls on two unsynchronised streams) would share slots and corrupt each other: the
+ * second one finds the busy bit set, records INVALID_USAGE and does nothing. Returns false
+ * (uniformly over the block, so the caller may return before any barrier) if the kernel must
+ * do nothing. */
 __device__ __forceinline__ bool begin_call(const mixcomm__kargs_t& a, CallState& c) {
-  if (!claim_cta(a))
-    return false;
-  c.ring = a.control->cta[blockIdx.x].ring;
-  c.seq = a.control->cta[blockIdx.x].seq;
-  return true;
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+  __shared__ unsigned long long state;
+  if (threadIdx.x == 0) {
+    state = atomicOr(&a.control->cta[blockIdx.x].word, kBusyBit);
+    if (state & kBusyBit)
+      record_error(a, MIXCOMM_ERR_INVALID_USAGE, kNoPeer, 0, -1, nullptr, nullptr);
+  }
+  __syncthreads();
+  const unsigned long long st = state;
+  c.ring = (uint32_t)(st >> 32) & 0xFFu;
+  c.seq = (uint32_t)st;
+  return (st & kBusyBit) == 0;
 }
 
+/* End of every fused kernel, once this CTA waits for nobody any more: let the next kernel of
+ * the stream start launching (its CTAs wait in begin_call until this grid has finished and
+ * its memory is visible; triggering only after the last wait keeps them from taking SM slots
+ * a peer's CTAs still need), then store the advanced ring state, clearing the busy bit. */
 __device__ __forceinline__ void save_ring(const mixcomm__kargs_t& a, uint32_t ring, uint32_t seq) {
-  __syncthreads(); /* every thread has read the state */
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+  __syncthreads(); /* the whole CTA is done before the claim is released */
   if (threadIdx.x == 0) {
-    mixcomm__cta_state_t* st = &a.control->cta[blockIdx.x];
-    st->ring = (ring + (uint32_t)a.steps) % kRing;
-    st->seq = seq + 1;
-    __threadfence();
-    atomicExch(&st->busy, 0);
+    const unsigned long long next =
+        ((unsigned long long)((ring + (uint32_t)a.steps) % kRing) << 32) | (uint32_t)(seq + 1);
+    atomicExch(&a.control->cta[blockIdx.x].word, next);
   }
+}
+
+/* Launch a fused kernel with kargs a: with programmatic dependent launch allowed when a.pdl
+ * (the kernel's launch then overlaps the tail of the previous kernel of the stream), plainly
+ * otherwise. Host code; returns a cudaError_t value. */
+template <typename Kernel>
+inline int launch_fused(Kernel kernel, unsigned grid, const mixcomm__kargs_t& a,
+                        cudaStream_t stream) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(grid);
+  config.blockDim = dim3((unsigned)a.block);
+  config.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attr;
+  config.numAttrs = a.pdl ? 1 : 0;
+  return (int)cudaLaunchKernelEx(&config, kernel, a);
 }
 
 }  // namespace mixcomm

@@ -233,15 +233,12 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
 
 template <typename T>
 int launch_typed(const mixcomm__kargs_t* a, cudaStream_t stream) {
-  const dim3 grid(a->steps > 0 ? (unsigned)((a->vecs + a->span - 1) / a->span) : 0u);
-  const dim3 block((unsigned)a->block);
-  if (grid.x == 0)
+  const unsigned grid = a->steps > 0 ? (unsigned)((a->vecs + a->span - 1) / a->span) : 0u;
+  if (grid == 0)
     return cudaSuccess;
   if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC)
-    twoshot_kernel<T><<<grid, block, 0, stream>>>(*a);
-  else
-    oneshot_kernel<T><<<grid, block, 0, stream>>>(*a);
-  return (int)cudaGetLastError();
+    return launch_fused(twoshot_kernel<T>, grid, *a, stream);
+  return launch_fused(oneshot_kernel<T>, grid, *a, stream);
 }
 
 }  // namespace

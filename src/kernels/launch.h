@@ -33,12 +33,15 @@ typedef struct mixcomm__host_flags {
 } mixcomm__host_flags_t;
 
 /* Per-CTA state kept in device memory between calls (the ring position is never on the host,
- * so calls need no host synchronisation and CUDA graphs replay correctly). */
+ * so calls need no host synchronisation and CUDA graphs replay correctly). One 64-bit word, so
+ * that a kernel claims the CTA and reads its state with one atomic and releases it with one
+ * more (device_common.cuh begin_call / save_ring):
+ *   bit 63      busy: a kernel of the handler runs this CTA (catches two streams at once);
+ *   bits 32-39  ring position: the slot the next step uses;
+ *   bits 0-31   calls made so far (goes into every tag and signal). */
 typedef struct mixcomm__cta_state {
-  uint32_t ring; /* slot the next step uses */
-  uint32_t seq;  /* calls made so far (goes into every tag) */
-  int busy;      /* 1 while a kernel of the handler runs this CTA: catches two streams */
-  uint32_t pad;
+  unsigned long long word;
+  unsigned long long pad;
 } mixcomm__cta_state_t;
 
 /* Device-side control block: CTA states followed by the error claim word. */
@@ -68,6 +71,7 @@ typedef struct mixcomm__kargs {
   int local_rank, local_size, local_tp, local_dp;
   int world_rank_base; /* world rank of local rank 0 */
   int op, mode, dtype;
+  int pdl; /* launch with programmatic dependent launch allowed (launch_fused) */
   uint64_t timeout_ns;
   /* Across nodes: the NVSHMEM symmetric workspace (same address on every PE). */
   char* ns_base;          /* data shares, laid out like the node workspace without tags */

@@ -648,14 +648,12 @@ int launch_typed(const mixcomm__kargs_t* a, cudaStream_t stream) {
   if (grid == 0)
     return cudaSuccess;
   if (a->mode == MIXCOMM_MODE_FUSED_OPT_WAITS_UC)
-    waits_kernel<T><<<grid, (unsigned)a->block, 0, stream>>>(*a);
-  else if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC)
-    bytes1_kernel<T><<<grid, (unsigned)a->block, 0, stream>>>(*a);
-  else if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES2_UC)
-    bytes2_kernel<T><<<grid, (unsigned)a->block, 0, stream>>>(*a);
-  else
-    return (int)cudaErrorNotSupported;
-  return (int)cudaGetLastError();
+    return launch_fused(waits_kernel<T>, grid, *a, stream);
+  if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC)
+    return launch_fused(bytes1_kernel<T>, grid, *a, stream);
+  if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES2_UC)
+    return launch_fused(bytes2_kernel<T>, grid, *a, stream);
+  return (int)cudaErrorNotSupported;
 }
 
 template <typename T>
