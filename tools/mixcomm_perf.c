@@ -53,6 +53,7 @@
 #include <cuda_runtime_api.h>
 
 #include "bootstrap/bootstrap.h"
+#include "common/args.h"
 #include "common/refdata.h"
 #include "common/spawn.h"
 #include "mixcomm.h"
@@ -167,13 +168,9 @@ static int bad_arg(const char* fmt, ...) {
   return -1;
 }
 
-static int parse_int(const char* opt, const char* s, long lo, long hi, int* out) {
-  char* end = NULL;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (s[0] == '\0' || end == NULL || *end != '\0' || errno != 0 || v < lo || v > hi)
-    return bad_arg("%s '%s': expected an integer in [%ld, %ld]", opt, s, lo, hi);
-  *out = (int)v;
+static int parse_int(const char* opt, const char* s, int lo, int hi, int* out) {
+  if (args_parse_int(s, lo, hi, out) != 0)
+    return bad_arg("%s '%s': expected an integer in [%d, %d]", opt, s, lo, hi);
   return 0;
 }
 

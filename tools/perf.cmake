@@ -5,6 +5,7 @@
 add_executable(mixcomm-perf
   tools/mixcomm_perf.c
   tools/pingpong.cu
+  tools/common/args.c
   tools/common/refdata.c
   tools/common/spawn.c)
 target_include_directories(mixcomm-perf PRIVATE

@@ -326,40 +326,6 @@ __device__ __forceinline__ int64_t piece_count(int64_t first, int64_t end, int b
   return end - first <= 0 ? 0 : (end - first < block ? end - first : block);
 }
 
-/* The software-pipelined step loop of every fused kernel: produce(s) starts step s with the
- * sends that need no wait, consume(s - 1) finishes the step before it, and relay(s) (a no-op
- * where a kernel has no middle phase) continues step s once consume(s - 1) is done:
- *   produce(0) relay(0) produce(1) consume(0) relay(1) produce(2) consume(1) ... consume(S-1)
- * Before produce(s), s >= 2, every thread fences at system scope (fence.acq_rel.sys: all its
- * reads and re-poisoning so far, which include all of step s - 2, are ordered before its
- * later writes), then the block synchronises. The ring-reuse argument of each kernel file rests
- * on this. Every thread runs every phase (phases contain barriers). */
-template <typename Produce, typename Consume, typename Relay>
-__device__ __forceinline__ void run_pipelined(int steps, Waiter& w, Produce produce,
-                                              Consume consume, Relay relay) {
-  for (int s = 0; s <= steps; s++) {
-    if (s < steps) {
-      if (s >= 2) {
-        __threadfence_system();
-        __syncthreads();
-      }
-      w.step = s;
-      produce(s);
-    }
-    if (s > 0) {
-      w.step = s - 1;
-      consume(s - 1);
-    }
-    if (s < steps) {
-      w.step = s;
-      relay(s);
-    }
-  }
-}
-
-struct NoPhase {
-  __device__ void operator()(int) const {}
-};
 
 constexpr unsigned long long kBusyBit = 1ull << 63;
 
@@ -406,6 +372,74 @@ __device__ __forceinline__ void save_ring(const mixcomm__kargs_t& a, uint32_t ri
         ((unsigned long long)((ring + (uint32_t)a.steps) % kRing) << 32) | (uint32_t)(seq + 1);
     atomicExch(&a.control->cta[blockIdx.x].word, next);
   }
+}
+
+/* The software-pipelined step loop of every fused kernel: produce(s) starts step s with the
+ * sends that need no wait, consume(s - 1) finishes the step before it, and relay(s) (a no-op
+ * where a kernel has no middle phase) continues step s once consume(s - 1) is done:
+ *   produce(0) relay(0) produce(1) consume(0) relay(1) produce(2) consume(1) ... consume(S-1)
+ * Before produce(s), s >= 2, every thread fences at system scope (fence.acq_rel.sys: all its
+ * reads and re-poisoning so far, which include all of step s - 2, are ordered before its
+ * later writes), then the block synchronises. The ring-reuse argument of each kernel file rests
+ * on this. Every thread runs every phase (phases contain barriers). Ends the call (save_ring). */
+template <typename Produce, typename Consume, typename Relay>
+__device__ __forceinline__ void run_pipelined(const mixcomm__kargs_t& a, const CallState& call,
+                                              Waiter& w, Produce produce, Consume consume,
+                                              Relay relay) {
+  const int steps = a.steps;
+  for (int s = 0; s <= steps; s++) {
+    if (s < steps) {
+      if (s >= 2) {
+        __threadfence_system();
+        __syncthreads();
+      }
+      w.step = s;
+      produce(s);
+    }
+    if (s > 0) {
+      w.step = s - 1;
+      consume(s - 1);
+    }
+    if (s < steps) {
+      w.step = s;
+      relay(s);
+    }
+  }
+  save_ring(a, call.ring, call.seq);
+}
+
+struct NoPhase {
+  __device__ void operator()(int) const {}
+};
+
+/* The vectors of the rank block this CTA handles: [begin, end). */
+struct CtaRange {
+  int64_t begin, end;
+};
+
+__device__ __forceinline__ CtaRange cta_range(const mixcomm__kargs_t& a) {
+  const int64_t begin = (int64_t)blockIdx.x * a.span;
+  return {begin, begin + a.span < a.vecs ? begin + a.span : a.vecs};
+}
+
+/* A range [lo, hi) of local ranks. */
+struct RankRange {
+  int lo, hi;
+  __device__ __forceinline__ bool has(int r) const { return r >= lo && r < hi; }
+};
+
+/* The local ranks of the two node rounds of the two-shot kernels, seen from a rank of local DP
+ * group md: the reducing round (contributors to chunk owners) and the delivering round (owners to
+ * the ranks that need the result). Scatter ops reduce across the DP groups and deliver inside
+ * one; the other ops reduce inside the DP group and deliver to every local rank. */
+__device__ __forceinline__ RankRange reduce_peers(const mixcomm__kargs_t& a, int md) {
+  const RankRange group = {md * a.local_tp, md * a.local_tp + a.local_tp};
+  return is_scatter(a.op) ? RankRange{0, a.local_size} : group;
+}
+
+__device__ __forceinline__ RankRange deliver_peers(const mixcomm__kargs_t& a, int md) {
+  const RankRange group = {md * a.local_tp, md * a.local_tp + a.local_tp};
+  return is_scatter(a.op) ? group : RankRange{0, a.local_size};
 }
 
 /* Launch a fused kernel with kargs a: with programmatic dependent launch allowed when a.pdl

@@ -71,8 +71,8 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const int group = gather ? Lt : L;         /* ranks summed into one output block */
   const int outputs = gather ? a.local_dp : 1;
   const int t = threadIdx.x;
-  const int64_t begin = (int64_t)blockIdx.x * a.span;
-  const int64_t end = begin + a.span < a.vecs ? begin + a.span : a.vecs;
+  const CtaRange cta = cta_range(a);
+  const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
   uint4* out = static_cast<uint4*>(a.x_out);
   const int64_t own_block = scatter ? (int64_t)md * a.vecs : 0;
@@ -128,8 +128,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         store_volatile(row_at(a, mine, r) + t, poison_vec());
   };
 
-  run_pipelined(a.steps, w, produce, consume, NoPhase());
-  save_ring(a, ring, seq);
+  run_pipelined(a, call, w, produce, consume, NoPhase());
 }
 
 template <typename T>
@@ -142,13 +141,11 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp;
   const int mt = me % Lt, md = me / Lt;
   const bool gather = is_gather(a.op), scatter = is_scatter(a.op);
-  /* Ranks I contribute to / receive phase 1 from, and receive phase 2 from / send it to:
-   * [lo, hi) in both phases (all ranks, or my DP group). */
-  const int p1_lo = scatter ? 0 : md * Lt, p1_hi = scatter ? L : md * Lt + Lt;
-  const int p2_lo = scatter ? md * Lt : 0, p2_hi = scatter ? md * Lt + Lt : L;
+  /* Ranks I contribute to / receive phase 1 from, and receive phase 2 from / send it to. */
+  const RankRange p1 = reduce_peers(a, md), p2 = deliver_peers(a, md);
   const int t = threadIdx.x;
-  const int64_t begin = (int64_t)blockIdx.x * a.span;
-  const int64_t end = begin + a.span < a.vecs ? begin + a.span : a.vecs;
+  const CtaRange cta = cta_range(a);
+  const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
   uint4* out = static_cast<uint4*>(a.x_out);
   Waiter w(a);
@@ -162,9 +159,9 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       return;
     const uint32_t slot = slot_of(ring, s);
     const int64_t base = base_of(s);
-    if (t >= p1_lo && t < p1_hi && t != me)
+    if (p1.has(t) && t != me)
       store_volatile(tag_at(slot_share(a, t, slot), me), make_tag(a, seq, s, 1));
-    for (int o = p1_lo; o < p1_hi; o++) {
+    for (int o = p1.lo; o < p1.hi; o++) {
       const int64_t idx = base + (int64_t)(o % Lt) * a.block;
       if (o == me || idx >= end)
         continue;
@@ -183,23 +180,23 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     const uint4 own = mine_valid
                           ? canon(load_input(in + (scatter ? (int64_t)md * a.vecs : 0) + mine_idx))
                           : make_uint4(0, 0, 0, 0);
-    if (ok && t >= p1_lo && t < p1_hi && t != me)
+    if (ok && p1.has(t) && t != me)
       ok = w.check_tag(mine, t, t, make_tag(a, seq, s, 1));
     uint4 result = make_uint4(0, 0, 0, 0);
     if (ok && mine_valid) {
       Acc<T> acc;
-      ok = reduce_rows<T>(w, a, mine, 0, p1_lo, p1_hi - p1_lo, me, own, t, acc);
+      ok = reduce_rows<T>(w, a, mine, 0, p1.lo, p1.hi - p1.lo, me, own, t, acc);
       result = canon(acc.pack());
-      for (int r = p1_lo; r < p1_hi; r++)
+      for (int r = p1.lo; r < p1.hi; r++)
         if (r != me)
           store_volatile(row_at(a, mine, r) + t, poison_vec());
     }
     if (!ok)
       return;
-    if (t >= p2_lo && t < p2_hi && t != me)
+    if (p2.has(t) && t != me)
       store_volatile(tag_at(slot_share(a, t, slot), L + me), make_tag(a, seq, s, 2));
     if (mine_valid) {
-      for (int r = p2_lo; r < p2_hi; r++)
+      for (int r = p2.lo; r < p2.hi; r++)
         if (r != me)
           store_volatile(row_at(a, slot_share(a, r, slot), L + me) + t, result);
       store_output(out + (gather ? (int64_t)md * a.vecs : 0) + mine_idx, result);
@@ -211,9 +208,9 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     const uint32_t slot = slot_of(ring, s);
     const int64_t base = base_of(s);
     char* mine = slot_share(a, me, slot);
-    if (ok && t >= p2_lo && t < p2_hi && t != me)
+    if (ok && p2.has(t) && t != me)
       ok = w.check_tag(mine, L + t, t, make_tag(a, seq, s, 2));
-    for (int r = p2_lo; r < p2_hi && ok; r++) {
+    for (int r = p2.lo; r < p2.hi && ok; r++) {
       const int64_t idx = base + (int64_t)(r % Lt) * a.block;
       if (r == me || idx >= end)
         continue;
@@ -227,8 +224,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     }
   };
 
-  run_pipelined(a.steps, w, produce, consume, relay);
-  save_ring(a, ring, seq);
+  run_pipelined(a, call, w, produce, consume, relay);
 }
 
 template <typename T>

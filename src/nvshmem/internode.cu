@@ -181,8 +181,8 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const int nsend = gather ? nv : 1;
   const int staging = I * K; /* first staging row */
   const int t = threadIdx.x;
-  const int64_t begin = (int64_t)blockIdx.x * a.span;
-  const int64_t end = begin + a.span < a.vecs ? begin + a.span : a.vecs;
+  const CtaRange cta = cta_range(a);
+  const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
   uint4* out = static_cast<uint4*>(a.x_out);
   const uint64_t hash = call_hash(a) << 40;
@@ -232,7 +232,8 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       store_volatile(tag_at(slot_share(a, t, slot), me), tag);
     for (int j = 0; j < nv && ok && valid; j++) {
       Acc<T> acc;
-      int terms = 0, last_n = node, last_k = 0;
+      int terms = 0;
+      uint4 first = make_uint4(0, 0, 0, 0);
       for (int n = 0; n < I; n++) {
         int k;
         if (op == MIXCOMM_OP_ALLGATHER) {
@@ -250,18 +251,15 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         }
         const uint4 x = n == node ? load_input(in + inter_block(a, k, node) * a.vecs + idx)
                                   : load_volatile(ns_row(a, ns, n * K + k) + t);
-        last_n = n;
-        last_k = k;
-        if (terms++ == 0)
+        if (terms++ == 0) {
+          first = x;
           acc.set(x);
-        else
+        } else {
           acc.add(x);
+        }
       }
       /* A single term is copied bit for bit (AG); sums are rounded once. */
-      uint4 v = acc.pack();
-      if (terms == 1)
-        v = last_n == node ? load_input(in + inter_block(a, last_k, node) * a.vecs + idx)
-                           : load_volatile(ns_row(a, ns, last_n * K + last_k) + t);
+      uint4 v = terms == 1 ? first : acc.pack();
       v = canon(v);
       if (L == 1) {
         /* One GPU per node: the virtual blocks are the output. */
@@ -323,8 +321,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       store_volatile(row_at(a, mine, r) + t, poison_vec());
   };
 
-  run_pipelined(a.steps, w, produce, consume, NoPhase());
-  save_ring(a, ring, seq);
+  run_pipelined(a, call, w, produce, consume, NoPhase());
 }
 
 /* FUSED_OPT_BYTES1_UC across nodes (AR, AR+AG, RS+AR; needs local_tp_size > 1): two-shot inside
@@ -358,11 +355,10 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const bool scatter = is_scatter(op);
   const int Np = scatter ? Id : 1;                                /* partials per owner */
   const int Nf = op == MIXCOMM_OP_ALLREDUCE_ALLGATHER ? Id : 1;   /* finals per owner */
-  const int c_lo = scatter ? 0 : md * Lt, c_hi = scatter ? L : md * Lt + Lt; /* round 1 peers */
-  const int b_lo = scatter ? md * Lt : 0, b_hi = scatter ? md * Lt + Lt : L; /* round 3 peers */
+  const RankRange p1 = reduce_peers(a, md), p3 = deliver_peers(a, md); /* rounds 1 and 3 */
   const int t = threadIdx.x;
-  const int64_t begin = (int64_t)blockIdx.x * a.span;
-  const int64_t end = begin + a.span < a.vecs ? begin + a.span : a.vecs;
+  const CtaRange cta = cta_range(a);
+  const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
   uint4* out = static_cast<uint4*>(a.x_out);
   const uint64_t hash = call_hash(a) << 40;
@@ -380,9 +376,9 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     char* mine = slot_share(a, me, slot);
     char* ns = ns_share(a, slot);
     if (ok) {
-      if (t >= c_lo && t < c_hi)
+      if (p1.has(t))
         store_volatile(tag_at(slot_share(a, t, slot), me), tag1);
-      for (int o = c_lo; o < c_hi; o++) {
+      for (int o = p1.lo; o < p1.hi; o++) {
         const int64_t idx = base + (int64_t)(o % Lt) * a.block + t;
         if (idx >= end)
           continue;
@@ -392,12 +388,12 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
                          canon(load_input(in + blk * a.vecs + idx)));
         }
       }
-      if (t >= c_lo && t < c_hi)
+      if (p1.has(t))
         ok = w.check_tag(mine, t, t, tag1);
     }
     for (int i = 0; i < Np && ok && mine_valid; i++) {
       Acc<T> acc;
-      ok = consume_sum<T>(w, a, mine, c_lo, c_hi, Np, i, t, acc);
+      ok = consume_sum<T>(w, a, mine, p1.lo, p1.hi, Np, i, t, acc);
       ns_row(a, ns, I + i)[t] = acc.pack();
     }
     ok = __syncthreads_and(ok);
@@ -424,7 +420,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       ok = wait_signal(w, a, signal_at(a, slot, 0, t), hash | epoch_of(seq, s), t);
     ok = __syncthreads_and(ok);
 
-    if (ok && t >= b_lo && t < b_hi)
+    if (ok && p3.has(t))
       store_volatile(tag_at(slot_share(a, t, slot), L + me), tag2);
     for (int f = 0; f < Nf && ok && mine_valid; f++) {
       Acc<T> acc;
@@ -440,12 +436,12 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
           acc.add(x);
       }
       const uint4 v = canon(acc.pack());
-      for (int r = b_lo; r < b_hi; r++)
+      for (int r = p3.lo; r < p3.hi; r++)
         store_volatile(row_at(a, slot_share(a, r, slot), L * Np + me * Nf + f) + t, v);
     }
-    if (ok && t >= b_lo && t < b_hi)
+    if (ok && p3.has(t))
       ok = w.check_tag(mine, L + t, t, tag2);
-    for (int r = b_lo; r < b_hi && ok; r++) {
+    for (int r = p3.lo; r < p3.hi && ok; r++) {
       const int64_t idx = base + (int64_t)(r % Lt) * a.block + t;
       if (idx >= end)
         continue;
@@ -460,8 +456,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     }
   };
 
-  run_pipelined(a.steps, w, produce, consume, NoPhase());
-  save_ring(a, ring, seq);
+  run_pipelined(a, call, w, produce, consume, NoPhase());
 }
 
 /* FUSED_OPT_BYTES2_UC (AR, AR+AG, RS+AR; needs inter_tp_size > 1): two-shot inside and across
@@ -499,13 +494,12 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const bool scatter = is_scatter(op);
   const int Np = scatter ? I : It;
   const int Nf = scatter ? It : I;
-  const int c_lo = scatter ? 0 : md * Lt, c_hi = scatter ? L : md * Lt + Lt;
-  const int b_lo = scatter ? md * Lt : 0, b_hi = scatter ? md * Lt + Lt : L;
+  const RankRange p1 = reduce_peers(a, md), p4 = deliver_peers(a, md); /* rounds 1 and 4 */
   const int stage = 2 * I, final_row = 2 * I + Np;
   const int q_me = mt + my_itp * Lt;
   const int t = threadIdx.x;
-  const int64_t begin = (int64_t)blockIdx.x * a.span;
-  const int64_t end = begin + a.span < a.vecs ? begin + a.span : a.vecs;
+  const CtaRange cta = cta_range(a);
+  const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
   uint4* out = static_cast<uint4*>(a.x_out);
   const uint64_t hash = call_hash(a) << 40;
@@ -524,9 +518,9 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     char* mine = slot_share(a, me, slot);
     char* ns = ns_share(a, slot);
     if (ok) {
-      if (t >= c_lo && t < c_hi)
+      if (p1.has(t))
         store_volatile(tag_at(slot_share(a, t, slot), me), tag1);
-      for (int o = c_lo; o < c_hi; o++) {
+      for (int o = p1.lo; o < p1.hi; o++) {
         for (int i = 0; i < Np; i++) {
           const int q = o % Lt + (scatter ? i % It : i) * Lt;
           const int64_t idx = base + (int64_t)q * a.block + t;
@@ -537,7 +531,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
                          canon(load_input(in + blk * a.vecs + idx)));
         }
       }
-      if (t >= c_lo && t < c_hi)
+      if (p1.has(t))
         ok = w.check_tag(mine, t, t, tag1);
     }
     for (int i = 0; i < Np && ok; i++) {
@@ -545,7 +539,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       if (t >= count(s, q))
         continue;
       Acc<T> acc;
-      ok = consume_sum<T>(w, a, mine, c_lo, c_hi, Np, i, t, acc);
+      ok = consume_sum<T>(w, a, mine, p1.lo, p1.hi, Np, i, t, acc);
       ns_row(a, ns, stage + i)[t] = acc.pack();
     }
     ok = __syncthreads_and(ok);
@@ -607,7 +601,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       ok = wait_signal(w, a, signal_at(a, slot, 1, t), hash | epoch_of(seq, s), t);
     ok = __syncthreads_and(ok);
 
-    if (ok && t >= b_lo && t < b_hi)
+    if (ok && p4.has(t))
       store_volatile(tag_at(slot_share(a, t, slot), L + me), tag2);
     for (int f = 0; f < Nf && ok; f++) {
       const int nf = scatter ? f + my_idp * It : f;
@@ -615,12 +609,12 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         continue;
       const uint4 v = nf == node ? ns_row(a, ns, final_row)[t]
                                  : load_volatile(ns_row(a, ns, I + nf) + t);
-      for (int r = b_lo; r < b_hi; r++)
+      for (int r = p4.lo; r < p4.hi; r++)
         store_volatile(row_at(a, slot_share(a, r, slot), L * Np + me * Nf + f) + t, v);
     }
-    if (ok && t >= b_lo && t < b_hi)
+    if (ok && p4.has(t))
       ok = w.check_tag(mine, L + t, t, tag2);
-    for (int r = b_lo; r < b_hi && ok; r++) {
+    for (int r = p4.lo; r < p4.hi && ok; r++) {
       for (int f = 0; f < Nf && ok; f++) {
         const int nf = scatter ? f + my_idp * It : f;
         const int q = r % Lt + (nf % It) * Lt;
@@ -638,8 +632,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     }
   };
 
-  run_pipelined(a.steps, w, produce, consume, relay);
-  save_ring(a, ring, seq);
+  run_pipelined(a, call, w, produce, consume, relay);
 }
 
 template <typename T>

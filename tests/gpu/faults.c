@@ -48,6 +48,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include "common/args.h"
 #include "common/refdata.h"
 #include "common/spawn.h"
 #include "mixcomm.h"
@@ -1570,15 +1571,6 @@ static int wanted(const options_t* o, const char* name) {
   return 0;
 }
 
-static int parse_int(const char* s, int lo, int hi, int* out) {
-  char* end;
-  long v = strtol(s, &end, 10);
-  if (end == s || *end != '\0' || v < lo || v > hi)
-    return -1;
-  *out = (int)v;
-  return 0;
-}
-
 int main(int argc, char** argv) {
   options_t o;
   memset(&o, 0, sizeof o);
@@ -1613,30 +1605,30 @@ int main(int argc, char** argv) {
       char buf[128];
       snprintf(buf, sizeof buf, "%s", v);
       for (char* tok = strtok(buf, ","); tok && !bad; tok = strtok(NULL, ",")) {
-        if (o.nranks >= 8 || parse_int(tok, 2, MAX_RANKS, &o.ranks[o.nranks]) != 0)
+        if (o.nranks >= 8 || args_parse_int(tok, 2, MAX_RANKS, &o.ranks[o.nranks]) != 0)
           bad = 1;
         else
           o.nranks++;
       }
       bad |= o.nranks == 0;
     } else if (!strcmp(a, "--tp")) {
-      bad = parse_int(v, 1, MAX_RANKS, &o.tp);
+      bad = args_parse_int(v, 1, MAX_RANKS, &o.tp);
     } else if (!strcmp(a, "--victim")) {
-      bad = parse_int(v, 0, MAX_RANKS - 1, &o.victim);
+      bad = args_parse_int(v, 0, MAX_RANKS - 1, &o.victim);
     } else if (!strcmp(a, "--only")) {
       snprintf(o.only, sizeof o.only, "%s", v);
     } else if (!strcmp(a, "--timeout-ms")) {
-      bad = parse_int(v, 100, 600000, &o.timeout_ms);
+      bad = args_parse_int(v, 100, 600000, &o.timeout_ms);
     } else if (!strcmp(a, "--bootstrap-timeout-ms")) {
-      bad = parse_int(v, 100, 600000, &o.bs_timeout_ms);
+      bad = args_parse_int(v, 100, 600000, &o.bs_timeout_ms);
     } else if (!strcmp(a, "--margin-ms")) {
-      bad = parse_int(v, 0, 600000, &o.margin_ms);
+      bad = args_parse_int(v, 0, 600000, &o.margin_ms);
     } else if (!strcmp(a, "--limit-s")) {
-      bad = parse_int(v, 5, 3600, &o.limit_s);
+      bad = args_parse_int(v, 5, 3600, &o.limit_s);
     } else if (!strcmp(a, "--total-limit-s")) {
-      bad = parse_int(v, 10, 86400, &o.total_limit_s);
+      bad = args_parse_int(v, 10, 86400, &o.total_limit_s);
     } else if (!strcmp(a, "--calls")) {
-      bad = parse_int(v, 1, 100000, &o.calls);
+      bad = args_parse_int(v, 1, 100000, &o.calls);
     } else if (!strcmp(a, "--dtype")) {
       bad = mixcomm_dtype_from_name(v, &o.dtype) != MIXCOMM_SUCCESS;
     } else {

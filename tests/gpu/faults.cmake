@@ -11,6 +11,7 @@ foreach(prog fault-tests soak)
   endif()
   add_executable(mixcomm-${prog}
     ${src}
+    ${CMAKE_SOURCE_DIR}/tools/common/args.c
     ${CMAKE_SOURCE_DIR}/tools/common/refdata.c
     ${CMAKE_SOURCE_DIR}/tools/common/spawn.c)
   target_include_directories(mixcomm-${prog} PRIVATE

@@ -42,6 +42,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include "common/args.h"
 #include "common/refdata.h"
 #include "common/spawn.h"
 #include "mixcomm.h"
@@ -231,6 +232,43 @@ static int place_unit(plan_ctx_t* p, unit_t* u, size_t* in_used, size_t* out_use
   *in_used = in;
   *out_used = out;
   return 1;
+}
+
+/* The next batch: units for at most opt->batch of the `left` calls still to make, whose
+ * buffers fit `cap` bytes. A unit that does not fit waits in `pending` for the next batch. */
+typedef struct batch {
+  unit_t* units; /* opt->batch entries */
+  int nunits, ncalls;
+  size_t in_used, out_used;
+  unit_t pending;
+  int have_pending;
+} batch_t;
+
+/* Fill b with the next batch; -1 if one unit alone does not fit an empty batch. */
+static int plan_batch(plan_ctx_t* p, batch_t* b, long long left, size_t cap) {
+  const int max_calls = p->opt->batch;
+  b->nunits = b->ncalls = 0;
+  b->in_used = b->out_used = 0;
+  while (b->ncalls < max_calls && left - b->ncalls > 0) {
+    unit_t u;
+    if (b->have_pending) {
+      u = b->pending;
+      b->have_pending = 0;
+    } else {
+      draw_unit(p, &u, left - b->ncalls);
+    }
+    if ((b->ncalls > 0 && b->ncalls + u.n > max_calls) ||
+        !place_unit(p, &u, &b->in_used, &b->out_used, cap)) {
+      if (b->nunits == 0)
+        return -1;
+      b->pending = u;
+      b->have_pending = 1;
+      break;
+    }
+    b->units[b->nunits++] = u;
+    b->ncalls += u.n;
+  }
+  return 0;
 }
 
 /* ---- one rank ------------------------------------------------------------------------------ */
@@ -423,41 +461,17 @@ static void soak_dtype(soak_rank_t* g, mixcomm_dtype_t dtype, int dtype_index, l
     free(execs);
     return;
   }
-  unit_t pending;
-  int have_pending = 0;
+  batch_t b = {.units = units};
   long long left = calls;
   long long next_progress = total / 10;
   while (left > 0 && !g->dead) {
-    /* Plan a batch. */
-    int nunits = 0, ncalls = 0;
-    size_t in_used = 0, out_used = 0;
-    while (ncalls < o->batch && left - ncalls > 0) {
-      unit_t u;
-      if (have_pending) {
-        u = pending;
-        have_pending = 0;
-      } else {
-        draw_unit(&p, &u, left - ncalls);
-      }
-      if (ncalls > 0 && ncalls + u.n > o->batch) {
-        pending = u;
-        have_pending = 1;
-        break;
-      }
-      if (!place_unit(&p, &u, &in_used, &out_used, g->cap)) {
-        if (nunits == 0) {
-          errorf(g, "a call does not fit the %zu-byte buffers", g->cap);
-          g->dead = 1;
-        }
-        pending = u;
-        have_pending = 1;
-        break;
-      }
-      units[nunits++] = u;
-      ncalls += u.n;
-    }
-    if (g->dead)
+    if (plan_batch(&p, &b, left, g->cap) != 0) {
+      errorf(g, "a call does not fit the %zu-byte buffers", g->cap);
+      g->dead = 1;
       break;
+    }
+    const int nunits = b.nunits, ncalls = b.ncalls;
+    const size_t in_used = b.in_used, out_used = b.out_used;
     /* Inputs of this rank, uploaded once; outputs poisoned (all-ones NaN). */
     for (int i = 0; i < nunits; i++)
       for (int j = 0; j < units[i].n; j++) {
@@ -674,32 +688,14 @@ static int dry_run(const options_t* o, const mixcomm_topology_t* t) {
     plan_init(&p, o, dtype, t, NULL, d);
     const long long share = o->calls / o->ndtypes + (d < o->calls % o->ndtypes ? 1 : 0);
     long long left = share;
-    unit_t pending;
-    int have_pending = 0;
+    batch_t b = {.units = units};
     while (left > 0) {
-      int nunits = 0, ncalls = 0;
-      size_t in_used = 0, out_used = 0;
-      while (ncalls < o->batch && left - ncalls > 0) {
-        unit_t u;
-        if (have_pending) {
-          u = pending;
-          have_pending = 0;
-        } else {
-          draw_unit(&p, &u, left - ncalls);
-        }
-        if ((ncalls > 0 && ncalls + u.n > o->batch) ||
-            !place_unit(&p, &u, &in_used, &out_used, cap)) {
-          if (nunits == 0) {
-            fprintf(stderr, "soak: a unit does not fit an empty batch\n");
-            return 1;
-          }
-          pending = u;
-          have_pending = 1;
-          break;
-        }
-        units[nunits++] = u;
-        ncalls += u.n;
+      if (plan_batch(&p, &b, left, cap) != 0) {
+        fprintf(stderr, "soak: a unit does not fit an empty batch\n");
+        return 1;
       }
+      const int nunits = b.nunits, ncalls = b.ncalls;
+      const size_t out_used = b.out_used;
       batches++;
       if ((long long)out_used > max_batch_bytes)
         max_batch_bytes = (long long)out_used;
@@ -767,23 +763,6 @@ static void usage(void) {
           "                    [--limit-s 570] [--all-modes] [--dry-run] [--verbose]\n");
 }
 
-static int parse_ll(const char* s, long long lo, long long hi, long long* out) {
-  char* end;
-  long long v = strtoll(s, &end, 10);
-  if (end == s || *end != '\0' || v < lo || v > hi)
-    return -1;
-  *out = v;
-  return 0;
-}
-
-static int parse_int(const char* s, int lo, int hi, int* out) {
-  long long v;
-  if (parse_ll(s, lo, hi, &v) != 0)
-    return -1;
-  *out = (int)v;
-  return 0;
-}
-
 int main(int argc, char** argv) {
   options_t o;
   memset(&o, 0, sizeof o);
@@ -816,14 +795,14 @@ int main(int argc, char** argv) {
     } else if (v == NULL) {
       bad = 1;
     } else if (!strcmp(a, "--ranks")) {
-      bad = parse_int(v, 2, MAX_RANKS, &o.ranks);
+      bad = args_parse_int(v, 2, MAX_RANKS, &o.ranks);
     } else if (!strcmp(a, "--tp")) {
-      bad = parse_int(v, 1, MAX_RANKS, &o.tp);
+      bad = args_parse_int(v, 1, MAX_RANKS, &o.tp);
     } else if (!strcmp(a, "--calls")) {
-      bad = parse_ll(v, 1, 1000000000LL, &o.calls);
+      bad = args_parse_ll(v, 1, 1000000000LL, &o.calls);
     } else if (!strcmp(a, "--seed")) {
       long long s;
-      bad = parse_ll(v, 0, 0x7FFFFFFFFFFFFFFFLL, &s);
+      bad = args_parse_ll(v, 0, 0x7FFFFFFFFFFFFFFFLL, &s);
       o.seed = (uint64_t)s;
     } else if (!strcmp(a, "--dtypes")) {
       char buf[128];
@@ -837,17 +816,17 @@ int main(int argc, char** argv) {
       }
       bad |= o.ndtypes == 0;
     } else if (!strcmp(a, "--batch")) {
-      bad = parse_int(v, MAX_GROUP, 4096, &o.batch);
+      bad = args_parse_int(v, MAX_GROUP, 4096, &o.batch);
     } else if (!strcmp(a, "--graph-percent")) {
-      bad = parse_int(v, 0, 100, &o.graph_percent);
+      bad = args_parse_int(v, 0, 100, &o.graph_percent);
     } else if (!strcmp(a, "--max-rows")) {
-      bad = parse_int(v, 1, 1 << 16, &o.max_rows);
+      bad = args_parse_int(v, 1, 1 << 16, &o.max_rows);
     } else if (!strcmp(a, "--max-elems")) {
-      bad = parse_int(v, 8, 1 << 20, &o.max_elems);
+      bad = args_parse_int(v, 8, 1 << 20, &o.max_elems);
     } else if (!strcmp(a, "--timeout-ms")) {
-      bad = parse_int(v, 100, 3600000, &o.timeout_ms);
+      bad = args_parse_int(v, 100, 3600000, &o.timeout_ms);
     } else if (!strcmp(a, "--limit-s")) {
-      bad = parse_int(v, 10, 86400, &o.limit_s);
+      bad = args_parse_int(v, 10, 86400, &o.limit_s);
     } else {
       bad = 1;
     }
