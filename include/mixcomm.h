@@ -345,6 +345,63 @@ MIXCOMM_API mixcomm_status_t mixcomm_run(mixcomm_handler_t* h, mixcomm_op_t op, 
                                          void* x_out, int64_t rows, int64_t row_elems,
                                          mixcomm_mode_t mode, cudaStream_t stream);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Fused epilogue: residual add, RMSNorm and FP8 quantisation in the same call                 */
+/* ------------------------------------------------------------------------------------------ */
+
+/* What mixcomm_run_epilogue does to the op's result S (what mixcomm_run writes to x_out), per
+ * output row, accumulating in fp32:
+ *   P = S + residual_in                     (P = S when residual_in is NULL), rounded to dtype
+ *   norm = P / sqrt(mean over the row of P^2 + rms_eps) * rms_gamma
+ *   quant = float8 e4m3 of norm / *quant_scale, saturated to +-448 (NaN stays NaN)
+ * norm and quant are computed from the dtype-rounded P (what residual_out holds), quant from the
+ * fp32 norm (before it is rounded to dtype).
+ * Shapes (R = input rows of ALLREDUCE / ALLGATHER / ALLREDUCE_ALLGATHER, output rows of the
+ * REDUCESCATTER ops; all rows have row_elems elements; everything in the handler's dtype except
+ * quant_out, one byte per element):
+ *   ALLREDUCE, REDUCESCATTER, REDUCESCATTER_ALLREDUCE (output rows are this rank's):
+ *     residual_in, residual_out, norm_out, quant_out: R rows, like x_out.
+ *   ALLGATHER, ALLREDUCE_ALLGATHER (the gather before a TP-sharded MLP):
+ *     residual_in: R rows, this rank's, identical on every rank of a TP group (as in engines: the
+ *     residual of the TP group with tp rank 0 is the one added); block d of P = block d of S plus
+ *     the residual of DP group d; residual_out: R rows = this rank's own block (dp_rank) of P;
+ *     norm_out, quant_out: dp_size * R rows, every gathered row.
+ * Every output is optional (NULL), but at least one of x_out, residual_out, norm_out, quant_out
+ * must be given; norm_out and quant_out need rms_gamma, quant_out needs quant_scale.
+ * residual_out may be the same pointer as residual_in (in place); no other buffers may overlap.
+ * Every pointer is device memory of the handler's GPU, 16-byte aligned (quant_scale: 4-byte).
+ * Every rank of a TP group produces bitwise identical residual_out, norm_out and quant_out, and
+ * the same inputs give the same bits on every run. */
+typedef struct mixcomm_epilogue {
+  size_t struct_size;       /* sizeof(mixcomm_epilogue_t), set by the initializer */
+  const void* residual_in;  /* NULL: no residual is added */
+  void* residual_out;       /* P; NULL: not written */
+  const void* rms_gamma;    /* row_elems RMSNorm weights in the handler's dtype */
+  float rms_eps;            /* default 1e-6 */
+  void* norm_out;           /* RMSNorm(P) in the handler's dtype; NULL: not written */
+  void* quant_out;          /* float8 e4m3 (1 byte per element); NULL: not written */
+  const float* quant_scale; /* device pointer to one float32: the static per-tensor scale */
+} mixcomm_epilogue_t;
+
+#define MIXCOMM_EPILOGUE_INITIALIZER \
+  { sizeof(mixcomm_epilogue_t), NULL, NULL, NULL, 1e-6f, NULL, NULL, NULL }
+
+/* Fill *epilogue with the defaults (same as MIXCOMM_EPILOGUE_INITIALIZER): nothing requested. */
+MIXCOMM_API void mixcomm_epilogue_init(mixcomm_epilogue_t* epilogue);
+
+/* COLLECTIVE, enqueue-only, CUDA-graph capturable, like mixcomm_run, which it equals when
+ * epilogue is NULL or requests nothing. x_out may be NULL when the epilogue writes an output.
+ * The fused modes do the epilogue inside the collective kernel; the NCCL modes (and a world of
+ * one rank) run it as a kernel of its own after the exchange. For the gather ops, giving x_out
+ * together with epilogue outputs runs the collective twice (once for S, once with the residual
+ * added). Every rank must make the same call: the same op, shapes, mode and the same set of
+ * epilogue outputs. Argument errors are MIXCOMM_ERR_INVALID_ARGUMENT naming the argument. */
+MIXCOMM_API mixcomm_status_t mixcomm_run_epilogue(mixcomm_handler_t* h, mixcomm_op_t op,
+                                                  const void* x_in, void* x_out, int64_t rows,
+                                                  int64_t row_elems,
+                                                  const mixcomm_epilogue_t* epilogue,
+                                                  mixcomm_mode_t mode, cudaStream_t stream);
+
 /* Output rows of op for `rows` input rows (dp_size*rows for AG-type ops, rows/dp_size for
  * RS-type ops); -1 if rows is invalid for op. */
 MIXCOMM_API int64_t mixcomm_output_rows(const mixcomm_handler_t* h, mixcomm_op_t op,

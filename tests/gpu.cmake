@@ -4,6 +4,7 @@
 add_executable(mixcomm-gpu-tests
   ${CMAKE_SOURCE_DIR}/tests/gpu/gpu_tests.c
   ${CMAKE_SOURCE_DIR}/tests/gpu/gpu_rank.c
+  ${CMAKE_SOURCE_DIR}/tests/gpu/epilogue.c
   ${CMAKE_SOURCE_DIR}/tools/common/refdata.c
   ${CMAKE_SOURCE_DIR}/tools/common/spawn.c)
 target_include_directories(mixcomm-gpu-tests PRIVATE

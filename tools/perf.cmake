@@ -16,3 +16,16 @@ target_compile_options(mixcomm-perf PRIVATE
   $<$<COMPILE_LANGUAGE:C>:${MIXCOMM_WARN_FLAGS}>
   $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall>)
 install(TARGETS mixcomm-perf)
+
+# mixcomm-bench-epilogue: the fused epilogue against the same call plus a separate kernel
+# (tools/bench_epilogue.c; docs/results/epilogue-h200.md).
+add_executable(mixcomm-bench-epilogue
+  tools/bench_epilogue.c
+  tools/common/args.c
+  tools/common/refdata.c
+  tools/common/spawn.c)
+target_include_directories(mixcomm-bench-epilogue PRIVATE
+  ${CMAKE_SOURCE_DIR}/tools ${CMAKE_SOURCE_DIR}/src ${CMAKE_BINARY_DIR}/generated)
+target_link_libraries(mixcomm-bench-epilogue PRIVATE mixcomm_static)
+target_compile_definitions(mixcomm-bench-epilogue PRIVATE _GNU_SOURCE)
+target_compile_options(mixcomm-bench-epilogue PRIVATE ${MIXCOMM_WARN_FLAGS})

@@ -53,7 +53,7 @@
  * Waits are bounded (device_common.cuh Waiter): on timeout, abort or a foreign tag, the first
  * failing thread records the error for the host and every thread of the handler stops waiting.
  */
-#include "kernels/device_common.cuh"
+#include "kernels/epilogue.cuh"
 
 namespace mixcomm {
 namespace {
@@ -74,7 +74,6 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const CtaRange cta = cta_range(a);
   const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
-  uint4* out = static_cast<uint4*>(a.x_out);
   const int64_t own_block = scatter ? (int64_t)md * a.vecs : 0;
   Waiter w(a);
   bool ok = true;
@@ -89,7 +88,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       store_volatile(tag_at(slot_share(a, t, slot), me), make_tag(a, seq, s, 0));
     if (idx >= end)
       return;
-    const uint4 own = canon(load_input(in + own_block + idx));
+    const uint4 own = canon(load_contribution<T>(a.epi, in, own_block + idx));
     for (int r = 0; r < L; r++) {
       if (r == me)
         continue;
@@ -104,7 +103,8 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     const int64_t idx = begin + (int64_t)s * a.block + t;
     char* mine = slot_share(a, me, slot);
     /* Issued before the wait, so that its latency hides behind the peers'. */
-    const uint4 own = idx < end ? canon(load_input(in + own_block + idx)) : make_uint4(0, 0, 0, 0);
+    const uint4 own =
+        idx < end ? canon(load_contribution<T>(a.epi, in, own_block + idx)) : make_uint4(0, 0, 0, 0);
     if (ok && t < L && t != me)
       ok = w.check_tag(mine, t, t, make_tag(a, seq, s, 0));
     if (!ok || idx >= end)
@@ -121,14 +121,15 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         ok = reduce_rows<T>(w, a, mine, 0, first, group, me, own, t, acc) && ok;
         v = acc.pack();
       }
-      store_output(out + (int64_t)k * a.vecs + idx, v);
+      store_result<T>(a.epi, a.x_out, a.vecs, k, idx, v);
     }
     for (int r = 0; r < L; r++)
       if (r != me)
         store_volatile(row_at(a, mine, r) + t, poison_vec());
   };
 
-  run_pipelined(a, call, w, produce, consume, NoPhase());
+  auto finish = [&] { epilogue_rows<T>(a.epi, a.vecs, outputs, begin, end, ok); };
+  run_pipelined(a, call, w, produce, consume, NoPhase(), finish);
 }
 
 template <typename T>
@@ -147,7 +148,6 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const CtaRange cta = cta_range(a);
   const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
-  uint4* out = static_cast<uint4*>(a.x_out);
   Waiter w(a);
   bool ok = true;
   /* Vector t of chunk 0 of step s. */
@@ -165,7 +165,8 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       const int64_t idx = base + (int64_t)(o % Lt) * a.block;
       if (o == me || idx >= end)
         continue;
-      const uint4 v = canon(load_input(in + (scatter ? (int64_t)(o / Lt) * a.vecs : 0) + idx));
+      const uint4 v =
+          canon(load_contribution<T>(a.epi, in, (scatter ? (int64_t)(o / Lt) * a.vecs : 0) + idx));
       store_volatile(row_at(a, slot_share(a, o, slot), me) + t, v);
     }
   };
@@ -178,7 +179,8 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     char* mine = slot_share(a, me, slot);
     /* Issued before the wait, so that its latency hides behind the peers'. */
     const uint4 own = mine_valid
-                          ? canon(load_input(in + (scatter ? (int64_t)md * a.vecs : 0) + mine_idx))
+                          ? canon(load_contribution<T>(a.epi, in,
+                                                       (scatter ? (int64_t)md * a.vecs : 0) + mine_idx))
                           : make_uint4(0, 0, 0, 0);
     if (ok && p1.has(t) && t != me)
       ok = w.check_tag(mine, t, t, make_tag(a, seq, s, 1));
@@ -199,7 +201,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       for (int r = p2.lo; r < p2.hi; r++)
         if (r != me)
           store_volatile(row_at(a, slot_share(a, r, slot), L + me) + t, result);
-      store_output(out + (gather ? (int64_t)md * a.vecs : 0) + mine_idx, result);
+      store_result<T>(a.epi, a.x_out, a.vecs, gather ? md : 0, mine_idx, result);
     }
   };
 
@@ -219,12 +221,15 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       ok = w.poll(src, v, r, L + r);
       if (!ok)
         break;
-      store_output(out + (gather ? (int64_t)(r / Lt) * a.vecs : 0) + idx, v);
+      store_result<T>(a.epi, a.x_out, a.vecs, gather ? r / Lt : 0, idx, v);
       store_volatile(src, poison_vec());
     }
   };
 
-  run_pipelined(a, call, w, produce, consume, relay);
+  auto finish = [&] {
+    epilogue_rows<T>(a.epi, a.vecs, gather ? a.local_dp : 1, begin, end, ok);
+  };
+  run_pipelined(a, call, w, produce, consume, relay, finish);
 }
 
 template <typename T>

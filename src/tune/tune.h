@@ -102,6 +102,7 @@ typedef struct mixcomm__cost_params {
   double inter_latency_us;  /* one round across nodes */
   double inter_gbps;        /* bytes a GPU sends across nodes per second (GB/s) */
   double nccl_latency_us;   /* fixed cost of one NCCL collective */
+  double kernel_launch_us;  /* a kernel of its own after NCCL (the epilogue in NCCL modes) */
 } mixcomm__cost_params_t;
 
 void mixcomm__cost_params_default(mixcomm__cost_params_t* p);
@@ -109,6 +110,13 @@ double mixcomm__cost_predict_us(const mixcomm__cost_params_t* p, const mixcomm_t
                                 mixcomm_op_t op, mixcomm_mode_t mode, uint64_t bytes);
 mixcomm_mode_t mixcomm__cost_model_choice(const mixcomm_topology_t* t, const mixcomm_caps_t* c,
                                           mixcomm_op_t op, uint64_t bytes);
+/* The same for a call with an epilogue (mixcomm_run_epilogue) when `epilogue`: the NCCL modes
+ * then pay one more kernel (MIXCOMM_COST_KERNEL_US, default 3 us). */
+double mixcomm__cost_predict_epilogue_us(const mixcomm__cost_params_t* p,
+                                         const mixcomm_topology_t* t, mixcomm_op_t op,
+                                         mixcomm_mode_t mode, uint64_t bytes);
+mixcomm_mode_t mixcomm__cost_model_choose(const mixcomm_topology_t* t, const mixcomm_caps_t* c,
+                                          mixcomm_op_t op, uint64_t bytes, int epilogue);
 
 #ifdef __cplusplus
 }
