@@ -371,7 +371,14 @@ MIXCOMM_API mixcomm_status_t mixcomm_run(mixcomm_handler_t* h, mixcomm_op_t op, 
  * residual_out may be the same pointer as residual_in (in place); no other buffers may overlap.
  * Every pointer is device memory of the handler's GPU, 16-byte aligned (quant_scale: 4-byte).
  * Every rank of a TP group produces bitwise identical residual_out, norm_out and quant_out, and
- * the same inputs give the same bits on every run. */
+ * the same inputs give the same bits on every run.
+ * Rounding: for the gather ops tp rank 0 of each DP group contributes round(input + residual_in),
+ * so block d of P is round(that + the other contributions) rather than round(round(S) +
+ * residual): equal up to one rounding. rms_eps = 0 is allowed (an all-zero row then gives NaN).
+ * A call that fails (timeout, abort) leaves every output undefined, an in-place residual too.
+ * When quant_out is asked for without norm_out, P is staged in a temporary (cudaMallocAsync on
+ * the stream) unless residual_out covers every output row (ALLREDUCE, REDUCESCATTER ops): give
+ * norm_out as well to avoid it. */
 typedef struct mixcomm_epilogue {
   size_t struct_size;       /* sizeof(mixcomm_epilogue_t), set by the initializer */
   const void* residual_in;  /* NULL: no residual is added */

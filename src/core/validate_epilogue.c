@@ -92,9 +92,6 @@ mixcomm_status_t mixcomm__validate_epilogue(const mixcomm_topology_t* t, mixcomm
                             "%s=%p is not %d-byte aligned (the kernels move 16-byte vectors)",
                             spans[i].name, (const void*)spans[i].at, (int)align);
   }
-  if (e->quant_out != NULL && row_elems % (int64_t)(MIXCOMM_VEC_BYTES / mixcomm_dtype_size(dtype)))
-    return mixcomm__error(MIXCOMM_ERR_INTERNAL, "epilogue: quant rows of %lld elements",
-                          (long long)row_elems);
   for (int i = 0; i < n; i++) {
     for (int j = i + 1; j < n; j++) {
       if (!spans[i].output && !spans[j].output)

@@ -66,6 +66,14 @@ static mixcomm_status_t time_one(void* ctx, mixcomm_op_t op, mixcomm_mode_t mode
   if (mixcomm__op_is_scatter(op))
     rows *= h->topo.dp_size;
   const int iters = iterations_for(bucket);
+  if (g->epilogue) {
+    /* The residual is updated in place by every call: start each measurement from the same
+     * values, so it never grows to infinities over the whole autotune. */
+    const int64_t res_rows = mixcomm__op_is_gather(op) ? rows : mixcomm_output_rows(h, op, rows);
+    const size_t bytes = (size_t)res_rows * TUNE_ROW_BYTES;
+    MIXCOMM_CUDA_CHECK(cudaMemsetAsync(g->out, 0x3C, bytes, g->stream),
+                       "autotune: refilling the scratch residual");
+  }
   for (int i = 0; i < 2; i++)
     MIXCOMM_CHECK(timed_call(g, op, mode, rows, row_elems));
   MIXCOMM_CUDA_CHECK(cudaEventRecord(g->start, g->stream), "autotune: recording an event");

@@ -186,6 +186,11 @@ mixcomm_status_t mixcomm_run_epilogue(mixcomm_handler_t* h, mixcomm_op_t op, con
                                       void* x_out, int64_t rows, int64_t row_elems,
                                       const mixcomm_epilogue_t* epilogue, mixcomm_mode_t mode,
                                       cudaStream_t stream) {
+  if (epilogue != NULL && epilogue->struct_size != sizeof(mixcomm_epilogue_t))
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "epilogue.struct_size=%zu, expected %zu: initialise the struct with "
+                          "mixcomm_epilogue_init or MIXCOMM_EPILOGUE_INITIALIZER",
+                          epilogue->struct_size, sizeof(mixcomm_epilogue_t));
   /* Nothing asked of the epilogue: the plain call. */
   if (epilogue == NULL ||
       (!mixcomm__epilogue_requested(epilogue) && epilogue->residual_in == NULL &&

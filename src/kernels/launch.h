@@ -116,11 +116,10 @@ int mixcomm__launch_intranode(const mixcomm__kargs_t* kargs, cudaStream_t stream
 /* The epilogue as a kernel of its own, after an exchange that left S in `s` (NCCL modes, a
  * world of one rank): every output block's rows get the epilogue of e (row pass included);
  * blocks = output blocks of S (dp_size for gather ops, else 1), vecs = vectors per block. With
- * copy_s, S is also copied to x_out. Returns a cudaError_t value. */
+ * e.write_s, S is also copied to x_out. Returns a cudaError_t value. */
 typedef struct mixcomm__epilogue_launch {
   const void* s;
-  void* x_out;      /* copy of S (copy_s), else unused */
-  int copy_s;
+  void* x_out;      /* where e.write_s copies S */
   int64_t vecs;
   int blocks;
   int dtype;

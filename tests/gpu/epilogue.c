@@ -26,7 +26,10 @@ typedef struct epi_case {
   int x, residual, in_place, res_out, norm, quant;
   unsigned specials;
   uint64_t seed;
+  float eps; /* 0 here means the default 1e-6 */
 } epi_case_t;
+
+static double case_eps(const epi_case_t* c) { return c->eps != 0.0f ? (double)c->eps : 1e-6; }
 
 typedef struct epi_buffers {
   size_t bytes;                                          /* capacity of each big buffer */
@@ -103,9 +106,10 @@ static void epi_reference(gpu_rank_t* g, const epi_case_t* c, epi_buffers_t* b, 
     }
     ms /= (double)E;
     cross /= (double)E;
-    const double inv = 1.0 / sqrt(ms + 1e-6);
+    const double eps = (double)(float)case_eps(c);
+    const double inv = 1.0 / sqrt(ms + eps);
     /* The GPU's P is off by ~2 roundings per element; the rms follows from those. */
-    const double rel_inv = 2.0 * tol * cross / (ms + 1e-6);
+    const double rel_inv = 2.0 * tol * cross / (ms + eps);
     for (size_t i = 0; i < E; i++) {
       const double gm = ref_to_double(g->dtype, b->h_gamma, i);
       const double v = p[i] * inv * gm;
@@ -190,10 +194,11 @@ static int epi_agree(gpu_rank_t* g, const epi_report_t* mine, mixcomm_op_t op, c
 static void describe(const epi_case_t* c, gpu_rank_t* g, char* what, size_t size) {
   snprintf(what, size,
            "epilogue %s %s %s R=%lld E=%lld x=%d residual=%d%s res_out=%d norm=%d quant=%d "
-           "specials=%u",
+           "eps=%g specials=%u",
            mixcomm_op_name(c->op), mixcomm_mode_name(c->mode), mixcomm_dtype_name(g->dtype),
            (long long)c->rows, (long long)c->row_elems, c->x, c->residual,
-           c->in_place ? " (in place)" : "", c->res_out, c->norm, c->quant, c->specials);
+           c->in_place ? " (in place)" : "", c->res_out, c->norm, c->quant, case_eps(c),
+           c->specials);
 }
 
 static mixcomm_epilogue_t epi_args(const epi_case_t* c, const epi_buffers_t* b) {
@@ -205,6 +210,7 @@ static mixcomm_epilogue_t epi_args(const epi_case_t* c, const epi_buffers_t* b) 
   e.norm_out = c->norm ? b->norm : NULL;
   e.quant_out = c->quant ? b->quant : NULL;
   e.quant_scale = c->quant ? b->scale : NULL;
+  e.rms_eps = (float)case_eps(c);
   return e;
 }
 
@@ -527,6 +533,10 @@ void test_epilogue(gpu_rank_t* g) {
   mixcomm_mode_t modes[MIXCOMM_NUM_MODES];
   const int nops = valid_ops(g, ops);
   int nmodes = valid_fused_modes(g, modes);
+  /* The NCCL modes where they can run (one GPU per rank): exchange, then the epilogue kernel. */
+  for (int m = MIXCOMM_MODE_NCCL_ONE; m <= MIXCOMM_MODE_NCCL_TP_DP; m++)
+    if (mixcomm_mode_invalid_reason(g->h, (mixcomm_mode_t)m) == NULL)
+      modes[nmodes++] = (mixcomm_mode_t)m;
   if (g->topo.world_size == 1) { /* the stand-alone epilogue kernel */
     modes[0] = MIXCOMM_MODE_DEFAULT;
     nmodes = 1;
@@ -546,9 +556,10 @@ void test_epilogue(gpu_rank_t* g) {
           if (rows_full[ri] * E > (int64_t)EPI_MAX_BLOCK_ELEMS)
             continue;
           const int* v = kVariants[index % NUM_VARIANTS];
+          /* A large eps every other case: an epilogue that ignored it would be off by ~1.5x. */
           epi_case_t c = {ops[oi], modes[mi], rows_full[ri], E, v[0], v[1], v[2], v[3], v[4], v[5],
                           REF_SPECIAL_NEG_ZERO | (index % 3 == 2 ? REF_SPECIAL_POISON : 0),
-                          40000 + (uint64_t)index};
+                          40000 + (uint64_t)index, index % 2 ? 0.25f : 0.0f};
           epi_case(g, &b, &c);
           index++;
         }
@@ -557,13 +568,13 @@ void test_epilogue(gpu_rank_t* g) {
       for (int k = 0; k < NUM_VARIANTS && !g->dead && !quick; k++) {
         const int* v = kVariants[k];
         epi_case_t c = {ops[oi], modes[mi], 5, 4096, v[0], v[1], v[2], v[3], v[4], v[5],
-                        REF_SPECIAL_NEG_ZERO, 50000 + (uint64_t)index++};
+                        REF_SPECIAL_NEG_ZERO, 50000 + (uint64_t)index++, 0.0f};
         epi_case(g, &b, &c);
       }
       if (!g->dead) {
         const int* v = kVariants[(oi + mi) % 2 ? 4 : 0];
         epi_case_t c = {ops[oi], modes[mi], 6, 1024, v[0], v[1], v[2], v[3], v[4], v[5],
-                        REF_SPECIAL_NEG_ZERO, 60000 + (uint64_t)index++};
+                        REF_SPECIAL_NEG_ZERO, 60000 + (uint64_t)index++, 1e-5f};
         epi_graph(g, &b, c);
       }
     }
