@@ -281,7 +281,15 @@ mixcomm_status_t mixcomm__geometry_rows(const mixcomm_workspace_plan_t* plan,
   /* Whole rows per CTA, spread over as many CTAs as the plan has. */
   const int64_t rows_per_cta = ceil_div(rows, plan->grid_size);
   g->span = rows_per_cta * row_vecs;
-  cut_steps(ceil_div(g->span, g->chunks), cap, min_block_size, min_num_steps, g);
+  const int64_t m = ceil_div(g->span, g->chunks);
+  if (m <= cap) {
+    /* The CTA's rows fit one step: take it in one, one vector per thread and chunk, rather
+     * than pipelining small steps; the row pass then has the least to read per thread. */
+    g->steps = 1;
+    g->block = (int)((m + 31) / 32 * 32);
+  } else {
+    cut_steps(m, cap, min_block_size, min_num_steps, g);
+  }
   g->grid = (int)ceil_div(g->vecs, g->span);
   return MIXCOMM_SUCCESS;
 }

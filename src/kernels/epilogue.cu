@@ -30,7 +30,7 @@ __global__ void __launch_bounds__(kEpilogueThreads)
   for (int k = 0; k < p.blocks; k++) {
     for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
       const uint4 v = load_coherent(s + (int64_t)k * p.vecs + i);
-      store_result<T>(e, p.x_out, p.vecs, k, i, v);
+      store_result<T, true>(e, p.x_out, p.vecs, k, i, v);
     }
   }
   epilogue_rows<T>(e, p.vecs, p.blocks, begin, end, true);

@@ -72,15 +72,10 @@ __device__ __forceinline__ uint4 Elems<T>::pack() const {
 }
 
 /* Coherent load: residual_in may be residual_out, and the stash is written in this kernel, so
- * the read-only (non-coherent) path of load_input must not be used for them. */
-__device__ __forceinline__ uint4 load_coherent(const uint4* p) {
-  uint4 v;
-  asm volatile("ld.global.v4.u32 {%0,%1,%2,%3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p)
-               : "memory");
-  return v;
-}
+ * the read-only (non-coherent) path of load_input must not be used for them. A plain load (not
+ * volatile) lets the compiler issue several before the first is used; ordering against the
+ * kernel's own stores comes from program order and the block barrier before the row pass. */
+__device__ __forceinline__ uint4 load_coherent(const uint4* p) { return *p; }
 
 template <typename T>
 __device__ __forceinline__ uint4 add_vectors(uint4 x, uint4 y) {
@@ -93,23 +88,24 @@ __device__ __forceinline__ uint4 add_vectors(uint4 x, uint4 y) {
 /* This rank's contribution at vector `off` of its input: the input itself, or for tp rank 0 of a
  * gather op's epilogue call round(input + residual_in) (gather ops have one input block, so the
  * residual has the same offset). */
-template <typename T>
+template <typename T, bool kEpilogue>
 __device__ __forceinline__ uint4 load_contribution(const mixcomm__epilogue_args_t& e,
                                                    const uint4* in, int64_t off) {
   const uint4 x = load_input(in + off);
-  if (!e.add_at_source)
+  if (!kEpilogue || !e.add_at_source)
     return x;
   return add_vectors<T>(x, load_coherent(static_cast<const uint4*>(e.residual_in) + off));
 }
 
 /* Every output vector a kernel produces goes through here: vector idx of output block k. A plain
  * call stores S to x_out; an epilogue call stores S only if asked, and P to residual_out (own
- * block) and to the stash. */
-template <typename T>
+ * block) and to the stash. The kernels are instantiated twice (kEpilogue), so that plain calls
+ * run exactly the code they ran before the epilogue existed. */
+template <typename T, bool kEpilogue>
 __device__ __forceinline__ void store_result(const mixcomm__epilogue_args_t& e, void* x_out,
                                              int64_t vecs, int64_t k, int64_t idx, uint4 v) {
   const int64_t at = k * vecs + idx;
-  if (!e.on) {
+  if (!kEpilogue) {
     store_output(static_cast<uint4*>(x_out) + at, v);
     return;
   }
@@ -131,28 +127,41 @@ __device__ __forceinline__ uint32_t fp8x4(float a, float b, float c, float d) {
   return lo | (hi << 16);
 }
 
+__device__ __forceinline__ float warp_sum(float x) {
+  /* Butterfly: every lane adds the same two values (a + b == b + a exactly), so all lanes end
+   * with identical bits. */
+#pragma unroll
+  for (int m = 16; m > 0; m >>= 1) x += __shfl_xor_sync(0xFFFFFFFFu, x, m);
+  return x;
+}
+
 /* Normalise one row whose P starts at vector `base` of the stash, using `lanes` threads
- * (lane = 0..lanes-1 of them) that stride over the row's vectors. sum(lanes) reduces a float
- * over those lanes in a fixed order and returns it to all of them. */
+ * (lane = 0..lanes-1 of them) that stride over the row's vectors; an inactive thread (no row
+ * this round) loads and stores nothing but still calls reduce, which may hold barriers.
+ * reduce(x) sums x over the lanes in a fixed order and returns it to all of them. */
 template <typename T, typename Reduce>
 __device__ __forceinline__ void normalize_row(const mixcomm__epilogue_args_t& e, int64_t base,
-                                              int lane, int lanes, float inv_n, Reduce reduce) {
+                                              bool active, int lane, int lanes, float inv_n,
+                                              Reduce reduce) {
   using E = Elems<T>;
   const uint4* stash = static_cast<const uint4*>(e.stash) + base;
+  const int V = active ? e.row_vecs : 0;
   float sq = 0.0f;
-  for (int v = lane; v < e.row_vecs; v += lanes) {
+#pragma unroll 4
+  for (int v = lane; v < V; v += lanes) {
     E p;
     p.unpack(load_coherent(stash + v));
 #pragma unroll
     for (int i = 0; i < E::N; i++) sq = fmaf(p.f[i], p.f[i], sq);
   }
   const float inv_rms = rsqrtf(reduce(sq) * inv_n + e.eps);
-  const float scale = e.quant_out != nullptr ? *e.scale : 1.0f;
+  const float scale = e.quant_out != nullptr && active ? *e.scale : 1.0f;
   const uint4* gamma = static_cast<const uint4*>(e.gamma);
-  for (int v = lane; v < e.row_vecs; v += lanes) {
+#pragma unroll 4
+  for (int v = lane; v < V; v += lanes) {
     E p, g;
     p.unpack(load_coherent(stash + v));
-    g.unpack(load_input(gamma + v));
+    g.unpack(__ldg(gamma + v));
 #pragma unroll
     for (int i = 0; i < E::N; i++) p.f[i] = p.f[i] * inv_rms * g.f[i];
     if (e.quant_out != nullptr) {
@@ -172,17 +181,12 @@ __device__ __forceinline__ void normalize_row(const mixcomm__epilogue_args_t& e,
   }
 }
 
-__device__ __forceinline__ float warp_sum(float x) {
-  /* Butterfly: every lane adds the same two values (a + b == b + a exactly), so all lanes end
-   * with identical bits. */
-#pragma unroll
-  for (int m = 16; m > 0; m >>= 1) x += __shfl_xor_sync(0xFFFFFFFFu, x, m);
-  return x;
-}
-
-/* The row pass over this CTA's rows [cta.begin, cta.end) / row_vecs of every output block.
- * Called by every thread of the CTA after its last step; ok = this thread's steps succeeded (a
- * failed call writes no norm: its outputs are undefined anyway, and the stash may be partial). */
+/* The row pass over this CTA's rows [begin, end) / row_vecs of every output block. Called by
+ * every thread of the CTA after its last step; ok = this thread's steps succeeded (a failed
+ * call writes no norm: its outputs are undefined anyway, and the stash may be partial).
+ * The CTA's warps form groups of wpr = max(1, warps / rows) warps, each group normalising one
+ * row at a time, so that all rows of the CTA are in flight at once. A row's sum of squares is reduced in a fixed order (lanes, then the
+ * group's warps in order), which depends only on the geometry: identical bits on every rank. */
 template <typename T>
 __device__ void epilogue_rows(const mixcomm__epilogue_args_t& e, int64_t vecs, int blocks,
                               int64_t begin, int64_t end, bool ok) {
@@ -194,30 +198,31 @@ __device__ void epilogue_rows(const mixcomm__epilogue_args_t& e, int64_t vecs, i
   const int64_t V = e.row_vecs;
   const int64_t r0 = begin / V, per_block = (end - begin + V - 1) / V;
   const int64_t nrows = per_block * blocks;
-  const int nthreads = blockDim.x, nwarps = nthreads / 32;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int nwarps = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int wpr = nrows >= nwarps ? 1 : (int)(nwarps / nrows);
+  const int groups = nwarps / wpr, group = warp / wpr;
+  const int glane = (warp % wpr) * 32 + lane, glanes = wpr * 32;
   const float inv_n = 1.0f / (float)(V * Elems<T>::N);
   auto row_base = [&](int64_t j) { return (j / per_block) * vecs + (r0 + j % per_block) * V; };
-  if (nrows >= nwarps) {
-    /* Many rows: one warp per row. */
-    for (int64_t j = warp; j < nrows; j += nwarps)
-      normalize_row<T>(e, row_base(j), lane, 32, inv_n, warp_sum);
-    return;
-  }
-  /* Few rows: the whole CTA on each, warps combined in warp order. */
   __shared__ float partial[MIXCOMM_KERNEL_MAX_THREADS / 32];
-  auto cta_sum = [&](float x) {
+  auto group_sum = [&](float x) {
     x = warp_sum(x);
+    if (wpr == 1)
+      return x;
     if (lane == 0)
       partial[warp] = x;
     __syncthreads();
     float s = 0.0f;
-    for (int w = 0; w < nwarps; w++) s += partial[w];
-    __syncthreads(); /* partial[] is reused by the next row */
+    for (int w = group * wpr; w < group * wpr + wpr && w < nwarps; w++) s += partial[w];
+    __syncthreads(); /* partial[] is reused by the next round */
     return s;
   };
-  for (int64_t j = 0; j < nrows; j++)
-    normalize_row<T>(e, row_base(j), threadIdx.x, nthreads, inv_n, cta_sum);
+  const int64_t rounds = (nrows + groups - 1) / groups;
+  for (int64_t r = 0; r < rounds; r++) {
+    const int64_t j = r * groups + group;
+    const bool active = group < groups && j < nrows;
+    normalize_row<T>(e, active ? row_base(j) : 0, active, glane, glanes, inv_n, group_sum);
+  }
 }
 
 }  // namespace mixcomm

@@ -90,7 +90,8 @@ static void epi_reference(gpu_rank_t* g, const epi_case_t* c, epi_buffers_t* b, 
     for (size_t i = 0; i < R * E; i++) {
       const double r = c->residual ? ref_to_double(g->dtype, b->h_res, i) : 0.0;
       b->p[off + i] = b->s[off + i] + r;
-      b->p_abs[off + i] = b->abs[off + i] + fabs(r);
+      /* P is rounded once more than S: its error budget is S's (|S| + the terms) plus its own. */
+      b->p_abs[off + i] = b->abs[off + i] + fabs(b->s[off + i]) + fabs(r);
       b->p_nz[off + i] = b->nz[off + i] && (!c->residual || (r == 0.0 && signbit(r)));
     }
   }

@@ -274,6 +274,10 @@ TEST_IMPL(epilogue_geometry_rows) {
       FAIL("%s: block", what);
     if ((int64_t)g.steps * g.block * g.chunks < g.span)
       FAIL("%s: steps x block x chunks does not cover the span", what);
+    /* Rows that fit one step at full block size are done in one step. */
+    const int64_t m = (g.span + g.chunks - 1) / g.chunks;
+    if (t.inter_size == 1 && m <= plan.max_block_size && g.steps != 1)
+      FAIL("%s: a CTA whose rows fit one step took %d", what, g.steps);
     /* As many CTAs as rows allow, up to the plan. */
     const int64_t expect = rows < plan.grid_size ? rows : plan.grid_size;
     if (g.grid < (expect + 1) / 2)
