@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Tests of the mixcomm-info tool: run the built binary (MIXCOMM_INFO_PATH), read its JSON with
- * a small strict parser written here, and check the values against SPEC formulas computed in
+ * a small strict parser written here, and check the values against the documented formulas computed in
  * the test. Bad arguments must fail with a message on stderr. */
 #include <fcntl.h>
 #include <signal.h>
@@ -450,7 +450,7 @@ static int json_rejects(const char* text) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Expectations from the SPEC                                                                 */
+/* Expectations from the documented rules                                                     */
 /* ---------------------------------------------------------------------------------------- */
 
 static const char* const kOps[] = {"ALLREDUCE", "ALLGATHER", "REDUCESCATTER",
@@ -482,7 +482,7 @@ static const info_case_t kCases[] = {
     {"--world-size 32 --local-size 32", 32, 32, 32, 1, 1, 1},
 };
 
-/* Which modes SPEC section 3 allows, with the tool's assumptions (one GPU per rank, autotune
+/* Which modes the mode rules allow, with the tool's assumptions (one GPU per rank, autotune
  * on unless no_autotune, this build's NCCL and NVSHMEM). */
 static int mode_expected_valid(int mode, const info_case_t* c, int no_autotune, int share) {
   const int I = c->W / c->L, tp = c->ltp * c->itp, dp = c->ldp * c->idp;
@@ -513,7 +513,7 @@ static void check_json_case(const info_case_t* c, const jval_t* root, int no_aut
   ASSERT_EQ(jint(root, "tp_size"), tp);
   ASSERT_EQ(jint(root, "dp_size"), dp);
 
-  /* Every world rank, in order, with the SPEC's derived ranks. */
+  /* Every world rank, in order, with the derived ranks of the topology rules. */
   const jval_t* ranks = jarr(root, "ranks");
   ASSERT_EQ(ranks->n, W);
   for (int w = 0; w < W; w++) {
@@ -532,7 +532,7 @@ static void check_json_case(const info_case_t* c, const jval_t* root, int no_aut
         FAIL("%s: rank %d field %d is %lld, expected %lld", c->args, w, k, got[k], exp[k]);
   }
 
-  /* Valid ops per SPEC section 2, in enum order. */
+  /* Valid ops per the op table, in enum order. */
   const int op_ok[] = {dp == 1, tp == 1, tp == 1, tp > 1 && dp > 1, tp > 1 && dp > 1};
   const jval_t* ops = jarr(root, "valid_ops");
   int k = 0;
@@ -709,7 +709,7 @@ TEST_IMPL(info_json_options) {
   ASSERT_CONTAINS(jstr(jget(roots, "excluded_modes"), "NCCL_ONE"), "GPU");
   ASSERT_CONTAINS(jstr(jget(roots, "excluded_modes"), "NCCL_TP_DP"), "GPU");
 
-  /* Every dtype spelling the SPEC names. */
+  /* Every documented dtype spelling. */
   static const char* const spell[][2] = {
       {"fp16", "float16"}, {"bf16", "bfloat16"}, {"fp32", "float32"}};
   for (int i = 0; i < 3; i++) {
