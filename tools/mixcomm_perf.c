@@ -38,6 +38,7 @@
  * arguments.
  */
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -48,6 +49,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1849,9 +1851,8 @@ static int rank_main(const spawn_rank_t* r, void* arg) {
     const char* missing = mixcomm__cuda_missing_reason((int)e);
     if (missing == NULL)
       cuda_fail(&c, "cudaGetDeviceCount", e);
-    else if (r->local_rank == 0) /* the same for every rank of this host: said once */
-      fprintf(stderr, TOOL ": %s (%s); --dry-run shows the job without a GPU\n", missing,
-              cudaGetErrorName(e));
+    else
+      fprintf(stderr, TOOL ": rank %d: %s (%s)\n", c.rank, missing, cudaGetErrorName(e));
     return 1;
   }
   c.device = r->local_rank % n_dev;
@@ -1975,6 +1976,22 @@ static void dry_run(const options_t* o) {
            (long long)o->sizes[i].rows, (long long)o->sizes[i].row_elems);
 }
 
+/* Whether the CUDA driver library loads, asked in a child process so that this one (which forks
+ * the ranks) never touches the driver. 1 when it cannot tell (the ranks then find out). */
+static int cuda_driver_loads(void) {
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0)
+    return 1;
+  if (pid == 0)
+    _exit(dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL) != NULL ? 0 : 1);
+  int st = 0;
+  if (waitpid(pid, &st, 0) != pid)
+    return 1;
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 int main(int argc, char** argv) {
   static options_t o; /* large: not on the stack */
   int rc = parse_options(argc, argv, &o);
@@ -1985,6 +2002,12 @@ int main(int argc, char** argv) {
   if (o.dry_run) {
     dry_run(&o);
     return 0;
+  }
+  if (!cuda_driver_loads()) { /* said once, not by every rank */
+    fprintf(stderr, TOOL ": no CUDA driver or GPU found: libcuda.so.1 cannot be loaded (install "
+                    "the NVIDIA driver; mixcomm needs an NVIDIA GPU of compute capability 9.0 "
+                    "or newer); --dry-run shows the job without a GPU\n");
+    return 1;
   }
   int failed = spawn_ranks(o.ranks, o.local_size, o.time_limit_s, rank_main, &o);
   if (failed != 0 && !spawn_under_launcher())
