@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # CI of the ways users install and consume mixcomm (no GPU needed; called by .ci/run after
 # scripts/test.sh, whose build folder it reuses):
+#   0. ctest runs the suite of that build;
 #   1. tools refuse absurd sizes and stop at the first failed write, within a time limit;
 #   2. `cmake --install` into a temporary prefix, moved elsewhere afterwards (relocatable): no
 #      path of the build or source tree in a RUNPATH or a CMake/pkg-config file; an out-of-tree
@@ -23,8 +24,9 @@ export PATH=/usr/local/cuda/bin:$PATH
 jobs=$(nproc)
 
 step_start=0
+passed=0
 step() { step_start=$(date +%s); echo "== packaging: $*"; }
-done_step() { echo "   ($(( $(date +%s) - step_start )) s)"; }
+done_step() { passed=$((passed + 1)); echo "   ($(( $(date +%s) - step_start )) s)"; }
 fail() { echo "ci-packaging: FAIL: $*" >&2; exit 1; }
 
 command -v pkg-config >/dev/null || { apt-get update -qq && apt-get install -y -qq pkg-config >/dev/null; }
@@ -34,6 +36,13 @@ cmake --build "$build" -j"$jobs" >/dev/null
 
 # RUNPATH/RPATH entries of an ELF file, one per line.
 runpaths() { readelf -d "$1" | sed -n 's/.*(\(RUNPATH\|RPATH\)).*\[\(.*\)\]/\2/p' | tr ':' '\n'; }
+
+# --------------------------------------------------------------------------------------------
+step "ctest runs the suite"
+ctest --test-dir "$build" -j"$jobs" --output-on-failure >"$work/ctest.log" 2>&1 ||
+  { tail -40 "$work/ctest.log"; fail "ctest"; }
+tail -3 "$work/ctest.log" | grep "tests passed"
+done_step
 
 # --------------------------------------------------------------------------------------------
 step "tools: absurd sizes, full disk"
@@ -117,11 +126,19 @@ done_step
 # --------------------------------------------------------------------------------------------
 for how in add_subdirectory FetchContent; do
   step "the repository through $how"
-  cmake -S "$here/tests/packaging" -B "$work/$how" -DMIXCOMM_CONSUME=$how \
+  # add_subdirectory: the parent chooses the CUDA architectures (and the build is shorter);
+  # FetchContent: mixcomm's default.
+  archs=()
+  [ $how = add_subdirectory ] && archs=(-DCMAKE_CUDA_ARCHITECTURES=90-real)
+  cmake -S "$here/tests/packaging" -B "$work/$how" -DMIXCOMM_CONSUME=$how "${archs[@]}" \
     -DMIXCOMM_SOURCE_DIR="$here" >"$work/$how.log" 2>&1 || { cat "$work/$how.log"; fail "$how: configure"; }
   cmake --build "$work/$how" -j"$jobs" >>"$work/$how.log" 2>&1 || { tail -30 "$work/$how.log"; fail "$how: build"; }
   "$work/$how/consumer_shared"
   "$work/$how/consumer_static"
+  want="90-real;100-real;100-virtual"
+  [ $how = add_subdirectory ] && want="90-real"
+  grep -Eq "^CMAKE_CUDA_ARCHITECTURES:[A-Z]*=$want$" "$work/$how/CMakeCache.txt" ||
+    fail "$how: CUDA architectures are not $want"
   # Not the top-level project: no tests, tools or examples of mixcomm's own.
   [ ! -e "$work/$how/mixcomm/mixcomm-tests" ] && [ ! -e "$work/$how/_deps/mixcomm-build/mixcomm-tests" ] ||
     fail "$how built mixcomm's tests"
@@ -201,4 +218,4 @@ print(f"   import ok: {path} (version {_lib.version_tuple()}), plugin loads")
 EOF
 ) || fail "the installed package does not work"
 done_step
-echo "ci-packaging: all packaging checks passed"
+echo "ci-packaging: $passed passed, 0 failed"
