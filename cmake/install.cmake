@@ -22,7 +22,8 @@ foreach(tool mixcomm-info mixcomm-perf)
   if(TARGET ${tool})
     # The tools hold the static library, which looks for the plugin next to the executable and
     # then through the executable's RUNPATH: point that at the installed lib/.
-    set_target_properties(${tool} PROPERTIES INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}")
+    set_target_properties(${tool} PROPERTIES BUILD_RPATH "$ORIGIN"
+      INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}")
     install(TARGETS ${tool} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
   endif()
 endforeach()
