@@ -20,7 +20,7 @@ extern "C" {
 
 typedef mixcomm_mode_t mixcomm__tune_table_t[MIXCOMM_NUM_OPS][MIXCOMM_TUNE_BUCKETS];
 
-/* As the seed: max(15 - floor(log2(dp_size)), 1) buckets, so dp * the largest bucket stays
+/* As FlashInfer's autotune: max(15 - floor(log2(dp_size)), 1) buckets, so dp * the largest bucket stays
  * <= 128 MiB when dp is a power of two (< 256 MiB otherwise). dp_size < 1 counts as 1. */
 int mixcomm__tune_num_buckets(int dp_size);
 /* Bucket of a per-rank message: round(log2(bytes / 8 KiB)) clamped to [0, num_buckets);
