@@ -47,7 +47,10 @@ file(RELATIVE_PATH MIXCOMM_PC_TO_PREFIX
   ${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
 string(REGEX REPLACE "/$" "" MIXCOMM_PC_TO_PREFIX "${MIXCOMM_PC_TO_PREFIX}")
 get_filename_component(MIXCOMM_CUDA_ROOT "${CUDAToolkit_BIN_DIR}" DIRECTORY)
-file(RELATIVE_PATH MIXCOMM_CUDA_INCLUDE_REL ${MIXCOMM_CUDA_ROOT} ${CUDAToolkit_INCLUDE_DIRS})
+# CUDAToolkit_INCLUDE_DIRS may be a list (newer toolkits add include/cccl): the first is the
+# toolkit's include folder.
+list(GET CUDAToolkit_INCLUDE_DIRS 0 MIXCOMM_CUDA_INCLUDE_DIR)
+file(RELATIVE_PATH MIXCOMM_CUDA_INCLUDE_REL ${MIXCOMM_CUDA_ROOT} ${MIXCOMM_CUDA_INCLUDE_DIR})
 file(RELATIVE_PATH MIXCOMM_CUDA_LIB_REL ${MIXCOMM_CUDA_ROOT} ${CUDAToolkit_LIBRARY_DIR})
 foreach(pc mixcomm mixcomm-static)
   configure_file(${MIXCOMM_ROOT}/cmake/${pc}.pc.in ${PROJECT_BINARY_DIR}/packaging/${pc}.pc @ONLY)

@@ -9,8 +9,13 @@
  *   MASTER_ADDR, MASTER_PORT       where rank 0 listens (read by mixcomm itself)
  *   EXAMPLE_LOCAL_TP_SIZE          TP size inside a node (0 or unset: every rank of the node)
  *   EXAMPLE_ROWS                   rows per rank (default 64)
- * Two ranks on this machine (one GPU each, or one GPU shared under CUDA MPS):
+ *   EXAMPLE_GRID_SIZE              CTAs per rank (0 or unset: one per SM). Ranks sharing one GPU
+ *                                  must split it: e.g. 32 for 4 ranks on a 132-SM GPU
+ * Two ranks on this machine (one GPU each):
  *   for r in 0 1; do RANK=$r WORLD_SIZE=2 MASTER_PORT=29500 ./mixcomm-example & done; wait
+ * or sharing one GPU under CUDA MPS (nvidia-cuda-mps-control -d first):
+ *   for r in 0 1; do RANK=$r WORLD_SIZE=2 EXAMPLE_GRID_SIZE=64 MASTER_PORT=29500 \
+ *     ./mixcomm-example & done; wait
  *
  * With TP and DP groups (EXAMPLE_LOCAL_TP_SIZE=2 with 4 ranks) it runs ALLREDUCE_ALLGATHER: DP
  * block d of the output is the sum over the TP group of DP rank d. Pure TP runs ALLREDUCE, pure
@@ -102,6 +107,7 @@ int main(void) {
   cfg.inter_rank = rank / local_size; /* the node */
   cfg.inter_size = world / local_size;
   cfg.local_tp_size = env_int("EXAMPLE_LOCAL_TP_SIZE", 0); /* 0: the default */
+  cfg.grid_size = env_int("EXAMPLE_GRID_SIZE", 0);         /* 0: one CTA per SM */
   cfg.dtype = MIXCOMM_FLOAT32; /* MIXCOMM_BFLOAT16 and MIXCOMM_FLOAT16 work the same way */
   cfg.use_autotune = 0;        /* a single call: let the cost model pick the mode */
   MC(mixcomm_handler_create(&cfg, bs, &h));

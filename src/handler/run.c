@@ -155,7 +155,7 @@ mixcomm_status_t mixcomm__run_fused(mixcomm_handler_t* h, mixcomm_op_t op, mixco
     return MIXCOMM_SUCCESS;
   }
   mixcomm__geometry_t g;
-  if (epi != NULL)
+  if (epi != NULL && epi->row_aligned)
     MIXCOMM_CHECK(mixcomm__geometry_rows(&h->plan, &h->topo, op, mode, esize, numel_block,
                                          row_elems, h->config.min_block_size,
                                          h->config.min_num_steps, &g));

@@ -17,6 +17,11 @@
 
 int mixcomm__mode_is_fused(mixcomm_mode_t mode);
 
+/* Output bytes per CTA up to which the row pass runs inside the collective kernel (measured on
+ * the H200 with ranks sharing the GPU: in-kernel and separate passes cost the same at about
+ * 64-128 KiB per CTA; docs/results/epilogue-h200.md). */
+#define EPILOGUE_PASS_MAX_BYTES (128u * 1024u)
+
 typedef struct call {
   mixcomm_handler_t* h;
   mixcomm_op_t op;
@@ -64,10 +69,12 @@ static mixcomm_status_t epilogue_args(call_t* c, mixcomm__epilogue_args_t* a) {
   return MIXCOMM_SUCCESS;
 }
 
-static mixcomm_status_t epilogue_kernel(call_t* c, const void* s, const mixcomm__epilogue_args_t* a) {
+static mixcomm_status_t epilogue_kernel(call_t* c, const void* s, const mixcomm__epilogue_args_t* a,
+                                        int rows_only) {
   mixcomm__epilogue_launch_t l;
   memset(&l, 0, sizeof l);
   l.s = s;
+  l.rows_only = rows_only;
   l.x_out = c->x_out;
   l.vecs = c->shape.out_bytes / 16 / (c->gather ? (uint64_t)c->h->topo.dp_size : 1u);
   l.blocks = c->gather ? c->h->topo.dp_size : 1;
@@ -85,7 +92,7 @@ static mixcomm_status_t run_alone(call_t* c) {
   MIXCOMM_CHECK(epilogue_args(c, &a));
   a.add_at_output = c->e->residual_in != NULL;
   a.write_s = c->x_out != NULL;
-  return epilogue_kernel(c, c->x_in, &a);
+  return epilogue_kernel(c, c->x_in, &a, 0);
 }
 
 static mixcomm_status_t run_fused(call_t* c) {
@@ -102,8 +109,29 @@ static mixcomm_status_t run_fused(call_t* c) {
   a.add_at_source = c->gather && residual && h->topo.tp_rank == 0;
   a.add_at_output = !c->gather && residual;
   a.write_s = c->x_out != NULL && !(c->gather && residual);
-  return mixcomm__run_fused(h, c->op, c->mode, c->x_in, c->x_out, c->shape.numel_block,
-                            c->row_elems, &a, c->stream);
+  if (!a.normalize)
+    return mixcomm__run_fused(h, c->op, c->mode, c->x_in, c->x_out, c->shape.numel_block,
+                              c->row_elems, &a, c->stream);
+  /* The row pass runs in the collective's CTAs when their rows are few; past
+   * EPILOGUE_PASS_MAX_BYTES of output per CTA the collective's grid is too small to stream them
+   * (ranks sharing a GPU have a few dozen CTAs each), so the kernel only stores P and a kernel of
+   * its own, on the whole GPU, runs the pass. Every rank takes the same branch: it depends on
+   * shapes and the plan only. */
+  mixcomm__geometry_t g;
+  MIXCOMM_CHECK(mixcomm__geometry_rows(&h->plan, &h->topo, c->op, c->mode,
+                                       mixcomm_dtype_size(h->config.dtype), c->shape.numel_block,
+                                       c->row_elems, h->config.min_block_size,
+                                       h->config.min_num_steps, &g));
+  const uint64_t blocks = c->gather ? (uint64_t)h->topo.dp_size : 1u;
+  a.row_aligned = (uint64_t)g.span * 16u * blocks <= EPILOGUE_PASS_MAX_BYTES;
+  if (a.row_aligned)
+    return mixcomm__run_fused(h, c->op, c->mode, c->x_in, c->x_out, c->shape.numel_block,
+                              c->row_elems, &a, c->stream);
+  mixcomm__epilogue_args_t store_only = a;
+  store_only.normalize = 0;
+  MIXCOMM_CHECK(mixcomm__run_fused(h, c->op, c->mode, c->x_in, c->x_out, c->shape.numel_block,
+                                   c->row_elems, &store_only, c->stream));
+  return epilogue_kernel(c, NULL, &a, 1);
 }
 
 static mixcomm_status_t run_nccl(call_t* c) {
@@ -148,7 +176,7 @@ static mixcomm_status_t run_nccl(call_t* c) {
     dst = out_temp;
   }
   MIXCOMM_CHECK_GOTO(mixcomm__nccl_run(h, c->op, c->mode, src, dst, count, c->stream), st, out);
-  st = epilogue_kernel(c, dst, &a);
+  st = epilogue_kernel(c, dst, &a, 0);
 out:
   if (in_temp != NULL) {
     cudaError_t e = cudaFreeAsync(in_temp, c->stream);

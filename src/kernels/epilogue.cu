@@ -7,7 +7,9 @@
  *     op, made before NCCL gathers it (so NCCL's result is P, as in the fused kernels).
  *   epilogue_kernel: CTA b takes rows [b * rows_per_cta, ...) of every output block, stores
  *     every vector of them through store_result (x_out copy, P to residual_out and the stash),
- *     then runs the same row pass as the fused kernels (epilogue_rows) over them. The stash is
+ *     then runs the same row pass as the fused kernels (epilogue_rows) over them. With
+ *     rows_only the stash already holds P (a fused kernel that left the pass to this one,
+ *     run_epilogue.c): only the pass runs. The stash is
  *     written and read by the same CTA; the block barrier inside epilogue_rows orders the two.
  * Memory ordering between these kernels and NCCL is the stream's: nothing else writes the
  * buffers while they run. */
@@ -27,7 +29,7 @@ __global__ void __launch_bounds__(kEpilogueThreads)
   const int64_t begin = (int64_t)blockIdx.x * rows_per_cta * V;
   const int64_t end = begin + rows_per_cta * V < p.vecs ? begin + rows_per_cta * V : p.vecs;
   const uint4* s = static_cast<const uint4*>(p.s);
-  for (int k = 0; k < p.blocks; k++) {
+  for (int k = 0; k < p.blocks && !p.rows_only; k++) {
     for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
       const uint4 v = load_coherent(s + (int64_t)k * p.vecs + i);
       store_result<T, true>(e, p.x_out, p.vecs, k, i, v);

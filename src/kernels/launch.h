@@ -62,6 +62,7 @@ typedef struct mixcomm__epilogue_args {
   int own_block;       /* output block whose P goes to residual_out (gather: dp_rank; else 0) */
   int stash_is_residual; /* the stash is residual_out (one store serves both) */
   int normalize;       /* run the row pass: norm_out and/or quant_out */
+  int row_aligned;     /* the call uses the row-aligned geometry (the pass runs in the kernel) */
   int row_vecs;        /* 16-byte vectors per row */
   float eps;
   const void* residual_in;
@@ -120,6 +121,7 @@ int mixcomm__launch_intranode(const mixcomm__kargs_t* kargs, cudaStream_t stream
 typedef struct mixcomm__epilogue_launch {
   const void* s;
   void* x_out;      /* where e.write_s copies S */
+  int rows_only;    /* the stash already holds P: only the row pass */
   int64_t vecs;
   int blocks;
   int dtype;
