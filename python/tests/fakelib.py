@@ -17,8 +17,9 @@ last error) is the real library's. What would need a GPU is done here:
   float32 in rank order and rounding once, from every rank's input: the inputs of the other
   processes when `exchange` is given (a function allgathering bytes, e.g. over a gloo group),
   else made up as peer_input(x, r) from this rank's own input.
-Every mixcomm_run is recorded in `calls` (op, mode, pointers, rows, row_elems, stream), and
-`fail_next = (status, message)` makes the next one fail as the library would.
+Every mixcomm_run is recorded in `calls` (op, mode, pointers, rows, row_elems, stream),
+`fail_next = (status, message)` makes the next one fail as the library would, and `skew = v`
+adds v to every result (a wrong library, for tests that must notice one).
 """
 import ctypes
 from typing import Callable, List, Optional
@@ -58,6 +59,7 @@ class FakeLibrary:
         self.exchange = exchange
         self.calls = []
         self.fail_next = None
+        self.skew = 0.0
         self._error = None
         self._states = {}
         self._next_handle = _FAKE_HANDLE_BASE
@@ -230,6 +232,8 @@ class FakeLibrary:
         else:            # REDUCESCATTER, REDUCESCATTER_ALLREDUCE
             b = out_rows
             y = total([v[t.dp_rank * b:(t.dp_rank + 1) * b] for v in xs])
+        if self.skew:
+            y = (y.float() + self.skew).to(dtype)
         if out_rows:
             _view(out_ptr, out_rows * row_elems, dtype).copy_(y.reshape(-1))
         return _lib.SUCCESS
