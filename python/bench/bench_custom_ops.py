@@ -165,7 +165,7 @@ def worker_main(args):
                                      "median_us": {v: statistics.median(s)
                                                    for v, s in samples.items()},
                                      "seconds": round(time.time() - t_size, 1)})
-                del g_direct, g_comp, g_eager, r_direct, r_comp, r_eager, ro_out, ro, compiled
+                del g_direct, g_comp, g_eager, r_direct, r_comp, r_eager, ro_out
                 sync()
                 if rank == 0:
                     print(f"tokens {tokens} hidden {hidden}: {out['sizes'][-1]['median_us']} "

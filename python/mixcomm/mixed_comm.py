@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import importlib
 import itertools
 import math
 import operator
@@ -91,6 +92,33 @@ class CallInfo(NamedTuple):
 _registry_lock = threading.Lock()
 _registry: "weakref.WeakValueDictionary[int, MixedCommHandler]" = weakref.WeakValueDictionary()
 _next_handler_id = itertools.count(1)
+# The CallInfo of every live handler, as plain module globals: torch.compile reads globals as
+# constants, whereas ints read from an argument's attributes may become symbolic (mixcomm.ops).
+live_handler_ids: Tuple[int, ...] = ()
+live_call_infos: dict = {}
+
+
+def _publish(info: "CallInfo", live: bool) -> None:
+    """Add (or remove) a handler's CallInfo to the globals above; callers hold _registry_lock.
+    The globals are replaced, never changed in place, so that compiled code guarding on them
+    sees the change."""
+    global live_handler_ids, live_call_infos
+    infos = dict(live_call_infos)
+    if live:
+        infos[info.handler_id] = info
+    else:
+        infos.pop(info.handler_id, None)
+    live_call_infos = infos
+    live_handler_ids = tuple(infos)
+
+
+def _forget(handler_id: int) -> None:
+    """The handler is shut down or garbage-collected: its id names nothing any more."""
+    with _registry_lock:
+        _registry.pop(handler_id, None)
+        info = live_call_infos.get(handler_id)
+        if info is not None:
+            _publish(info, False)
 
 
 def handler_from_id(handler_id: int) -> "MixedCommHandler":
@@ -325,13 +353,16 @@ class MixedCommHandler:
                 reasons.append((int(m), self.mode_invalid_reason(m) or ""))
         with _registry_lock:
             handler_id = next(_next_handler_id)
+            self._call_info = CallInfo(
+                handler_id=handler_id, tp_size=self._topo.tp_size, dp_size=self._topo.dp_size,
+                dtype=self.dtype, device=self.device,
+                valid_ops=tuple(sorted(int(o) for o in self._valid_ops)),
+                valid_modes=tuple(sorted(int(m) for m in self._valid_modes)),
+                mode_reasons=tuple(reasons))
+            self._handler_id = handler_id  # a plain int, for mixcomm.ops under torch.compile
             _registry[handler_id] = self
-        self._call_info = CallInfo(
-            handler_id=handler_id, tp_size=self._topo.tp_size, dp_size=self._topo.dp_size,
-            dtype=self.dtype, device=self.device,
-            valid_ops=tuple(sorted(int(o) for o in self._valid_ops)),
-            valid_modes=tuple(sorted(int(m) for m in self._valid_modes)),
-            mode_reasons=tuple(reasons))
+            _publish(self._call_info, True)
+            weakref.finalize(self, _forget, handler_id)
 
     # -------------------------------------------------------------------------------------
     # Topology (resolved: the four tp/dp sizes are filled in)
@@ -477,8 +508,7 @@ class MixedCommHandler:
         self._h = None
         info = getattr(self, "_call_info", None)
         if info is not None:
-            with _registry_lock:
-                _registry.pop(info.handler_id, None)
+            _forget(info.handler_id)
         bs = self._bs
         bs.clear()
         st = _lib.load().mixcomm_handler_shutdown(h)
@@ -581,7 +611,7 @@ def run_mixed_comm(op, handler: MixedCommHandler, x_in, x_out=None, mode=None,
 # that is absent or fails to import leaves the rest of the binding usable; an error inside
 # ops.py itself is a real error and propagates.
 try:
-    import torch as _torch  # noqa: F401
+    importlib.import_module("torch")
 except Exception as _e:  # noqa: BLE001 - ImportError, or OSError from a broken CUDA install
     _ops = None
     _ops_error = f"{type(_e).__name__}: {_e}"

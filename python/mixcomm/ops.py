@@ -32,6 +32,7 @@ from __future__ import annotations
 import torch
 
 from . import _lib
+from . import mixed_comm as _mc
 from .mixed_comm import (GATHER_OP_CODES, MODE_NAMES, OP_NAMES, SCATTER_OP_CODES,
                          MixedCommHandler, MixedCommMode, MixedCommOp, handler_from_id,
                          output_rows)
@@ -48,6 +49,8 @@ _VEC_BYTES = 16  # the kernels move 16-byte vectors: a row must be a whole numbe
 _ELEMENT_BYTES = {torch.float16: 2, torch.bfloat16: 2, torch.float32: 4}
 _NUM_OPS = len(MixedCommOp)
 _NUM_MODES = len(MixedCommMode)
+_OP_CODES = tuple(range(_NUM_OPS))
+_MODE_CODES = tuple(range(_lib.MODE_DEFAULT, _NUM_MODES))  # -1 (the library's choice) first
 
 
 def _reject(msg: str):
@@ -130,11 +133,21 @@ def check_call(info, op: int, mode: int, x_in, x_out=None) -> tuple:
     return (out_rows,) + rest
 
 
+def _as_constant(value: int, codes: tuple) -> int:
+    """value, as the equal element of codes. A compiled function that takes the op or mode as
+    an int argument gets it as a symbolic int after a recompile; comparing against each code
+    makes torch.compile specialize on (and guard) the value, so that the ops get a constant."""
+    for c in codes:
+        if value == c:
+            return c
+    return value
+
+
 def _op_code(op) -> int:
     if isinstance(op, MixedCommOp):
         return op.value
     if type(op) is int and 0 <= op < _NUM_OPS:
-        return op
+        return _as_constant(op, _OP_CODES)
     try:
         return MixedCommOp(int(op.__index__())).value
     except (AttributeError, TypeError, ValueError):
@@ -147,13 +160,31 @@ def _mode_code(mode) -> int:
         return _lib.MODE_DEFAULT
     if isinstance(mode, MixedCommMode):
         return mode.value
-    if type(mode) is int and 0 <= mode < _NUM_MODES:
-        return mode
+    if type(mode) is int and -1 <= mode < _NUM_MODES:
+        return _as_constant(mode, _MODE_CODES)
     try:
         return MixedCommMode(int(mode.__index__())).value
     except (AttributeError, TypeError, ValueError):
         pass
     _reject(f"Invalid mode: {mode!r} (expected a MixedCommMode or None)")
+
+
+def _constant_info(handler_id):
+    """The handler's CallInfo with constant fields, while torch.compile traces. Read through
+    an argument (a compiled function that takes the handler as a parameter and has seen two
+    handlers), the handler's ints are symbolic; matching its id against the live handlers' ids
+    (module globals: constants to torch.compile) makes it guard on the id and read the
+    CallInfo from the globals. (Only the plain int _handler_id is read from the handler: its
+    CallInfo object, once read through the argument, would stay symbolic.)"""
+    for hid in _mc.live_handler_ids:
+        if handler_id == hid:
+            return _mc.live_call_infos[hid]
+    _not_live(handler_id)
+
+
+@torch.compiler.disable
+def _not_live(handler_id):
+    handler_from_id(handler_id)  # raises: the handler is shut down
 
 
 def run(op, handler, x_in, x_out=None, mode=None):
@@ -162,7 +193,10 @@ def run(op, handler, x_in, x_out=None, mode=None):
     if not isinstance(handler, MixedCommHandler):
         _reject(f"handler should be a MixedCommHandler, got {type(handler).__name__}")
     mode_code = _mode_code(mode)
-    info = handler._call_info
+    if torch.compiler.is_compiling():
+        info = _constant_info(handler._handler_id)
+    else:
+        info = handler._call_info
     if not isinstance(x_in, torch.Tensor):
         _reject(f"x_in should be a torch.Tensor, got {type(x_in).__name__}")
     if x_out is not None and not isinstance(x_out, torch.Tensor):

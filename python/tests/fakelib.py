@@ -35,12 +35,21 @@ def peer_input(x, rank: int):
     return (x.float() * (1 + 0.25 * rank) + 0.125 * rank).to(x.dtype)
 
 
+def on_device(handler, device) -> None:
+    """Point a handler at another torch device (its CallInfo, and the copy the custom ops read
+    under torch.compile)."""
+    from mixcomm import mixed_comm
+    handler.device = device
+    handler._call_info = handler._call_info._replace(device=device)
+    with mixed_comm._registry_lock:
+        mixed_comm._publish(handler._call_info, True)
+
+
 def on_cpu(handler) -> None:
     """Point a handler created by the fake at the CPU: its tensors then live in host memory,
     where the fake's mixcomm_run reads and writes them."""
     import torch
-    handler.device = torch.device("cpu")
-    handler._call_info = handler._call_info._replace(device=torch.device("cpu"))
+    on_device(handler, torch.device("cpu"))
 
 
 class _State:

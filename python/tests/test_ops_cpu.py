@@ -157,7 +157,7 @@ def test_fake_output_shapes_on_a_cuda_device(fake, topology):
 
 def test_fake_output_on_meta_tensors(fake):
     h = _handler(fake, "tp2xdp2", cpu=False)
-    h._call_info = h._call_info._replace(device=torch.device("meta"))
+    fakelib.on_device(h, torch.device("meta"))
     x = torch.empty((5, 128), dtype=torch.bfloat16, device="meta")
     y = torch.ops.mixcomm.mixed_comm(x, int(O.ALLREDUCE_ALLGATHER), -1, h.handler_id)
     assert y.device.type == "meta" and tuple(y.shape) == (10, 128)
@@ -361,6 +361,33 @@ def test_compiled_calls_match_eager_with_no_graph_break(fake):
         assert [c["op"] for c in fake.calls[n:]] == [3, 4]
         assert [c["rows"] for c in fake.calls[n:]] == [rows, 2 * rows]
         assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
+def test_compiled_function_taking_handler_op_and_mode_as_arguments(fake):
+    """Ints that change between calls of a compiled function become symbolic: the handler's
+    id, op and mode must still reach the ops as the right constants."""
+    a, b = _handler(fake, "tp2xdp2"), _handler(fake, "tp2")
+
+    def f(x, handler, op, mode):
+        return run_mixed_comm(op, handler, x, mode=mode) * 2
+
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    for handler, op, mode in ((a, O.ALLREDUCE_ALLGATHER, None), (b, O.ALLREDUCE, None),
+                              (a, 4, 1), (b, 0, -1), (a, 3, 3),
+                              (b, O.ALLREDUCE, MixedCommMode.FUSED_OPT_BYTES1_UC),
+                              (a, O.REDUCESCATTER_ALLREDUCE, None)):
+        x = torch.randn(4, 64).to(torch.bfloat16)
+        want = f(x, handler, op, mode)
+        got = compiled(x, handler, op, mode)
+        call = fake.calls[-1]
+        assert (call["handle"], call["op"], call["mode"]) == (
+            handler._h.value, int(op), -1 if mode is None else int(mode))
+        assert torch.equal(got, want)
+    bad = (torch.randn(4, 64).to(torch.bfloat16), b, 3, None)  # AR+AG on a pure-TP handler
+    with pytest.raises(torch._dynamo.exc.Unsupported, match="a bad mixcomm call"):
+        compiled(*bad)  # fullgraph=True: tracing stops at the bad call
+    with pytest.raises(ValueError, match="Invalid op: ALLREDUCE_ALLGATHER"):
+        torch.compile(f, backend="aot_eager")(*bad)
 
 
 def test_compiled_with_inductor_on_cpu(fake):
