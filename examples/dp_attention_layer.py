@@ -34,6 +34,7 @@ import ctypes
 import datetime
 import hashlib
 import importlib.util
+import json
 import os
 import sys
 import time
@@ -202,6 +203,23 @@ def _error(got, ref):
     return d.abs().max().item() / scale, (d.norm() / (ref.norm() or 1.0)).item()
 
 
+def allgather_json(obj, group=None):
+    """Every rank's obj (JSON-able), over a CPU process group (no numpy needed, unlike
+    dist.all_gather_object)."""
+    data = json.dumps(obj).encode()
+    world = dist.get_world_size(group)
+    n = torch.tensor([len(data)], dtype=torch.int64)
+    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
+    dist.all_gather(sizes, n, group=group)
+    cap = max(int(s.item()) for s in sizes)
+    send = torch.zeros(cap, dtype=torch.uint8)
+    send[:len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    recv = [torch.zeros(cap, dtype=torch.uint8) for _ in range(world)]
+    dist.all_gather(recv, send, group=group)
+    return [json.loads(ctypes.string_at(t.data_ptr(), int(s.item())))
+            for t, s in zip(recv, sizes)]
+
+
 def _digest(t) -> str:
     t = t.detach().contiguous().cpu()
     n = t.numel() * t.element_size()
@@ -295,16 +313,11 @@ def run(cfg: Config, handler: MixedCommHandler, world_rank: int, world_size: int
         if mode == "reduce-overhead" and skips:
             failures.append(f"torch.compile did not use CUDA graphs ({skips} skips)")
         # The ranks of a TP group (same dp_rank) must hold the same bits.
-        mine = (handler.dp_rank, digests)
-        everyone = [None] * world_size
-        dist.all_gather_object(everyone, mine, group=group)
-        for r, (d, theirs) in enumerate(everyone):
+        for r, (d, theirs) in enumerate(allgather_json([handler.dp_rank, digests], group)):
             if d == handler.dp_rank and theirs != digests:
                 failures.append(f"rank {r} (same TP group) holds other bits")
         # Every rank's verdict, so that all ranks print and exit alike.
-        verdicts = [None] * world_size
-        dist.all_gather_object(verdicts, failures, group=group)
-        bad = {r: f for r, f in enumerate(verdicts) if f}
+        bad = {r: f for r, f in enumerate(allgather_json(failures, group)) if f}
         if world_rank == 0:
             per_step = sorted(t_replay[2:] or t_replay)[len(t_replay[2:] or t_replay) // 2]
             log(f"{mode:<16} {steps} steps: max error {worst[0]:.2e}, L2 error {worst[1]:.2e}"

@@ -193,19 +193,18 @@ def run(op, handler, x_in, x_out=None, mode=None):
     if not isinstance(handler, MixedCommHandler):
         _reject(f"handler should be a MixedCommHandler, got {type(handler).__name__}")
     mode_code = _mode_code(mode)
-    if torch.compiler.is_compiling():
-        info = _constant_info(handler._handler_id)
-    else:
-        info = handler._call_info
     if not isinstance(x_in, torch.Tensor):
         _reject(f"x_in should be a torch.Tensor, got {type(x_in).__name__}")
     if x_out is not None and not isinstance(x_out, torch.Tensor):
         _reject(f"x_out should be a torch.Tensor, got {type(x_out).__name__}")
     if torch.compiler.is_compiling():
+        info = _constant_info(handler._handler_id)
         # Checked in the traced code: a bad call then raises ValueError from here (outside
         # fullgraph=True, where tracing stops at the raise) instead of a tracing error
         # wrapping the fake implementation's ValueError. Eagerly the op checks.
         check_call(info, op_code, mode_code, x_in, x_out)
+    else:
+        info = handler._call_info
     if x_out is None:
         return torch.ops.mixcomm.mixed_comm.default(x_in, op_code, mode_code, info.handler_id)
     torch.ops.mixcomm.mixed_comm_out.default(x_in, x_out, op_code, mode_code, info.handler_id)

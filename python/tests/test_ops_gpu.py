@@ -429,7 +429,12 @@ def run_topology(name, ways, simulate=False, backend=None, timeout=TOPOLOGY_TIME
     args = ["--topology", name, "--ways", ",".join(ways), "--backend", backend]
     if simulate:
         args.append("--simulate")
-    job = run_ranks(Path(__file__).resolve(), world, args, timeout, tag=f"ops-{name}")
+    # Every rank compiles: share the host's cores between them (Inductor's default is one
+    # compile worker per core in every process).
+    threads = os.environ.get("TORCHINDUCTOR_COMPILE_THREADS") or str(max(1, (os.cpu_count() or
+                                                                          1) // world))
+    job = run_ranks(Path(__file__).resolve(), world, args, timeout, tag=f"ops-{name}",
+                    env_extra={"TORCHINDUCTOR_COMPILE_THREADS": threads})
     problems = []
     for r, res in enumerate(job.results):
         if res is None:
