@@ -5,7 +5,7 @@
 #   bash examples/run_dp_attention_mps.sh [--nproc N] [--nodes M] [dp_attention_layer.py args]
 # --nproc: ranks in all (default 4: TP 2 x DP 2); --nodes M: emulate M nodes on this host (one
 # torchrun per node, nproc/M ranks each; DP across them, NVSHMEM between them). The library:
-# $MIXCOMM_LIBRARY, else build/libmixcomm.so. Bounded by MIXCOMM_EXAMPLE_TIMEOUT (default 300 s).
+# $MIXCOMM_LIBRARY, else build/libmixcomm.so. Bounded by MIXCOMM_EXAMPLE_TIMEOUT (default 240 s).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib-env.sh
@@ -36,7 +36,7 @@ mixcomm_nvshmem_env
 trap mixcomm_mps_stop EXIT
 mixcomm_mps_start dp-attention
 
-limit=${MIXCOMM_EXAMPLE_TIMEOUT:-300}
+limit=${MIXCOMM_EXAMPLE_TIMEOUT:-240}
 port=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 per_node=$((nproc / nodes))
 pids=()

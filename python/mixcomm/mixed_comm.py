@@ -89,7 +89,7 @@ class CallInfo(NamedTuple):
 # handler_id -> live handler. Weak: a handler dropped without shutdown() is not kept alive by
 # the registry (its __del__ warns). Ids are never reused within a process, so an id baked into
 # a compiled graph can never reach a different handler.
-_registry_lock = threading.Lock()
+_registry_lock = threading.RLock()  # re-entrant: a finalizer (_forget) may run inside it
 _registry: "weakref.WeakValueDictionary[int, MixedCommHandler]" = weakref.WeakValueDictionary()
 _next_handler_id = itertools.count(1)
 # The CallInfo of every live handler, as plain module globals: torch.compile reads globals as
