@@ -18,8 +18,8 @@ import ctypes
 import ctypes.util
 import os
 import threading
-from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_int, c_int64, c_size_t,
-                    c_void_p)
+from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_float, c_int, c_int64,
+                    c_size_t, c_void_p)
 from pathlib import Path
 
 # ------------------------------------------------------------------------------------------
@@ -123,6 +123,14 @@ class TcpOptions(Structure):
                 ("timeout_ms", c_int)]
 
 
+class Epilogue(Structure):
+    """mixcomm_epilogue_t (fill with init_epilogue(): the library checks struct_size)."""
+
+    _fields_ = [("struct_size", c_size_t), ("residual_in", c_void_p),
+                ("residual_out", c_void_p), ("rms_gamma", c_void_p), ("rms_eps", c_float),
+                ("norm_out", c_void_p), ("quant_out", c_void_p), ("quant_scale", c_void_p)]
+
+
 # ------------------------------------------------------------------------------------------
 # Function signatures: every function of libmixcomm the package calls
 # ------------------------------------------------------------------------------------------
@@ -171,6 +179,9 @@ _SIGNATURES = {
                                                POINTER(c_int)]),
     "mixcomm_run": (_status, [_handle, _enum, c_void_p, c_void_p, c_int64, c_int64, _enum,
                               c_void_p]),
+    "mixcomm_epilogue_init": (None, [POINTER(Epilogue)]),
+    "mixcomm_run_epilogue": (_status, [_handle, _enum, c_void_p, c_void_p, c_int64, c_int64,
+                                       POINTER(Epilogue), _enum, c_void_p]),
     "mixcomm_output_rows": (c_int64, [_handle, _enum, c_int64]),
     "mixcomm_handler_async_error": (_status, [_handle, POINTER(c_int)]),
     "mixcomm_handler_abort": (_status, [_handle]),

@@ -438,6 +438,18 @@ class MixedCommHandler:
         if st != _lib.SUCCESS:
             raise _lib.make_error(st, f"run_mixed_comm({OP_NAMES[op]})", bs.failure_note())
 
+    def _enqueue_epilogue(self, op: int, mode: int, in_ptr: int, out_ptr: int, rows: int,
+                          row_elems: int, epilogue, stream: int) -> None:
+        """mixcomm_run_epilogue on raw pointers (epilogue: an _lib.Epilogue)."""
+        h = self._live()
+        bs = self._bs
+        bs.clear()
+        st = _lib.load().mixcomm_run_epilogue(h, op, in_ptr, out_ptr, rows, row_elems,
+                                              ctypes.byref(epilogue), mode, stream)
+        if st != _lib.SUCCESS:
+            raise _lib.make_error(st, f"run_mixed_comm({OP_NAMES[op]}, with an epilogue)",
+                                  bs.failure_note())
+
     def _call(self, what: str, fn, *args) -> None:
         """Run a (possibly collective) library call; raise with the bootstrap's story."""
         bs = self._bs
@@ -587,7 +599,9 @@ def output_rows(op, rows, dp_size):
 
 
 def run_mixed_comm(op, handler: MixedCommHandler, x_in, x_out=None, mode=None,
-                   skip_check: bool = False):
+                   skip_check: bool = False, *, residual_in=None, residual_out=None,
+                   rms_gamma=None, rms_eps: float = 1e-6, norm_out=None, quant_out=None,
+                   scale_factor=None):
     """Run op on x_in (a contiguous tensor of >= 2 dimensions, dim 0 = rows) into x_out and
     return x_out, allocated when not given. COLLECTIVE and enqueue-only: the work goes on
     torch's current CUDA stream. Works eagerly, under torch.compile (no graph break; the
@@ -601,10 +615,26 @@ def run_mixed_comm(op, handler: MixedCommHandler, x_in, x_out=None, mode=None,
     anything is enqueued. skip_check is accepted for compatibility: the checks cost a few
     microseconds and always run (in the custom op, so that eager and compiled calls fail the
     same way; the library checks again).
+
+    Fused epilogue (keyword-only; the same call does the layer work after the collective, see
+    mixcomm.h mixcomm_epilogue_t): P = result + residual_in, then RMSNorm(P) with rms_gamma
+    (row_elems weights) and rms_eps, then FP8 (float8_e4m3fn) of norm / scale_factor (a float32
+    CUDA tensor of one element). For ALLREDUCE and the REDUCESCATTER ops every tensor has the
+    output's shape; for the gather ops residual_in and residual_out have x_in's shape (block d
+    of P gets DP group d's residual; residual_out is this rank's block) and norm_out /
+    quant_out the output's. Outputs that are asked for but not given are allocated:
+    residual_out when residual_in is given, norm_out when rms_gamma is, quant_out when
+    scale_factor is; residual_out=residual_in updates the residual in place (the usual engine
+    call). x_out is written only when given. Returns norm_out when rms_gamma is given, else
+    residual_out, else x_out. Through the custom op torch.ops.mixcomm.mixed_comm_epilogue.
     """
     if _ops is None:
         raise ImportError(f"run_mixed_comm needs PyTorch (import torch failed: {_ops_error})")
-    return _ops.run(op, handler, x_in, x_out, mode)
+    if (residual_in is None and residual_out is None and rms_gamma is None and norm_out is None
+            and quant_out is None and scale_factor is None):
+        return _ops.run(op, handler, x_in, x_out, mode)
+    return _ops.run_epilogue(op, handler, x_in, x_out, mode, residual_in, residual_out,
+                             rms_gamma, rms_eps, norm_out, quant_out, scale_factor)
 
 
 # The custom ops (mixcomm.ops) need torch. Imported last: ops.py uses the names above. A torch

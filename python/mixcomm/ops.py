@@ -5,6 +5,10 @@ importable. run_mixed_comm calls them; engines can call them directly:
     torch.ops.mixcomm.mixed_comm(Tensor x_in, int op, int comm_mode, int handler_id) -> Tensor
     torch.ops.mixcomm.mixed_comm_out(Tensor x_in, Tensor(a!) x_out, int op, int comm_mode,
                                      int handler_id) -> ()
+    torch.ops.mixcomm.mixed_comm_epilogue(Tensor x_in, Tensor(a!)? x_out, Tensor? residual_in,
+        Tensor(b!)? residual_out, bool residual_in_place, Tensor? rms_gamma, float rms_eps,
+        Tensor(c!)? norm_out, Tensor(d!)? quant_out, Tensor? scale_factor, int op,
+        int comm_mode, int handler_id) -> ()
 
 op and comm_mode are the MixedCommOp / MixedCommMode values (-1: the library's choice; the
 argument is not called "mode", a name torch.compile's functionalization reserves) and
@@ -12,7 +16,11 @@ handler_id is MixedCommHandler.handler_id: torch.compile cannot take a handler o
 argument, so the ops name it by an integer that mixcomm.handler_from_id maps back. The first op
 returns a new tensor (out-of-place, the form to use under torch.compile's "reduce-overhead"
 mode, which does not turn graphs that mutate their inputs into CUDA graphs); the second writes
-x_out, declared as mutated.
+x_out, declared as mutated. The third is the collective with its fused epilogue (residual add,
+RMSNorm, FP8; run_mixed_comm's keyword arguments): every output it writes is an argument
+declared as mutated (run_mixed_comm allocates those not given); residual_in_place says that
+residual_out also holds residual_in (the residual updated in place: one tensor, passed once,
+since a mutated argument must not alias another).
 
 Both run on torch's current CUDA stream: eagerly, from compiled code, and during CUDA graph
 capture (torch.cuda.graph or torch.compile's CUDA graphs), where the kernel is captured and
@@ -42,6 +50,11 @@ SCHEMAS = {
     "mixed_comm": "(Tensor x_in, int op, int comm_mode, int handler_id) -> Tensor",
     "mixed_comm_out": ("(Tensor x_in, Tensor(a!) x_out, int op, int comm_mode, int handler_id)"
                        " -> ()"),
+    "mixed_comm_epilogue": ("(Tensor x_in, Tensor(a!)? x_out, Tensor? residual_in, "
+                            "Tensor(b!)? residual_out, bool residual_in_place, "
+                            "Tensor? rms_gamma, float rms_eps, Tensor(c!)? norm_out, "
+                            "Tensor(d!)? quant_out, Tensor? scale_factor, int op, int comm_mode, "
+                            "int handler_id) -> ()"),
 }
 OP_QUALNAMES = tuple(f"{NAMESPACE}::{name}" for name in SCHEMAS)
 
@@ -133,6 +146,59 @@ def check_call(info, op: int, mode: int, x_in, x_out=None) -> tuple:
     return (out_rows,) + rest
 
 
+def _check_tensor(name: str, t, shape: tuple, dtype, device) -> None:
+    if not isinstance(t, torch.Tensor):
+        _reject(f"{name} should be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype != dtype:
+        _reject(f"{name}.dtype should be {dtype}")
+    if t.device != device:
+        _reject(f"{name}.device should be {device}")
+    if tuple(t.shape) != shape:
+        _reject(f"{name}.shape should be {shape}")
+    if not t.is_contiguous():
+        _reject(f"{name} should be contiguous")
+
+
+def check_epilogue(info, op: int, mode: int, x_in, x_out, residual_in, residual_out,
+                   residual_in_place: bool, rms_gamma, rms_eps: float, norm_out, quant_out,
+                   scale_factor) -> None:
+    """Everything check_call checks, plus the epilogue's tensors (shapes, dtypes, devices,
+    which ones need which); ValueError otherwise."""
+    out_shape = check_call(info, op, mode, x_in, x_out)
+    res_shape = tuple(x_in.shape) if op in GATHER_OP_CODES else out_shape
+    dtype, device = x_in.dtype, x_in.device
+    residual = residual_in is not None or residual_in_place
+    if residual_in_place and (residual_in is not None or residual_out is None):
+        _reject("residual_in_place needs residual_out (holding the residual) and no residual_in")
+    if residual_in is not None:
+        _check_tensor("residual_in", residual_in, res_shape, dtype, device)
+    if residual_out is not None:
+        _check_tensor("residual_out", residual_out, res_shape, dtype, device)
+    if norm_out is not None:
+        _check_tensor("norm_out", norm_out, out_shape, dtype, device)
+    if quant_out is not None:
+        _check_tensor("quant_out", quant_out, out_shape, torch.float8_e4m3fn, device)
+    if (norm_out is not None or quant_out is not None) and rms_gamma is None:
+        _reject("norm_out and quant_out need rms_gamma")
+    if rms_gamma is not None:
+        if norm_out is None and quant_out is None:
+            _reject("rms_gamma is given but neither norm_out nor quant_out")
+        _check_tensor("rms_gamma", rms_gamma, tuple(x_in.shape[1:]), dtype, device)
+    if (quant_out is None) != (scale_factor is None):
+        _reject("quant_out and scale_factor go together (the FP8 output and its scale)")
+    if scale_factor is not None:
+        _check_tensor("scale_factor", scale_factor, tuple(scale_factor.shape), torch.float32,
+                      device)
+        if scale_factor.numel() != 1:
+            _reject("scale_factor should hold one float32 (a per-tensor scale)")
+    if residual and residual_out is None and norm_out is None and quant_out is None:
+        _reject("residual_in is given but no output uses it")
+    if x_out is None and residual_out is None and norm_out is None and quant_out is None:
+        _reject("no output: give x_out, residual_out, norm_out or quant_out")
+    if not rms_eps >= 0.0 or rms_eps == float("inf"):
+        _reject(f"rms_eps={rms_eps} should be finite and >= 0")
+
+
 def _as_constant(value: int, codes: tuple) -> int:
     """value, as the equal element of codes. A compiled function that takes the op or mode as
     an int argument gets it as a symbolic int after a recompile; comparing against each code
@@ -211,6 +277,45 @@ def run(op, handler, x_in, x_out=None, mode=None):
     return x_out
 
 
+def run_epilogue(op, handler, x_in, x_out, mode, residual_in, residual_out, rms_gamma, rms_eps,
+                 norm_out, quant_out, scale_factor):
+    """run_mixed_comm's body with an epilogue (see there): allocates the outputs that are implied
+    but not given, calls torch.ops.mixcomm.mixed_comm_epilogue, returns norm_out when rms_gamma
+    is given, else residual_out, else x_out."""
+    op_code = _op_code(op)
+    if not isinstance(handler, MixedCommHandler):
+        _reject(f"handler should be a MixedCommHandler, got {type(handler).__name__}")
+    mode_code = _mode_code(mode)
+    if not isinstance(x_in, torch.Tensor):
+        _reject(f"x_in should be a torch.Tensor, got {type(x_in).__name__}")
+    if torch.compiler.is_compiling():
+        info = _constant_info(handler._handler_id)
+    else:
+        info = handler._call_info
+    out_shape = check_call(info, op_code, mode_code, x_in, x_out)
+    res_shape = tuple(x_in.shape) if op_code in GATHER_OP_CODES else out_shape
+    in_place = residual_in is not None and residual_out is residual_in
+    if residual_in is not None and residual_out is None:
+        residual_out = torch.empty(res_shape, dtype=x_in.dtype, device=x_in.device)
+    if rms_gamma is not None and norm_out is None:
+        norm_out = torch.empty(out_shape, dtype=x_in.dtype, device=x_in.device)
+    if scale_factor is not None and quant_out is None:
+        quant_out = torch.empty(out_shape, dtype=torch.float8_e4m3fn, device=x_in.device)
+    rms_eps = float(rms_eps)
+    if torch.compiler.is_compiling():
+        check_epilogue(info, op_code, mode_code, x_in, x_out, None if in_place else residual_in,
+                       residual_out, in_place, rms_gamma, rms_eps, norm_out, quant_out,
+                       scale_factor)
+    torch.ops.mixcomm.mixed_comm_epilogue.default(
+        x_in, x_out, None if in_place else residual_in, residual_out, in_place, rms_gamma,
+        rms_eps, norm_out, quant_out, scale_factor, op_code, mode_code, info.handler_id)
+    if rms_gamma is not None:
+        return norm_out
+    if residual_out is not None:
+        return residual_out
+    return x_out
+
+
 # ------------------------------------------------------------------------------------------
 # Implementations
 # ------------------------------------------------------------------------------------------
@@ -259,6 +364,41 @@ def _mixed_comm_out_fake(x_in, x_out, op, comm_mode, handler_id):
     check_call(handler_from_id(handler_id)._call_info, op, comm_mode, x_in, x_out)
 
 
+def _ptr(t) -> int:
+    return t.data_ptr() if t is not None else 0
+
+
+def _mixed_comm_epilogue_impl(x_in, x_out, residual_in, residual_out, residual_in_place,
+                              rms_gamma, rms_eps, norm_out, quant_out, scale_factor, op,
+                              comm_mode, handler_id):
+    handler = handler_from_id(handler_id)
+    check_epilogue(handler._call_info, op, comm_mode, x_in, x_out, residual_in, residual_out,
+                   residual_in_place, rms_gamma, rms_eps, norm_out, quant_out, scale_factor)
+    e = _lib.Epilogue()
+    _lib.load().mixcomm_epilogue_init(e)
+    e.residual_in = _ptr(residual_out if residual_in_place else residual_in) or None
+    e.residual_out = _ptr(residual_out) or None
+    e.rms_gamma = _ptr(rms_gamma) or None
+    e.rms_eps = rms_eps
+    e.norm_out = _ptr(norm_out) or None
+    e.quant_out = _ptr(quant_out) or None
+    e.quant_scale = _ptr(scale_factor) or None
+    rows = x_in.shape[0]
+    row_elems = 1
+    for d in x_in.shape[1:]:
+        row_elems *= d
+    handler._enqueue_epilogue(op, comm_mode, x_in.data_ptr(), _ptr(x_out), rows, row_elems, e,
+                              current_stream_handle(x_in.device))
+
+
+def _mixed_comm_epilogue_fake(x_in, x_out, residual_in, residual_out, residual_in_place,
+                              rms_gamma, rms_eps, norm_out, quant_out, scale_factor, op,
+                              comm_mode, handler_id):
+    check_epilogue(handler_from_id(handler_id)._call_info, op, comm_mode, x_in, x_out,
+                   residual_in, residual_out, residual_in_place, rms_gamma, rms_eps, norm_out,
+                   quant_out, scale_factor)
+
+
 def _already_registered() -> bool:
     try:
         torch.ops.mixcomm.mixed_comm.default  # noqa: B018
@@ -279,7 +419,8 @@ def _register() -> torch.library.Library:
            getattr(torch.Tag, "needs_fixed_stride_order", None))
     tags = (tag,) if tag is not None else ()
     impls = {"mixed_comm": (_mixed_comm_impl, _mixed_comm_fake),
-             "mixed_comm_out": (_mixed_comm_out_impl, _mixed_comm_out_fake)}
+             "mixed_comm_out": (_mixed_comm_out_impl, _mixed_comm_out_fake),
+             "mixed_comm_epilogue": (_mixed_comm_epilogue_impl, _mixed_comm_epilogue_fake)}
     for name, schema in SCHEMAS.items():
         lib.define(name + schema, tags=tags)
         real, fake = impls[name]
@@ -296,6 +437,7 @@ _library = _register()  # kept alive: dropping the Library object would unregist
 
 mixed_comm = torch.ops.mixcomm.mixed_comm
 mixed_comm_out = torch.ops.mixcomm.mixed_comm_out
+mixed_comm_epilogue = torch.ops.mixcomm.mixed_comm_epilogue
 
-__all__ = ["SCHEMAS", "OP_QUALNAMES", "check_call", "current_stream_handle", "mixed_comm",
-           "mixed_comm_out", "run"]
+__all__ = ["SCHEMAS", "OP_QUALNAMES", "check_call", "check_epilogue", "current_stream_handle",
+           "mixed_comm", "mixed_comm_epilogue", "mixed_comm_out", "run", "run_epilogue"]

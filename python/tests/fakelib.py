@@ -17,6 +17,9 @@ last error) is the real library's. What would need a GPU is done here:
   float32 in rank order and rounding once, from every rank's input: the inputs of the other
   processes when `exchange` is given (a function allgathering bytes, e.g. over a gloo group),
   else made up as peer_input(x, r) from this rank's own input.
+- mixcomm_run_epilogue does the same, then the epilogue (residual add, RMSNorm, FP8) in
+  float32 on host memory; without `exchange` the residual of every DP group is taken to be this
+  rank's (engines hold the same residual on a TP group; the made-up peers share it);
 Every mixcomm_run is recorded in `calls` (op, mode, pointers, rows, row_elems, stream),
 `fail_next = (status, message)` makes the next one fail as the library would, and `skew = v`
 adds v to every result (a wrong library, for tests that must notice one).
@@ -190,29 +193,83 @@ class FakeLibrary:
     # -- the call -------------------------------------------------------------------------
 
     def mixcomm_run(self, h, op, in_ptr, out_ptr, rows, row_elems, mode, stream):
-        import torch
         self._error = None
-        s = self._state(h)
         key = h.value if isinstance(h, ctypes.c_void_p) else h
         self.calls.append(dict(handle=key, op=op, mode=mode, in_ptr=in_ptr, out_ptr=out_ptr,
                                rows=rows, row_elems=row_elems, stream=stream))
+        st, y = self._result(h, op, in_ptr, rows, row_elems)
+        if st != _lib.SUCCESS or y is None or y.numel() == 0:
+            return st
+        _view(out_ptr, y.numel(), y.dtype).copy_(y.reshape(-1))
+        return _lib.SUCCESS
+
+    def mixcomm_epilogue_init(self, e):
+        return self._real.mixcomm_epilogue_init(e)
+
+    def mixcomm_run_epilogue(self, h, op, in_ptr, out_ptr, rows, row_elems, e_ref, mode,
+                             stream):
+        import torch
+        self._error = None
+        key = h.value if isinstance(h, ctypes.c_void_p) else h
+        e = e_ref._obj
+        self.calls.append(dict(handle=key, op=op, mode=mode, in_ptr=in_ptr, out_ptr=out_ptr,
+                               rows=rows, row_elems=row_elems, stream=stream, epilogue=dict(
+                                   residual_in=e.residual_in, residual_out=e.residual_out,
+                                   rms_gamma=e.rms_gamma, rms_eps=e.rms_eps,
+                                   norm_out=e.norm_out, quant_out=e.quant_out,
+                                   quant_scale=e.quant_scale)))
+        st, y = self._result(h, op, in_ptr, rows, row_elems)
+        if st != _lib.SUCCESS or y is None or y.numel() == 0:
+            return st
+        t = self._state(h).topo
+        dtype = y.dtype
+        gather = op in (1, 3)
+        n_out = y.numel()
+        if out_ptr:
+            _view(out_ptr, n_out, dtype).copy_(y.reshape(-1))
+        res_rows = rows if gather else y.shape[0]
+        p = y.float()
+        if e.residual_in:
+            res = _view(e.residual_in, res_rows * row_elems, dtype).view(res_rows, row_elems)
+            blocks = t.dp_size if gather else 1
+            p = (p.view(blocks, res_rows, row_elems) + res.float()).view(-1, row_elems)
+        p = p.to(dtype)
+        if e.residual_out:
+            own = p[t.dp_rank * rows:(t.dp_rank + 1) * rows] if gather else p
+            _view(e.residual_out, res_rows * row_elems, dtype).copy_(own.reshape(-1))
+        if e.norm_out or e.quant_out:
+            gamma = _view(e.rms_gamma, row_elems, dtype).float()
+            pf = p.float()
+            norm = pf * torch.rsqrt((pf * pf).mean(dim=1, keepdim=True) + e.rms_eps) * gamma
+            if e.norm_out:
+                _view(e.norm_out, n_out, dtype).copy_(norm.to(dtype).reshape(-1))
+            if e.quant_out:
+                scale = _view(e.quant_scale, 1, torch.float32)[0]
+                q = (norm / scale).clamp(-448.0, 448.0).to(torch.float8_e4m3fn)
+                _view(e.quant_out, n_out, torch.uint8).copy_(q.view(torch.uint8).reshape(-1))
+        return _lib.SUCCESS
+
+    def _result(self, h, op, in_ptr, rows, row_elems):
+        """(status, the op's result as a [out_rows, row_elems] tensor of the dtype, or None)."""
+        import torch
+        s = self._state(h)
         if self.fail_next is not None:
             status, message = self.fail_next
             self.fail_next = None
-            return self._fail(status, message)
+            return self._fail(status, message), None
         if not s.live:
-            return self._fail(_lib.ERR_INVALID_USAGE, "fake mixcomm_run: handler shut down")
+            return self._fail(_lib.ERR_INVALID_USAGE, "fake mixcomm_run: handler shut down"), None
         t = s.topo
         if not self._real.mixcomm_topology_op_valid(ctypes.byref(t), op):
-            return self._fail(_lib.ERR_INVALID_ARGUMENT, f"fake mixcomm_run: op {op} invalid")
+            return self._fail(_lib.ERR_INVALID_ARGUMENT, f"fake mixcomm_run: op {op} invalid"), None
         dtype = {_lib.FLOAT16: torch.float16, _lib.BFLOAT16: torch.bfloat16,
                  _lib.FLOAT32: torch.float32}[s.cfg.dtype]
         gather, scatter = op in (1, 3), op in (2, 4)
         if scatter and rows % t.dp_size:
-            return self._fail(_lib.ERR_INVALID_ARGUMENT, "fake mixcomm_run: rows % dp_size")
+            return self._fail(_lib.ERR_INVALID_ARGUMENT, "fake mixcomm_run: rows % dp_size"), None
         out_rows = rows * t.dp_size if gather else rows // t.dp_size if scatter else rows
         if rows == 0:  # every rank has 0 rows (calls are identical): nothing to move
-            return _lib.SUCCESS
+            return _lib.SUCCESS, None
         x = _view(in_ptr, rows * row_elems, dtype).view(rows, row_elems)
         if self.exchange is not None:
             raw = self.exchange(_bytes(x))
@@ -243,9 +300,7 @@ class FakeLibrary:
             y = total([v[t.dp_rank * b:(t.dp_rank + 1) * b] for v in xs])
         if self.skew:
             y = (y.float() + self.skew).to(dtype)
-        if out_rows:
-            _view(out_ptr, out_rows * row_elems, dtype).copy_(y.reshape(-1))
-        return _lib.SUCCESS
+        return _lib.SUCCESS, y.reshape(out_rows, row_elems)
 
 
 def _view(ptr: int, numel: int, dtype):

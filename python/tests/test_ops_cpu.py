@@ -87,7 +87,8 @@ def _close(got, ref):
 
 
 def test_ops_are_registered_with_their_schemas():
-    assert ops.OP_QUALNAMES == ("mixcomm::mixed_comm", "mixcomm::mixed_comm_out")
+    assert ops.OP_QUALNAMES == ("mixcomm::mixed_comm", "mixcomm::mixed_comm_out",
+                                "mixcomm::mixed_comm_epilogue")
     expected = {
         "mixed_comm": "mixcomm::mixed_comm(Tensor x_in, int op, int comm_mode, int handler_id)"
                       " -> Tensor",
