@@ -175,8 +175,15 @@ mixcomm_status_t mixcomm__run_fused(mixcomm_handler_t* h, mixcomm_op_t op, mixco
   a.block = g.block;
   a.op = (int)op;
   a.mode = (int)mode;
-  if (epi != NULL)
+  if (epi != NULL) {
     a.epi = *epi;
+    /* Not launched early (programmatic dependent launch): an epilogue call's CTAs are often
+     * larger than the previous kernel's (whole rows, up to 1024 threads), and placed early they
+     * could hold the SMs that a peer rank's not yet scheduled CTAs of that previous kernel need
+     * (seen with 6 ranks filling all 132 SMs: a timeout). Waiting for the previous kernel to
+     * finish keeps the co-residency bound of the handler true. */
+    a.pdl = 0;
+  }
   /* Re-cut the plan's rows into the rows this algorithm uses (geometry capped the block so
    * that a step fits in the shorter rows). */
   int vmm_rows, ns_rows;
