@@ -82,8 +82,6 @@
 #define HDR_SIZE MIXCOMM__TCP_HDR_SIZE
 #define TOKEN_SIZE MIXCOMM__TCP_TOKEN_SIZE
 #define MAX_TEXT MIXCOMM__TCP_MAX_TEXT
-#define encode_hdr mixcomm__tcp_encode_hdr
-#define status_from_wire mixcomm__tcp_status_from_wire
 
 typedef struct tcp_ctx {
   mixcomm_bootstrap_t* self; /* the struct handed out; freed by tcp_destroy */
@@ -335,7 +333,7 @@ static void send_now(int fd, uint32_t type, mixcomm_status_t st, uint64_t seq, c
   size_t len = strlen(text);
   if (len > sizeof buf - HDR_SIZE)
     len = sizeof buf - HDR_SIZE;
-  encode_hdr(buf, type, (uint32_t)st, 0, seq, len);
+  mixcomm__tcp_encode_hdr(buf, type, (uint32_t)st, 0, seq, len);
   memcpy(buf + HDR_SIZE, text, len);
   ssize_t r;
   do {
@@ -416,7 +414,7 @@ static mixcomm_status_t root_allgather(tcp_ctx_t* c, const void* send, void* rec
     MIXCOMM_CHECK_GOTO(xfer_run(x, n, deadline, c->timeout_ms, what), st, fail);
   }
   /* 3. The result to everyone (one header shared by all transfers). */
-  encode_hdr(hdrs, MIXCOMM__MSG_RESULT, 0, 0, seq, total);
+  mixcomm__tcp_encode_hdr(hdrs, MIXCOMM__MSG_RESULT, 0, 0, seq, total);
   for (int r = 1; r <= n; r++)
     xfer_init(&x[r - 1], c->fds[r], r, 1, hdrs, HDR_SIZE, recv, total);
   MIXCOMM_CHECK_GOTO(xfer_run(x, n, deadline, c->timeout_ms, what), st, fail_quiet);
@@ -455,7 +453,8 @@ static int pending_error(int fd, const char* what, mixcomm_status_t* st) {
   } while (r < 0 && errno == EINTR);
   if (r < 0)
     MIXCOMM_DEBUG("bootstrap: reading rank 0's error notice: %s", strerror(errno));
-  *st = mixcomm__error(status_from_wire(h.a), "%s failed, as reported by rank 0: %s", what, text);
+  *st = mixcomm__error(mixcomm__tcp_status_from_wire(h.a), "%s failed, as reported by rank 0: %s",
+                       what, text);
   return 1;
 }
 
@@ -467,7 +466,7 @@ static mixcomm_status_t nonroot_allgather(tcp_ctx_t* c, const void* send, void* 
   const long long answer_deadline = deadline + grace_ms(c->timeout_ms);
   mixcomm_status_t st;
   unsigned char hbuf[HDR_SIZE];
-  encode_hdr(hbuf, MIXCOMM__MSG_DATA, 0, 0, seq, bytes);
+  mixcomm__tcp_encode_hdr(hbuf, MIXCOMM__MSG_DATA, 0, 0, seq, bytes);
 
   /* 1. Send our piece; stop early if rank 0 answers meanwhile (that can only be an ERROR). */
   xfer_t x;
@@ -535,8 +534,8 @@ static mixcomm_status_t nonroot_allgather(tcp_ctx_t* c, const void* send, void* 
     char text[MAX_TEXT];
     st = recv_text(fd, 0, h.len, text, sizeof text, answer_deadline, c->timeout_ms, what);
     if (st == MIXCOMM_SUCCESS)
-      st = mixcomm__error(status_from_wire(h.a), "%s failed, as reported by rank 0: %s", what,
-                          text);
+      st = mixcomm__error(mixcomm__tcp_status_from_wire(h.a),
+                          "%s failed, as reported by rank 0: %s", what, text);
     return mark_broken(c, st, seq, 0);
   }
   if (kind != MIXCOMM__ANSWER_RESULT || !sent_all) {
@@ -710,7 +709,7 @@ static void refuse(pending_t* p, mixcomm_status_t st, const char* reason, char* 
 static void admit(tcp_ctx_t* c, pending_t* p, int r, long long deadline, int* joined) {
   unsigned char msg[HDR_SIZE];
   long long left = deadline - now_ms();
-  encode_hdr(msg, MIXCOMM__MSG_ACCEPTED, (uint32_t)(left > 0 ? left : 0), 0, 0, 0);
+  mixcomm__tcp_encode_hdr(msg, MIXCOMM__MSG_ACCEPTED, (uint32_t)(left > 0 ? left : 0), 0, 0, 0);
   /* A fresh socket takes 40 bytes at once; bound it anyway. */
   long long until = now_ms() + 1000;
   mixcomm_status_t st = send_msg(p->fd, r, msg, NULL, 0, until < deadline ? until : deadline,
@@ -909,7 +908,7 @@ static mixcomm_status_t root_setup(tcp_ctx_t* c, int lfd, const unsigned char* t
       st = mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY, "bootstrap: out of host memory");
       goto out;
     }
-    encode_hdr(ok, MIXCOMM__MSG_OK, 0, 0, 0, 0);
+    mixcomm__tcp_encode_hdr(ok, MIXCOMM__MSG_OK, 0, 0, 0, 0);
     for (int r = 1; r < c->size; r++)
       xfer_init(&x[r - 1], c->fds[r], r, 1, ok, HDR_SIZE, NULL, 0);
     st = xfer_run(x, need, deadline + grace_ms(c->timeout_ms), c->timeout_ms,
@@ -1001,7 +1000,8 @@ static mixcomm_status_t join(tcp_ctx_t* c, const unsigned char* token, long long
   const int fd = c->fds[0];
   *dropped = 0;
   unsigned char hello[HDR_SIZE];
-  encode_hdr(hello, MIXCOMM__MSG_HELLO, (uint32_t)c->rank, (uint32_t)c->size, 0, TOKEN_SIZE);
+  mixcomm__tcp_encode_hdr(hello, MIXCOMM__MSG_HELLO, (uint32_t)c->rank, (uint32_t)c->size, 0,
+                          TOKEN_SIZE);
   mixcomm_status_t st = send_msg(fd, 0, hello, token, TOKEN_SIZE, deadline, c->timeout_ms,
                                  "bootstrap setup: sending hello");
   if (st != MIXCOMM_SUCCESS) {
@@ -1045,12 +1045,12 @@ static mixcomm_status_t join(tcp_ctx_t* c, const unsigned char* token, long long
         MIXCOMM_CHECK(recv_text(fd, 0, h.len, text, sizeof text, wait_until, c->timeout_ms,
                                 "bootstrap setup"));
         if (h.type == MIXCOMM__MSG_REJECT)
-          return mixcomm__error(status_from_wire(h.a),
+          return mixcomm__error(mixcomm__tcp_status_from_wire(h.a),
                                 "bootstrap: rank 0 at %s refused this process (rank %d of %d): "
                                 "%s",
                                 c->where, c->rank, c->size, text);
-        return mixcomm__error(status_from_wire(h.a), "bootstrap: rank 0 at %s gave up: %s",
-                              c->where, text);
+        return mixcomm__error(mixcomm__tcp_status_from_wire(h.a),
+                              "bootstrap: rank 0 at %s gave up: %s", c->where, text);
       }
       case MIXCOMM__SETUP_FOREIGN:
         return mixcomm__error(MIXCOMM_ERR_BOOTSTRAP,

@@ -2,7 +2,7 @@
  * Helpers shared by the libFuzzer targets (tests/fuzz/README.md): a property check that aborts
  * with a message (libFuzzer then saves the input), a byte reader over the fuzz input, and an
  * allocation counter built on the sanitizer allocator hooks, so that a target can assert that
- * a parser allocates nothing (or little) whatever the bytes. */
+ * a parser allocates nothing whatever the bytes. */
 #ifndef MIXCOMM_FUZZ_COMMON_H_
 #define MIXCOMM_FUZZ_COMMON_H_
 
@@ -55,9 +55,11 @@ static inline size_t fuzz_bytes(fuzz_in_t* in, void* out, size_t max) {
   return k;
 }
 
-/* Allocation counting (every malloc-family call of the process while counting is on). */
+/* Allocation counting: every malloc-family call of this thread while counting is on. (Only
+ * this thread: libFuzzer's own threads allocate at times of their choosing, for instance when
+ * the RSS watcher starts and glibc sets up its thread-local storage.) */
 static size_t fuzz_alloc_calls, fuzz_alloc_bytes;
-static int fuzz_counting;
+static _Thread_local int fuzz_counting;
 
 static void fuzz_on_malloc(const volatile void* ptr, size_t size) {
   (void)ptr;

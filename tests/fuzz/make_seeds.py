@@ -146,6 +146,10 @@ def cache():
     write("cache", "sealed-three-ops", bytes([14, 0x87]) +
           cache_file(0x07, 15, uc).rsplit(b"checksum", 1)[0])
     write("cache", "sealed-other-key", bytes([3, 0x98]) + unsealed.replace(b"world=8", b"world=9"))
+    # Inputs of findings (docs/reliability.md, section 7).
+    write("cache", "finding-short-last-line", bytes([3, 0x18]) + b"mixcomm-autotune 1\nx\n")
+    write("cache", "finding-escape-in-key", bytes([3, 0x98]) +
+          unsealed.replace(b"world=8", b"world=\x1b[2J"))
 
 
 def tool_args():
@@ -168,6 +172,8 @@ def tool_args():
                                           "--local-tp-size", "4", "--json", "out.json"))
     write("tool_args", "numbers", args(2, 0, "0", "-9223372036854775808", "+17",
                                        "9223372036854775808", " 5", "1e3", "0x10"))
+    write("tool_args", "finding-leading-space", args(2, 1, " 5", "\t7", "\n8"))
+    write("tool_args", "finding-launcher-atoi", args(1, 1, "4x", "--dry-run"))
 
 
 def env():
@@ -205,6 +211,12 @@ def env():
     write("env", "options", bytes([0x1F, 4]) + struct.pack(">II", 29500, 1000) +
           b"127.0.0.1".ljust(256, b"\0") + b"tok".ljust(128, b"\0"))
     write("env", "config-dir", pairs(0, 2, (None, "/scratch/tune"), ("HOME", "")))
+    write("env", "finding-cost-infinite", pairs(0, 1, ("MIXCOMM_COST_INTRA_GBPS", "1e-300"),
+                                                ("MIXCOMM_COST_NCCL_LAT_US", "1e300")))
+    write("env", "finding-escape-in-path", pairs(0, 1, ("MIXCOMM_CACHE_DIR", "/\x1b[2J" + "d" * 600)))
+    write("env", "finding-address-source", pairs(0, 2, ("MASTER_ADDR", "a" * 300),
+                                                 ("MIXCOMM_PORT", "1")))
+    write("env", "finding-timeout-atoi", pairs(0, 1, ("MIXCOMM_TIMEOUT_MS", "5000abc")))
 
 
 for fn in (tcp_hello, tcp_messages, fd_exchange, cache, tool_args, env):

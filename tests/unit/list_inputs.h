@@ -14,5 +14,6 @@
   X(tune_cache_special_files, 20)          \
   X(tune_cache_reasons_printable, 20)      \
   X(tune_cache_path_printable, 10)         \
+  X(tune_cache_parse_bounds, 10)           \
   X(tune_cost_model_env_bounds, 15)        \
   X(tools_perf_strict_numbers, 30)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -374,6 +375,36 @@ TEST_IMPL(tune_cache_path_printable) {
   ASSERT_CONTAINS(mixcomm_last_error(), "'/dddd?ddd");
   ASSERT_STR_EQ(path, "");
   unsetenv("MIXCOMM_CACHE_DIR");
+  return 0;
+}
+
+/* The parser reads nothing past the text it is given: each text sits at the very end of a page
+ * followed by an inaccessible one. (The checksum line's prefix was compared with strncmp, which
+ * relied on a NUL after the text: the load adds one, the parser's own contract does not.) */
+TEST_IMPL(tune_cache_parse_bounds) {
+  const long page = sysconf(_SC_PAGESIZE);
+  unsigned char* mem = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT(mem != MAP_FAILED);
+  ASSERT(mprotect(mem + page, (size_t)page, PROT_NONE) == 0);
+  mixcomm__tune_key_t key;
+  key_of(&key);
+  const char* texts[] = {"x\n", "mixcomm-autotune 1\nc\n", "\n", "checksum\n",
+                         "checksum 0123\n", "mixcomm-autotune 1\nchecksum 0123456789abcdef",
+                         "checksum 0123456789abcdefg\n", ""};
+  const char* reasons[] = {"not the checksum", "not the checksum", "not the checksum",
+                           "not the checksum", "malformed", "truncated", "malformed", "empty"};
+  for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+    const size_t len = strlen(texts[i]);
+    char* at = (char*)mem + page - len;
+    memcpy(at, texts[i], len);
+    mixcomm__tune_table_t t;
+    char why[256] = "";
+    ASSERT_EQ(mixcomm__tune_cache_parse(at, len, &key, 1u, 0xffu, 1, t, why, sizeof why), 0);
+    if (strstr(why, reasons[i]) == NULL)
+      FAIL("text %zu: reason '%s', expected '%s'", i, why, reasons[i]);
+  }
+  munmap(mem, (size_t)page * 2);
   return 0;
 }
 
