@@ -78,7 +78,7 @@ def main():
         tp = local_size // 2 if local_size >= 4 and local_size % 2 == 0 else local_size
     dtype = getattr(torch, args.dtype)
 
-    # The seed's constructor; COLLECTIVE. The ranks meet through torch.distributed.
+    # FlashInfer MixedCommHandler's constructor; COLLECTIVE. The ranks meet through torch.distributed.
     handler = MixedCommHandler(rank, world, local_rank, local_size, node, nodes,
                                tp, None, None, None, dtype, device, grid_size=grid,
                                use_autotune=not args.no_autotune)

@@ -78,7 +78,7 @@ MIXCOMM_API const char* mixcomm_last_error(void);
 MIXCOMM_API int mixcomm_version(void);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Enums: operations, modes, data types (values are the seed's)                               */
+/* Enums: operations, modes, data types (FlashInfer MixedCommHandler's names and values)        */
 /* ------------------------------------------------------------------------------------------ */
 
 typedef enum mixcomm_op {
@@ -111,7 +111,8 @@ typedef enum mixcomm_dtype {
   MIXCOMM_NUM_DTYPES
 } mixcomm_dtype_t;
 
-/* Seed names: "ALLREDUCE", "FUSED_OPT_WAITS_UC", "float16". NULL for an out-of-range value. */
+/* Names as FlashInfer spells them: "ALLREDUCE", "FUSED_OPT_WAITS_UC", "float16". NULL for an
+ * out-of-range value. */
 MIXCOMM_API const char* mixcomm_op_name(mixcomm_op_t op);
 MIXCOMM_API const char* mixcomm_mode_name(mixcomm_mode_t mode);
 MIXCOMM_API const char* mixcomm_dtype_name(mixcomm_dtype_t dtype);
@@ -124,7 +125,7 @@ MIXCOMM_API mixcomm_status_t mixcomm_dtype_from_name(const char* name, mixcomm_d
 MIXCOMM_API size_t mixcomm_dtype_size(mixcomm_dtype_t dtype);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Topology (the seed's ParallelInfo)                                                          */
+/* Topology: world, node (local) and across-node (inter) ranks, each level split into TP x DP    */
 /* ------------------------------------------------------------------------------------------ */
 
 /* Input: the six rank/size fields and optionally the four tp/dp sizes (0 = default).
@@ -157,7 +158,7 @@ MIXCOMM_API mixcomm_status_t mixcomm_topology_resolve(const mixcomm_topology_t* 
 MIXCOMM_API mixcomm_status_t mixcomm_topology_for_rank(const mixcomm_topology_t* resolved,
                                                        int world_rank, mixcomm_topology_t* out);
 
-/* Whether op is valid for a resolved topology (SPEC section 2):
+/* Whether op is valid for a resolved topology:
  *   ALLREDUCE: dp_size == 1; ALLGATHER, REDUCESCATTER: tp_size == 1;
  *   ALLREDUCE_ALLGATHER, REDUCESCATTER_ALLREDUCE: tp_size > 1 and dp_size > 1. */
 MIXCOMM_API int mixcomm_topology_op_valid(const mixcomm_topology_t* topo, mixcomm_op_t op);
@@ -227,7 +228,7 @@ MIXCOMM_API void mixcomm_bootstrap_destroy(mixcomm_bootstrap_t* bootstrap);
 typedef struct mixcomm_config {
   size_t struct_size; /* sizeof(mixcomm_config_t), set by the initializer */
   int version;        /* MIXCOMM_VERSION_CODE, set by the initializer */
-  /* Topology (seed: world_rank ... inter_dp_size; 0 = default for the four tp/dp sizes). */
+  /* Topology (world_rank ... inter_dp_size; 0 = default for the four tp/dp sizes). */
   int world_rank, world_size;
   int local_rank, local_size;
   int inter_rank, inter_size;
@@ -236,13 +237,13 @@ typedef struct mixcomm_config {
   int device;            /* CUDA device ordinal; -1 = the current device */
   int grid_size;         /* CTAs per GPU; 0 = number of SMs */
   int max_block_size;    /* threads per CTA cap; 0 = no cap beyond the kernel's 1024 */
-  int min_block_size;    /* seed default 256 */
-  int min_num_steps;     /* seed default 4 */
-  int ib_enable_ibgda;   /* seed default 1; sets NVSHMEM_IB_ENABLE_IBGDA only if unset, and
+  int min_block_size;    /* default 256 */
+  int min_num_steps;     /* default 4 */
+  int ib_enable_ibgda;   /* default 1; sets NVSHMEM_IB_ENABLE_IBGDA only if unset, and
                            only where /sys/class/infiniband lists a device */
-  int should_init_nvshmem; /* seed default 1; 0 = the application already started NVSHMEM */
-  int use_autotune;      /* seed default 1 */
-  /* Beyond the seed. */
+  int should_init_nvshmem; /* default 1; 0 = the application already started NVSHMEM */
+  int use_autotune;      /* default 1 */
+  /* Beyond FlashInfer's MixedCommHandler. */
   int timeout_ms;        /* bound on every wait for a peer; 0 = MIXCOMM_TIMEOUT_MS or 30000 */
   const char* autotune_cache_dir; /* NULL = MIXCOMM_CACHE_DIR, else $XDG_CACHE_HOME/mixcomm,
                                      else ~/.cache/mixcomm; "" disables the cache */
@@ -254,7 +255,8 @@ typedef struct mixcomm_config {
         MIXCOMM_BFLOAT16, -1, 0, 0, 256, 4, 1, 1, 1, 0, NULL                                \
   }
 
-/* Fill *config with the seed's defaults (same as MIXCOMM_CONFIG_INITIALIZER). */
+/* Fill *config with the defaults (same as MIXCOMM_CONFIG_INITIALIZER; the defaults of
+ * FlashInfer's MixedCommHandler where it has the field). */
 MIXCOMM_API void mixcomm_config_init(mixcomm_config_t* config);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -321,7 +323,7 @@ MIXCOMM_API const char* mixcomm_mode_invalid_reason(const mixcomm_handler_t* h,
  * NVSHMEM. */
 MIXCOMM_API mixcomm_status_t mixcomm_nvshmem_finalize(void);
 
-/* COLLECTIVE. Idempotent parts of creation, exposed as in the seed. */
+/* COLLECTIVE. Idempotent parts of creation, exposed as MixedCommHandler's methods are. */
 MIXCOMM_API mixcomm_status_t mixcomm_init_virtual_memory(mixcomm_handler_t* h);
 MIXCOMM_API mixcomm_status_t mixcomm_init_nvshmem(mixcomm_handler_t* h);
 /* COLLECTIVE. Measure every valid mode per op and size bucket and agree on the fastest. */
@@ -335,8 +337,9 @@ MIXCOMM_API mixcomm_status_t mixcomm_select_autotune_mode(const mixcomm_handler_
 
 /* COLLECTIVE, enqueue-only, CUDA-graph capturable. Run op on x_in (rows x row_elems elements
  * of the handler's dtype, contiguous) into x_out:
- *   ALLREDUCE, REDUCESCATTER_ALLREDUCE... see SPEC: AG-type ops write dp_size*rows rows,
- *   RS-type ops read rows (divisible by dp_size) and write rows/dp_size rows.
+ *   ALLREDUCE writes rows rows; the AG-type ops (ALLGATHER, ALLREDUCE_ALLGATHER) write
+ *   dp_size*rows rows; the RS-type ops (REDUCESCATTER, REDUCESCATTER_ALLREDUCE) read rows
+ *   (divisible by dp_size) and write rows/dp_size rows (README.md has the table).
  * Checked before anything is enqueued: op and mode valid, rows >= 0 (0 is accepted and does
  * nothing), row_elems * element size a multiple of 16 bytes, x_in and x_out 16-byte aligned and
  * not overlapping. mode may be MIXCOMM_MODE_DEFAULT. Returns an earlier asynchronous error
@@ -344,6 +347,70 @@ MIXCOMM_API mixcomm_status_t mixcomm_select_autotune_mode(const mixcomm_handler_
 MIXCOMM_API mixcomm_status_t mixcomm_run(mixcomm_handler_t* h, mixcomm_op_t op, const void* x_in,
                                          void* x_out, int64_t rows, int64_t row_elems,
                                          mixcomm_mode_t mode, cudaStream_t stream);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Fused epilogue: residual add, RMSNorm and FP8 quantisation in the same call                 */
+/* ------------------------------------------------------------------------------------------ */
+
+/* What mixcomm_run_epilogue does to the op's result S (what mixcomm_run writes to x_out), per
+ * output row, accumulating in fp32:
+ *   P = S + residual_in                     (P = S when residual_in is NULL), rounded to dtype
+ *   norm = P / sqrt(mean over the row of P^2 + rms_eps) * rms_gamma
+ *   quant = float8 e4m3 of norm / *quant_scale, saturated to +-448 (NaN stays NaN)
+ * norm and quant are computed from the dtype-rounded P (what residual_out holds), quant from the
+ * fp32 norm (before it is rounded to dtype).
+ * Shapes (R = input rows of ALLREDUCE / ALLGATHER / ALLREDUCE_ALLGATHER, output rows of the
+ * REDUCESCATTER ops; all rows have row_elems elements; everything in the handler's dtype except
+ * quant_out, one byte per element):
+ *   ALLREDUCE, REDUCESCATTER, REDUCESCATTER_ALLREDUCE (output rows are this rank's):
+ *     residual_in, residual_out, norm_out, quant_out: R rows, like x_out.
+ *   ALLGATHER, ALLREDUCE_ALLGATHER (the gather before a TP-sharded MLP):
+ *     residual_in: R rows, this rank's, identical on every rank of a TP group (as in engines: the
+ *     residual of the TP group with tp rank 0 is the one added); block d of P = block d of S plus
+ *     the residual of DP group d; residual_out: R rows = this rank's own block (dp_rank) of P;
+ *     norm_out, quant_out: dp_size * R rows, every gathered row.
+ * Every output is optional (NULL), but at least one of x_out, residual_out, norm_out, quant_out
+ * must be given; norm_out and quant_out need rms_gamma, quant_out needs quant_scale.
+ * residual_out may be the same pointer as residual_in (in place); no other buffers may overlap.
+ * Every pointer is device memory of the handler's GPU, 16-byte aligned (quant_scale: 4-byte).
+ * Every rank of a TP group produces bitwise identical residual_out, norm_out and quant_out, and
+ * the same inputs give the same bits on every run.
+ * Rounding: for the gather ops tp rank 0 of each DP group contributes round(input + residual_in),
+ * so block d of P is round(that + the other contributions) rather than round(round(S) +
+ * residual): equal up to one rounding. rms_eps = 0 is allowed (an all-zero row then gives NaN).
+ * A call that fails (timeout, abort) leaves every output undefined, an in-place residual too.
+ * When quant_out is asked for without norm_out, P is staged in a temporary (cudaMallocAsync on
+ * the stream) unless residual_out covers every output row (ALLREDUCE, REDUCESCATTER ops): give
+ * norm_out as well to avoid it. */
+typedef struct mixcomm_epilogue {
+  size_t struct_size;       /* sizeof(mixcomm_epilogue_t), set by the initializer */
+  const void* residual_in;  /* NULL: no residual is added */
+  void* residual_out;       /* P; NULL: not written */
+  const void* rms_gamma;    /* row_elems RMSNorm weights in the handler's dtype */
+  float rms_eps;            /* default 1e-6 */
+  void* norm_out;           /* RMSNorm(P) in the handler's dtype; NULL: not written */
+  void* quant_out;          /* float8 e4m3 (1 byte per element); NULL: not written */
+  const float* quant_scale; /* device pointer to one float32: the static per-tensor scale */
+} mixcomm_epilogue_t;
+
+#define MIXCOMM_EPILOGUE_INITIALIZER \
+  { sizeof(mixcomm_epilogue_t), NULL, NULL, NULL, 1e-6f, NULL, NULL, NULL }
+
+/* Fill *epilogue with the defaults (same as MIXCOMM_EPILOGUE_INITIALIZER): nothing requested. */
+MIXCOMM_API void mixcomm_epilogue_init(mixcomm_epilogue_t* epilogue);
+
+/* COLLECTIVE, enqueue-only, CUDA-graph capturable, like mixcomm_run, which it equals when
+ * epilogue is NULL or requests nothing. x_out may be NULL when the epilogue writes an output.
+ * The fused modes do the epilogue inside the collective kernel; the NCCL modes (and a world of
+ * one rank) run it as a kernel of its own after the exchange. For the gather ops, giving x_out
+ * together with epilogue outputs runs the collective twice (once for S, once with the residual
+ * added). Every rank must make the same call: the same op, shapes, mode and the same set of
+ * epilogue outputs. Argument errors are MIXCOMM_ERR_INVALID_ARGUMENT naming the argument. */
+MIXCOMM_API mixcomm_status_t mixcomm_run_epilogue(mixcomm_handler_t* h, mixcomm_op_t op,
+                                                  const void* x_in, void* x_out, int64_t rows,
+                                                  int64_t row_elems,
+                                                  const mixcomm_epilogue_t* epilogue,
+                                                  mixcomm_mode_t mode, cudaStream_t stream);
 
 /* Output rows of op for `rows` input rows (dp_size*rows for AG-type ops, rows/dp_size for
  * RS-type ops); -1 if rows is invalid for op. */

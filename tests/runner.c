@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Test runner: each test runs in its own child process (and process group) with a time
  * limit, so a crash or a hang fails that test alone. Ends with "N passed, N failed".
- *   mixcomm-tests [--list] [--filter SUBSTRING] [--timeout-scale X] [-j N]
+ *   mixcomm-tests [--list] [--filter SUBSTRING | --test NAME] [--timeout-scale X] [-j N]
+ * --test runs exactly the named test (ctest runs each test this way); an unknown name fails.
  */
 #include <errno.h>
 #include <signal.h>
@@ -63,6 +64,7 @@ static void start_test(running_t* r, int index) {
 
 int main(int argc, char** argv) {
   const char* filter = NULL;
+  const char* exact = NULL;
   double scale = 1.0;
   int jobs = 1;
   for (int i = 1; i < argc; i++) {
@@ -72,6 +74,8 @@ int main(int argc, char** argv) {
       return 0;
     } else if (!strcmp(argv[i], "--filter") && i + 1 < argc) {
       filter = argv[++i];
+    } else if (!strcmp(argv[i], "--test") && i + 1 < argc) {
+      exact = argv[++i];
     } else if (!strcmp(argv[i], "--timeout-scale") && i + 1 < argc) {
       scale = atof(argv[++i]);
     } else if (!strcmp(argv[i], "-j") && i + 1 < argc) {
@@ -79,8 +83,18 @@ int main(int argc, char** argv) {
       if (jobs < 1)
         jobs = 1;
     } else {
-      fprintf(stderr, "usage: %s [--list] [--filter SUBSTRING] [--timeout-scale X] [-j N]\n",
+      fprintf(stderr,
+              "usage: %s [--list] [--filter SUBSTRING | --test NAME] [--timeout-scale X] [-j N]\n",
               argv[0]);
+      return 2;
+    }
+  }
+  if (exact != NULL) {
+    int known = 0;
+    for (int t = 0; t < NUM_TESTS; t++)
+      known |= !strcmp(tests[t].name, exact);
+    if (!known) {
+      fprintf(stderr, "%s: no test named '%s' (--list shows them)\n", argv[0], exact);
       return 2;
     }
   }
@@ -95,7 +109,8 @@ int main(int argc, char** argv) {
     jobs = 64;
   for (;;) {
     while (nrun < jobs && next < NUM_TESTS) {
-      if (filter != NULL && strstr(tests[next].name, filter) == NULL) {
+      if ((filter != NULL && strstr(tests[next].name, filter) == NULL) ||
+          (exact != NULL && strcmp(tests[next].name, exact) != 0)) {
         next++;
         continue;
       }

@@ -7,6 +7,7 @@
 #include "unit/list_bootstrap.h"
 #include "unit/list_tools.h"
 #include "unit/list_tune.h"
+#include "unit/list_epilogue.h"
 #include "unit/list_inputs.h"
 
 #define TEST_LIST(X) \
@@ -14,6 +15,7 @@
   TEST_LIST_BOOTSTRAP(X) \
   TEST_LIST_TOOLS(X) \
   TEST_LIST_TUNE(X) \
+  TEST_LIST_EPILOGUE(X) \
   TEST_LIST_INPUTS(X)
 
 #endif

@@ -17,8 +17,11 @@
  * queried: the grid size defaults to 132 CTAs (the SM count of an H100), which the output
  * states as an assumption; pass --grid-size for another GPU.
  *
- * Exit status: 0 on success, 2 for bad arguments or a topology the library rejects (the
- * message goes to stderr).
+ * Bounded output: at most MAX_WORLD_SIZE ranks (one table line each), and the first write that
+ * fails (full disk, closed pipe) ends the program.
+ *
+ * Exit status: 0 on success, 1 when writing the output failed, 2 for bad arguments or a
+ * topology the library rejects (the message goes to stderr).
  */
 #include <errno.h>
 #include <limits.h>
@@ -32,6 +35,11 @@
 #define TOOL "mixcomm-info"
 #define DEFAULT_GRID_SIZE 132 /* SMs of an H100 SXM */
 #define EXIT_BAD_ARGS 2
+#define EXIT_WRITE_FAILED 1
+/* Largest job described: 1024 nodes of 16 ranks. A line per rank keeps the output under a few
+ * MiB; a larger (or absurd) size is refused rather than printed. */
+#define MAX_WORLD_SIZE 16384
+#define MAX_GRID_SIZE 4096 /* CTAs per GPU: many times the SM count of any GPU */
 
 typedef struct options {
   int world_size, local_size; /* 0 = not given */
@@ -60,7 +68,7 @@ static void usage(FILE* f) {
           "the valid operations and modes (and why the others are left out) and the\n"
           "workspace a handler allocates per GPU.\n"
           "\n"
-          "  --world-size W        ranks in the job (required)\n"
+          "  --world-size W        ranks in the job (required; at most %d)\n"
           "  --local-size L        ranks per node; must divide W (required)\n"
           "  --local-tp-size N     TP size inside a node   (default: see below)\n"
           "  --local-dp-size N     DP size inside a node\n"
@@ -69,7 +77,8 @@ static void usage(FILE* f) {
           "                        per level: neither given -> all TP; one given -> the other\n"
           "                        is level size / given; both given -> product = level size\n"
           "  --dtype T             fp16, bf16 (default) or fp32\n"
-          "  --grid-size N         CTAs per GPU (default %d, the SM count of an H100)\n"
+          "  --grid-size N         CTAs per GPU (default %d, the SM count of an H100; at most\n"
+          "                        %d)\n"
           "  --max-block-size N    cap on threads per CTA (multiple of 32; default: no cap)\n"
           "  --min-block-size N    smallest CTA when a call takes several steps (default 256)\n"
           "  --no-autotune         as with use_autotune = 0 (AUTOTUNE is left out)\n"
@@ -77,7 +86,7 @@ static void usage(FILE* f) {
           "  --json                print one JSON object instead of tables\n"
           "  --help                print this help\n"
           "Options take their value as the next argument or after '=' (--world-size=8).\n",
-          DEFAULT_GRID_SIZE);
+          MAX_WORLD_SIZE, DEFAULT_GRID_SIZE, MAX_GRID_SIZE);
 }
 
 static void die(const char* fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -97,6 +106,35 @@ static void die_library(void) {
   const char* msg = mixcomm_last_error();
   fprintf(stderr, TOOL ": %s\n", (msg != NULL && msg[0] != '\0') ? msg : "invalid input");
   exit(EXIT_BAD_ARGS);
+}
+
+/* Output: every write is checked and the first one that fails ends the program, so a full
+ * disk or a closed pipe never keeps the tool printing. */
+static void write_failed(void) __attribute__((noreturn));
+static void write_failed(void) {
+  const int e = errno;
+  fprintf(stderr, TOOL ": writing the output failed: %s\n", e ? strerror(e) : "stream error");
+  exit(EXIT_WRITE_FAILED);
+}
+
+static void out(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+static void out(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  const int n = vprintf(fmt, ap);
+  va_end(ap);
+  if (n < 0 || ferror(stdout))
+    write_failed();
+}
+
+static void out_char(int c) {
+  if (putchar(c) == EOF)
+    write_failed();
+}
+
+static void out_str(const char* s) {
+  if (fputs(s, stdout) == EOF)
+    write_failed();
 }
 
 /* The whole of text as a decimal int (an optional sign, then digits, nothing else). */
@@ -125,6 +163,8 @@ static void parse_args(int argc, char** argv, options_t* o) {
     const char* arg = argv[i];
     if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
       usage(stdout);
+      if (fflush(stdout) != 0 || ferror(stdout))
+        write_failed();
       exit(0);
     }
     if (!strcmp(arg, "--json")) {
@@ -198,6 +238,8 @@ static void parse_args(int argc, char** argv, options_t* o) {
     } else if (!strcmp(name, "--grid-size")) {
       if (v < 1)
         die("--grid-size=%d: must be >= 1 (this tool never asks a GPU for its SM count)", v);
+      if (v > MAX_GRID_SIZE)
+        die("--grid-size=%d: at most %d CTAs per GPU", v, MAX_GRID_SIZE);
       o->grid_size = v;
     } else if (!strcmp(name, "--max-block-size")) {
       o->max_block_size = v;
@@ -211,6 +253,9 @@ static void parse_args(int argc, char** argv, options_t* o) {
     die("--local-size is required (try --help)");
   if (o->world_size < 1)
     die("--world-size=%d: must be >= 1", o->world_size);
+  if (o->world_size > MAX_WORLD_SIZE)
+    die("--world-size=%d: at most %d ranks (1024 nodes of 16) are described", o->world_size,
+        MAX_WORLD_SIZE);
   if (o->local_size < 1)
     die("--local-size=%d: must be >= 1", o->local_size);
   if (o->world_size % o->local_size != 0)
@@ -306,87 +351,87 @@ static int assumptions(const report_t* r, char out[][192], int max) {
 /* ---------------------------------------------------------------------------------------- */
 
 static void print_bytes(const char* label, size_t bytes) {
-  printf("  %-34s %14zu B", label, bytes);
+  out("  %-34s %14zu B", label, bytes);
   if (bytes >= (size_t)1 << 20)
-    printf("  (%.2f MiB)", (double)bytes / (1 << 20));
+    out("  (%.2f MiB)", (double)bytes / (1 << 20));
   else if (bytes >= 1024)
-    printf("  (%.2f KiB)", (double)bytes / 1024);
-  printf("\n");
+    out("  (%.2f KiB)", (double)bytes / 1024);
+  out("\n");
 }
 
 static void print_text(const report_t* r) {
   const mixcomm_topology_t* t = &r->topo;
-  printf("mixcomm %d.%d.%d: world_size %d = %d node%s x local_size %d, dtype %s\n\n",
+  out("mixcomm %d.%d.%d: world_size %d = %d node%s x local_size %d, dtype %s\n\n",
          MIXCOMM_VERSION_MAJOR, MIXCOMM_VERSION_MINOR, MIXCOMM_VERSION_PATCH, t->world_size,
          t->inter_size, t->inter_size == 1 ? "" : "s", t->local_size,
          mixcomm_dtype_name(r->opt.dtype));
 
-  printf("Groups            tp   dp\n");
-  printf("  inside a node  %3d  %3d\n", t->local_tp_size, t->local_dp_size);
-  printf("  across nodes   %3d  %3d\n", t->inter_tp_size, t->inter_dp_size);
-  printf("  total          %3d  %3d\n\n", t->tp_size, t->dp_size);
+  out("Groups            tp   dp\n");
+  out("  inside a node  %3d  %3d\n", t->local_tp_size, t->local_dp_size);
+  out("  across nodes   %3d  %3d\n", t->inter_tp_size, t->inter_dp_size);
+  out("  total          %3d  %3d\n\n", t->tp_size, t->dp_size);
 
-  printf("Ranks\n");
-  printf("  %6s %6s %6s %9s %9s %9s %9s %6s %6s\n", "world", "local", "inter", "local_tp",
+  out("Ranks\n");
+  out("  %6s %6s %6s %9s %9s %9s %9s %6s %6s\n", "world", "local", "inter", "local_tp",
          "local_dp", "inter_tp", "inter_dp", "tp", "dp");
   for (int w = 0; w < t->world_size; w++) {
     mixcomm_topology_t rt;
     rank_topology(r, w, &rt);
-    printf("  %6d %6d %6d %9d %9d %9d %9d %6d %6d\n", rt.world_rank, rt.local_rank,
+    out("  %6d %6d %6d %9d %9d %9d %9d %6d %6d\n", rt.world_rank, rt.local_rank,
            rt.inter_rank, rt.local_tp_rank, rt.local_dp_rank, rt.inter_tp_rank, rt.inter_dp_rank,
            rt.tp_rank, rt.dp_rank);
   }
 
-  printf("\nValid ops:  ");
+  out("\nValid ops:  ");
   int first = 1;
   for (int op = 0; op < MIXCOMM_NUM_OPS; op++) {
     if (mixcomm_topology_op_valid(t, (mixcomm_op_t)op)) {
-      printf("%s%s", first ? "" : ", ", mixcomm_op_name((mixcomm_op_t)op));
+      out("%s%s", first ? "" : ", ", mixcomm_op_name((mixcomm_op_t)op));
       first = 0;
     }
   }
-  printf("%s\n", first ? "(none)" : "");
+  out("%s\n", first ? "(none)" : "");
 
-  printf("Valid modes: ");
+  out("Valid modes: ");
   first = 1;
   for (int m = 0; m < MIXCOMM_NUM_MODES; m++) {
     if (mode_valid(r, m, NULL)) {
-      printf("%s%s", first ? "" : ", ", mixcomm_mode_name((mixcomm_mode_t)m));
+      out("%s%s", first ? "" : ", ", mixcomm_mode_name((mixcomm_mode_t)m));
       first = 0;
     }
   }
-  printf("%s\n", first ? "(none)" : "");
+  out("%s\n", first ? "(none)" : "");
 
-  printf("Excluded modes:\n");
+  out("Excluded modes:\n");
   for (int m = 0; m < MIXCOMM_NUM_MODES; m++) {
     const char* why = NULL;
     if (!mode_valid(r, m, &why))
-      printf("  %-20s %s\n", mixcomm_mode_name((mixcomm_mode_t)m), why ? why : "");
+      out("  %-20s %s\n", mixcomm_mode_name((mixcomm_mode_t)m), why ? why : "");
   }
 
   const mixcomm_workspace_plan_t* p = &r->plan;
-  printf("\nWorkspace per GPU (grid_size %d CTAs, blocks up to %d threads, %d ring slots)\n",
+  out("\nWorkspace per GPU (grid_size %d CTAs, blocks up to %d threads, %d ring slots)\n",
          p->grid_size, p->max_block_size, p->ring_slots);
-  printf("  %-34s %14d\n", "node rows per CTA slot", p->vmm_rows);
+  out("  %-34s %14d\n", "node rows per CTA slot", p->vmm_rows);
   print_bytes("node slot share per CTA", p->vmm_slot_bytes);
   print_bytes("node workspace (VMM)", p->vmm_bytes);
   if (p->nvshmem_bytes > 0) {
-    printf("  %-34s %14d\n", "symmetric-heap rows per CTA slot", p->nvshmem_rows);
+    out("  %-34s %14d\n", "symmetric-heap rows per CTA slot", p->nvshmem_rows);
     print_bytes("symmetric-heap slot share per CTA", p->nvshmem_slot_bytes);
     print_bytes("symmetric heap (NVSHMEM)", p->nvshmem_bytes);
   } else {
-    printf("  %-34s %14s\n", "symmetric heap (NVSHMEM)", "none (one node)");
+    out("  %-34s %14s\n", "symmetric heap (NVSHMEM)", "none (one node)");
   }
   print_bytes("control words", p->control_bytes);
   if (t->local_size > 1)
-    printf("  (every GPU also maps the node workspaces of its %d local peers)\n",
+    out("  (every GPU also maps the node workspaces of its %d local peers)\n",
            t->local_size - 1);
 
   char notes[8][192];
   int n = assumptions(r, notes, 8);
-  printf("\nAssumptions\n");
+  out("\nAssumptions\n");
   for (int i = 0; i < n; i++)
-    printf("  - %s\n", notes[i]);
+    out("  - %s\n", notes[i]);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -394,123 +439,123 @@ static void print_text(const report_t* r) {
 /* ---------------------------------------------------------------------------------------- */
 
 static void json_string(const char* s) {
-  putchar('"');
+  out_char('"');
   for (const unsigned char* p = (const unsigned char*)s; *p != '\0'; p++) {
     switch (*p) {
       case '"':
-        fputs("\\\"", stdout);
+        out_str("\\\"");
         break;
       case '\\':
-        fputs("\\\\", stdout);
+        out_str("\\\\");
         break;
       case '\n':
-        fputs("\\n", stdout);
+        out_str("\\n");
         break;
       case '\t':
-        fputs("\\t", stdout);
+        out_str("\\t");
         break;
       case '\r':
-        fputs("\\r", stdout);
+        out_str("\\r");
         break;
       default:
         if (*p < 0x20)
-          printf("\\u%04x", *p);
+          out("\\u%04x", *p);
         else
-          putchar(*p);
+          out_char(*p);
     }
   }
-  putchar('"');
+  out_char('"');
 }
 
 static void print_json(const report_t* r) {
   const mixcomm_topology_t* t = &r->topo;
   const mixcomm_workspace_plan_t* p = &r->plan;
-  printf("{\n");
-  printf("  \"version\": \"%d.%d.%d\",\n", MIXCOMM_VERSION_MAJOR, MIXCOMM_VERSION_MINOR,
+  out("{\n");
+  out("  \"version\": \"%d.%d.%d\",\n", MIXCOMM_VERSION_MAJOR, MIXCOMM_VERSION_MINOR,
          MIXCOMM_VERSION_PATCH);
-  printf("  \"dtype\": ");
+  out("  \"dtype\": ");
   json_string(mixcomm_dtype_name(r->opt.dtype));
-  printf(",\n");
-  printf("  \"world_size\": %d,\n  \"local_size\": %d,\n  \"inter_size\": %d,\n", t->world_size,
+  out(",\n");
+  out("  \"world_size\": %d,\n  \"local_size\": %d,\n  \"inter_size\": %d,\n", t->world_size,
          t->local_size, t->inter_size);
-  printf("  \"local_tp_size\": %d,\n  \"local_dp_size\": %d,\n", t->local_tp_size,
+  out("  \"local_tp_size\": %d,\n  \"local_dp_size\": %d,\n", t->local_tp_size,
          t->local_dp_size);
-  printf("  \"inter_tp_size\": %d,\n  \"inter_dp_size\": %d,\n", t->inter_tp_size,
+  out("  \"inter_tp_size\": %d,\n  \"inter_dp_size\": %d,\n", t->inter_tp_size,
          t->inter_dp_size);
-  printf("  \"tp_size\": %d,\n  \"dp_size\": %d,\n", t->tp_size, t->dp_size);
+  out("  \"tp_size\": %d,\n  \"dp_size\": %d,\n", t->tp_size, t->dp_size);
 
-  printf("  \"ranks\": [");
+  out("  \"ranks\": [");
   for (int w = 0; w < t->world_size; w++) {
     mixcomm_topology_t rt;
     rank_topology(r, w, &rt);
-    printf("%s\n    {\"world_rank\": %d, \"local_rank\": %d, \"inter_rank\": %d, "
+    out("%s\n    {\"world_rank\": %d, \"local_rank\": %d, \"inter_rank\": %d, "
            "\"local_tp_rank\": %d, \"local_dp_rank\": %d, \"inter_tp_rank\": %d, "
            "\"inter_dp_rank\": %d, \"tp_rank\": %d, \"dp_rank\": %d}",
            w ? "," : "", rt.world_rank, rt.local_rank, rt.inter_rank, rt.local_tp_rank,
            rt.local_dp_rank, rt.inter_tp_rank, rt.inter_dp_rank, rt.tp_rank, rt.dp_rank);
   }
-  printf("\n  ],\n");
+  out("\n  ],\n");
 
-  printf("  \"valid_ops\": [");
+  out("  \"valid_ops\": [");
   int first = 1;
   for (int op = 0; op < MIXCOMM_NUM_OPS; op++) {
     if (mixcomm_topology_op_valid(t, (mixcomm_op_t)op)) {
-      printf("%s", first ? "" : ", ");
+      out("%s", first ? "" : ", ");
       json_string(mixcomm_op_name((mixcomm_op_t)op));
       first = 0;
     }
   }
-  printf("],\n");
+  out("],\n");
 
-  printf("  \"valid_modes\": [");
+  out("  \"valid_modes\": [");
   first = 1;
   for (int m = 0; m < MIXCOMM_NUM_MODES; m++) {
     if (mode_valid(r, m, NULL)) {
-      printf("%s", first ? "" : ", ");
+      out("%s", first ? "" : ", ");
       json_string(mixcomm_mode_name((mixcomm_mode_t)m));
       first = 0;
     }
   }
-  printf("],\n");
+  out("],\n");
 
-  printf("  \"excluded_modes\": {");
+  out("  \"excluded_modes\": {");
   first = 1;
   for (int m = 0; m < MIXCOMM_NUM_MODES; m++) {
     const char* why = NULL;
     if (!mode_valid(r, m, &why)) {
-      printf("%s\n    ", first ? "" : ",");
+      out("%s\n    ", first ? "" : ",");
       json_string(mixcomm_mode_name((mixcomm_mode_t)m));
-      printf(": ");
+      out(": ");
       json_string(why ? why : "");
       first = 0;
     }
   }
-  printf("%s},\n", first ? "" : "\n  ");
+  out("%s},\n", first ? "" : "\n  ");
 
-  printf("  \"caps\": {\"multicast\": %s, \"nccl\": %s, \"nvshmem\": %s, \"autotune\": %s, "
+  out("  \"caps\": {\"multicast\": %s, \"nccl\": %s, \"nvshmem\": %s, \"autotune\": %s, "
          "\"ranks_share_gpu\": %s},\n",
          r->caps.multicast ? "true" : "false", r->caps.nccl ? "true" : "false",
          r->caps.nvshmem ? "true" : "false", r->caps.autotune ? "true" : "false",
          r->caps.ranks_share_gpu ? "true" : "false");
 
-  printf("  \"workspace\": {\n");
-  printf("    \"grid_size\": %d,\n    \"max_block_size\": %d,\n    \"ring_slots\": %d,\n",
+  out("  \"workspace\": {\n");
+  out("    \"grid_size\": %d,\n    \"max_block_size\": %d,\n    \"ring_slots\": %d,\n",
          p->grid_size, p->max_block_size, p->ring_slots);
-  printf("    \"vmm_rows\": %d,\n    \"nvshmem_rows\": %d,\n", p->vmm_rows, p->nvshmem_rows);
-  printf("    \"vmm_slot_bytes\": %zu,\n    \"vmm_bytes\": %zu,\n", p->vmm_slot_bytes,
+  out("    \"vmm_rows\": %d,\n    \"nvshmem_rows\": %d,\n", p->vmm_rows, p->nvshmem_rows);
+  out("    \"vmm_slot_bytes\": %zu,\n    \"vmm_bytes\": %zu,\n", p->vmm_slot_bytes,
          p->vmm_bytes);
-  printf("    \"nvshmem_slot_bytes\": %zu,\n    \"nvshmem_bytes\": %zu,\n",
+  out("    \"nvshmem_slot_bytes\": %zu,\n    \"nvshmem_bytes\": %zu,\n",
          p->nvshmem_slot_bytes, p->nvshmem_bytes);
-  printf("    \"control_bytes\": %zu\n  },\n", p->control_bytes);
+  out("    \"control_bytes\": %zu\n  },\n", p->control_bytes);
 
   char notes[8][192];
   int n = assumptions(r, notes, 8);
-  printf("  \"assumptions\": [");
+  out("  \"assumptions\": [");
   for (int i = 0; i < n; i++) {
-    printf("%s\n    ", i ? "," : "");
+    out("%s\n    ", i ? "," : "");
     json_string(notes[i]);
   }
-  printf("\n  ]\n}\n");
+  out("\n  ]\n}\n");
 }
 
 int main(int argc, char** argv) {
@@ -522,9 +567,7 @@ int main(int argc, char** argv) {
     print_json(&report);
   else
     print_text(&report);
-  if (fflush(stdout) != 0 || ferror(stdout)) {
-    fprintf(stderr, TOOL ": writing the output failed\n");
-    return 1;
-  }
+  if (fflush(stdout) != 0 || ferror(stdout))
+    write_failed();
   return 0;
 }

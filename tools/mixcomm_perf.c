@@ -38,6 +38,7 @@
  * arguments.
  */
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -47,12 +48,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cuda_runtime_api.h>
 
 #include "bootstrap/bootstrap.h"
+#include "core/error.h"
 #include "common/args.h"
 #include "common/refdata.h"
 #include "common/spawn.h"
@@ -149,7 +153,9 @@ static void usage(FILE* f) {
           "      --autotune 0|1      use_autotune of the handler (default 0)\n"
           "      --json FILE         also write the results as JSON (rank 0)\n"
           "      --time-limit S      kill forked ranks after S seconds (default 3600)\n"
-          "      --dry-run           print the job and the sizes, then exit (no GPU needed)\n"
+          "      --dry-run           check the options (ops and modes against the topology,\n"
+          "                          the --json path), print the job and the sizes, then exit\n"
+          "                          (no GPU needed)\n"
           "  -h, --help              this help\n"
           "\n"
           "Columns: size(B) count type op mode time_us algbw busbw #wrong mem_GBps frac_copy\n"
@@ -297,6 +303,39 @@ static int build_sizes(options_t* o) {
   }
   if (o->n_sizes == 0)
     return bad_arg("no size of at least 16 bytes in [%zu, %zu]", o->min_bytes, o->max_bytes);
+  return 0;
+}
+
+/* Whether path can be written (checked before the run, which only writes it at the end):
+ * an existing regular file we may write, or a new file in a folder we may write. Nothing is
+ * created. */
+static int check_output_path(const char* opt, const char* path) {
+  struct stat st;
+  if (stat(path, &st) == 0) {
+    if (S_ISDIR(st.st_mode))
+      return bad_arg("%s %s: is a directory", opt, path);
+    if (access(path, W_OK) != 0)
+      return bad_arg("%s %s: cannot be written: %s", opt, path, strerror(errno));
+    return 0;
+  }
+  if (errno != ENOENT)
+    return bad_arg("%s %s: %s", opt, path, strerror(errno));
+  char dir[4096];
+  const char* slash = strrchr(path, '/');
+  if (slash == NULL)
+    snprintf(dir, sizeof dir, ".");
+  else if (slash == path)
+    snprintf(dir, sizeof dir, "/");
+  else if ((size_t)(slash - path) >= sizeof dir)
+    return bad_arg("%s: the path is too long", opt);
+  else
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  if (stat(dir, &st) != 0)
+    return bad_arg("%s %s: folder %s: %s", opt, path, dir, strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    return bad_arg("%s %s: %s is not a folder", opt, path, dir);
+  if (access(dir, W_OK | X_OK) != 0)
+    return bad_arg("%s %s: cannot create a file in %s: %s", opt, path, dir, strerror(errno));
   return 0;
 }
 
@@ -496,7 +535,8 @@ static int parse_options(int argc, char** argv, options_t* o) {
   /* The job as it will run. */
   if (spawn_under_launcher()) {
     int ws = 0, ls = 0;
-    if (env_int("WORLD_SIZE", 1, 1024, &ws) != 0 || env_int("LOCAL_WORLD_SIZE", 1, 1024, &ls) != 0)
+    if (env_int("WORLD_SIZE", 1, 1024, &ws) != 0 ||
+        env_int("LOCAL_WORLD_SIZE", 1, 1024, &ls) != 0)
       return -1;
     if (ws < 1)
       return bad_arg("WORLD_SIZE is empty in the environment");
@@ -533,6 +573,21 @@ static int parse_options(int argc, char** argv, options_t* o) {
       return bad_arg("--op %s is not valid for tp_size %d x dp_size %d (ALLREDUCE needs dp 1; "
                      "ALLGATHER and REDUCESCATTER need tp 1; the fused pairs need both > 1)",
                      mixcomm_op_name(o->ops[i]), t.tp_size, t.dp_size);
+  /* Modes the topology (or this build, or --autotune 0) rules out, whatever the GPUs. What
+   * depends on them (NCCL loading, ranks sharing a GPU) is checked once the handler exists. */
+  mixcomm_caps_t caps;
+  mixcomm_caps_default(&caps);
+  caps.autotune = o->autotune;
+  for (int i = 0; i < o->n_modes; i++) {
+    const char* why = NULL;
+    if (o->modes[i] != MIXCOMM_MODE_DEFAULT &&
+        !mixcomm_topology_mode_valid(&t, &caps, o->modes[i], &why))
+      return bad_arg("--mode %s is not valid for this job (%d node(s) x %d, tp %d x dp %d): %s",
+                     mixcomm_mode_name(o->modes[i]), t.inter_size, t.local_size, t.tp_size,
+                     t.dp_size, why ? why : "?");
+  }
+  if (o->json_path != NULL && check_output_path("--json", o->json_path) != 0)
+    return -1;
 
   if (o->row_bytes < 16 || o->row_bytes % 16 != 0)
     return bad_arg("--row-bytes %zu: must be a positive multiple of 16", o->row_bytes);
@@ -1805,7 +1860,11 @@ static int rank_main(const spawn_rank_t* r, void* arg) {
   if (e != cudaSuccess || n_dev < 1) {
     if (e == cudaSuccess)
       e = cudaErrorNoDevice;
-    cuda_fail(&c, "cudaGetDeviceCount", e);
+    const char* missing = mixcomm__cuda_missing_reason((int)e);
+    if (missing == NULL)
+      cuda_fail(&c, "cudaGetDeviceCount", e);
+    else
+      fprintf(stderr, TOOL ": rank %d: %s (%s)\n", c.rank, missing, cudaGetErrorName(e));
     return 1;
   }
   c.device = r->local_rank % n_dev;
@@ -1929,6 +1988,22 @@ static void dry_run(const options_t* o) {
            (long long)o->sizes[i].rows, (long long)o->sizes[i].row_elems);
 }
 
+/* Whether the CUDA driver library loads, asked in a child process so that this one (which forks
+ * the ranks) never touches the driver. 1 when it cannot tell (the ranks then find out). */
+static int cuda_driver_loads(void) {
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0)
+    return 1;
+  if (pid == 0)
+    _exit(dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL) != NULL ? 0 : 1);
+  int st = 0;
+  if (waitpid(pid, &st, 0) != pid)
+    return 1;
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 int main(int argc, char** argv) {
   static options_t o; /* large: not on the stack */
   int rc = parse_options(argc, argv, &o);
@@ -1939,6 +2014,12 @@ int main(int argc, char** argv) {
   if (o.dry_run) {
     dry_run(&o);
     return 0;
+  }
+  if (!cuda_driver_loads()) { /* said once, not by every rank */
+    fprintf(stderr, TOOL ": no CUDA driver or GPU found: libcuda.so.1 cannot be loaded (install "
+                    "the NVIDIA driver; mixcomm needs an NVIDIA GPU of compute capability 9.0 "
+                    "or newer); --dry-run shows the job without a GPU\n");
+    return 1;
   }
   int failed = spawn_ranks(o.ranks, o.local_size, o.time_limit_s, rank_main, &o);
   if (failed != 0 && !spawn_under_launcher())

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """How the ranks of a handler find each other.
 
-- torch.distributed initialised (the seed's requirement): a mixcomm_bootstrap_t whose allgather
+- torch.distributed initialised (what FlashInfer's MixedCommHandler requires): a mixcomm_bootstrap_t whose allgather
   and barrier callbacks run collectives of torch.distributed on CPU tensors. The default process
   group may be NCCL-only (and NCCL refuses ranks that share a GPU), so unless it is plain gloo
   the callbacks use a gloo group made once per default group with new_group(backend="gloo").

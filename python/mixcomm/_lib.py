@@ -5,10 +5,11 @@ mapping of a mixcomm_status_t to a Python exception carrying mixcomm_last_error(
 
 Where the library is looked for, first found wins:
   1. $MIXCOMM_LIBRARY (a path to libmixcomm.so; an error if it does not exist),
-  2. mixcomm/lib/libmixcomm.so inside this package (what `pip install` builds and ships),
-  3. the path recorded at build time when MIXCOMM_LIBRARY was set for `pip install`,
-  4. the repository's own builds: build/libmixcomm.so and python/build/cmake/libmixcomm.so,
-  5. ctypes.util.find_library("mixcomm") (an installed libmixcomm.so.0).
+  2. mixcomm/lib/libmixcomm.so inside this package (what `pip install` builds and ships, next to
+     the NVSHMEM plugin libmixcomm_nvshmem.so),
+  3. the repository's own build, build/libmixcomm.so, when the package is used from a checkout
+     (PYTHONPATH=python),
+  4. ctypes.util.find_library("mixcomm") (a libmixcomm.so.0 installed by `cmake --install`).
 The library is loaded on first use, so `import mixcomm` works without it.
 """
 from __future__ import annotations
@@ -217,16 +218,9 @@ _lib_path = None
 def _candidates() -> list:
     """(description, path) pairs in search order (the env variable is handled apart)."""
     out = [("inside the package", _PACKAGE_DIR / "lib" / "libmixcomm.so")]
-    try:
-        from . import _build_config  # written by setup.py when MIXCOMM_LIBRARY was set
-        if getattr(_build_config, "LIBRARY", None):
-            out.append(("recorded at install time", Path(_build_config.LIBRARY)))
-    except ImportError:
-        pass
     repo = _PACKAGE_DIR.parent.parent  # python/mixcomm -> repository root
     if (repo / "include" / "mixcomm.h").is_file():
         out.append(("the repository's build", repo / "build" / "libmixcomm.so"))
-        out.append(("the package build", repo / "python" / "build" / "cmake" / "libmixcomm.so"))
     return out
 
 
@@ -249,8 +243,8 @@ def find_library() -> str:
         return found
     raise OSError("libmixcomm.so not found (tried " + ", ".join(tried) + " and the system "
                   "library path): build it with `cmake -S . -B build && cmake --build build` "
-                  "and set MIXCOMM_LIBRARY=/path/to/build/libmixcomm.so, or `pip install` "
-                  "the package from the repository's python/ folder")
+                  "and set MIXCOMM_LIBRARY=/path/to/build/libmixcomm.so, or install the "
+                  "package with the library inside: `pip install .` from the repository")
 
 
 def _declare(lib) -> None:

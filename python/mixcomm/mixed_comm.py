@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""A drop-in for flashinfer.comm.mixed_comm on torch tensors: MixedCommHandler (the seed's
-constructor and methods), the enums MixedCommOp and MixedCommMode (the seed's names and
+"""A drop-in for flashinfer.comm.mixed_comm on torch tensors: MixedCommHandler (FlashInfer's
+constructor and methods), the enums MixedCommOp and MixedCommMode (FlashInfer's names and
 values) and run_mixed_comm, all running libmixcomm through ctypes.
 
     handler = MixedCommHandler(rank, world, local_rank, local_size, node, nodes,
@@ -30,7 +30,7 @@ __all__ = ["MixedCommOp", "MixedCommMode", "MixedCommHandler", "run_mixed_comm"]
 
 
 class MixedCommOp(enum.IntEnum):
-    """Operations (values of mixcomm_op_t, the seed's)."""
+    """Operations (values of mixcomm_op_t, FlashInfer's)."""
 
     ALLREDUCE = 0
     ALLGATHER = 1
@@ -40,7 +40,7 @@ class MixedCommOp(enum.IntEnum):
 
 
 class MixedCommMode(enum.IntEnum):
-    """Execution modes (values of mixcomm_mode_t, the seed's). mode=None in run_mixed_comm is
+    """Execution modes (values of mixcomm_mode_t, FlashInfer's). mode=None in run_mixed_comm is
     MIXCOMM_MODE_DEFAULT: AUTOTUNE if autotune is on, else the library's pick."""
 
     FUSED_OPT_WAITS_MC = 0
@@ -167,8 +167,8 @@ class MixedCommHandler:
     """Fused all-reduce + all-gather and reduce-scatter + all-reduce for mixed TP/DP groups.
 
     The constructor is COLLECTIVE: it checks the arguments (ValueError, before any GPU work),
-    finds the other ranks (through torch.distributed when it is initialised, as the seed
-    requires, else through mixcomm's TCP rendezvous at MIXCOMM_ADDR/MASTER_ADDR and
+    finds the other ranks (through torch.distributed when it is initialised, as FlashInfer's
+    handler requires, else through mixcomm's TCP rendezvous at MIXCOMM_ADDR/MASTER_ADDR and
     MIXCOMM_PORT/MASTER_PORT), and then creates the handler: virtual memory, NVSHMEM when there
     are several nodes, NCCL where it can run, and autotune if use_autotune (results cached on
     disk, see MIXCOMM_CACHE_DIR). float16, bfloat16 and float32 are supported.
@@ -345,7 +345,7 @@ class MixedCommHandler:
             raise _lib.make_error(st, what, bs.failure_note())
 
     # -------------------------------------------------------------------------------------
-    # The seed's methods
+    # FlashInfer MixedCommHandler's methods
     # -------------------------------------------------------------------------------------
 
     def get_valid_op_list(self) -> List[MixedCommOp]:
@@ -414,7 +414,7 @@ class MixedCommHandler:
             raise err
 
     # -------------------------------------------------------------------------------------
-    # Beyond the seed
+    # Beyond FlashInfer's MixedCommHandler
     # -------------------------------------------------------------------------------------
 
     def checkpoint_prepare(self) -> None:

@@ -4,7 +4,6 @@ it is absent). The library comes from $MIXCOMM_LIBRARY, else the repository's bu
 
     MIXCOMM_LIBRARY=build/libmixcomm.so PYTHONPATH=python python3 -m pytest -q python/tests
 """
-import ast
 import ctypes
 import inspect
 import os
@@ -27,9 +26,9 @@ from mixcomm import _bootstrap, _lib  # noqa: E402
 
 HEADER = REPO / "include" / "mixcomm.h"
 
-# The seed's constructor (seed/MixedCommHandler.txt): names, order and defaults.
+# FlashInfer MixedCommHandler's constructor: names, order and defaults.
 _NO_DEFAULT = inspect.Parameter.empty
-SEED_INIT = [
+FLASHINFER_INIT = [
     ("world_rank", _NO_DEFAULT), ("world_size", _NO_DEFAULT), ("local_rank", _NO_DEFAULT),
     ("local_size", _NO_DEFAULT), ("inter_rank", _NO_DEFAULT), ("inter_size", _NO_DEFAULT),
     ("local_tp_size", _NO_DEFAULT), ("local_dp_size", _NO_DEFAULT),
@@ -39,7 +38,7 @@ SEED_INIT = [
     ("min_num_steps", 4), ("ib_enable_ibgda", True), ("should_init_nvshmem", True),
     ("use_autotune", True),
 ]
-SEED_METHODS = ["get_valid_mode_list", "get_valid_op_list", "init_nvshmem",
+FLASHINFER_METHODS = ["get_valid_mode_list", "get_valid_op_list", "init_nvshmem",
                 "init_virtual_memory", "run_autotune", "select_autotune_mode", "shutdown"]
 
 
@@ -54,15 +53,6 @@ def _header_enum(typedef: str, prefix: str) -> dict:
     for name, value in re.findall(r"\b%s(\w+)\s*=\s*(-?\d+)" % prefix, m.group(1)):
         out[name] = int(value)
     return out
-
-
-def _seed_file():
-    env = os.environ.get("MIXCOMM_SEED_FILE")
-    for p in ([Path(env)] if env else []) + [REPO.parent / "shared" / "seed" /
-                                             "MixedCommHandler.txt"]:
-        if p.is_file():
-            return p
-    return None
 
 
 # ------------------------------------------------------------------------------------------
@@ -125,38 +115,17 @@ def _params(fn):
     return [p for p in inspect.signature(fn).parameters.values() if p.name != "self"]
 
 
-def test_handler_signature_matches_seed():
+def test_handler_signature_matches_flashinfer():
     params = _params(MixedCommHandler.__init__)
-    assert [(p.name, p.default) for p in params] == SEED_INIT
+    assert [(p.name, p.default) for p in params] == FLASHINFER_INIT
     assert all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
 
 
-def test_handler_signature_matches_seed_file():
-    path = _seed_file()
-    if path is None:
-        pytest.skip("seed/MixedCommHandler.txt not found (set MIXCOMM_SEED_FILE)")
-    text = path.read_text()
-    m = re.search(r"__init__\((.*?)\)", text)
-    assert m, "no __init__(...) in the seed"
-    seed = []
-    for part in m.group(1).split(", "):
-        name, _, rest = part.partition(":")
-        default = _NO_DEFAULT
-        if "=" in rest:
-            default = ast.literal_eval(rest.split("=", 1)[1].strip())
-        seed.append((name.strip(), default))
-    assert seed == SEED_INIT
-    assert [(p.name, p.default) for p in _params(MixedCommHandler.__init__)] == seed
-    for method in re.findall(r"^(\w+)\(.*?\)", text.split("Methods", 1)[1], re.M):
-        if method != "__init__":
-            assert callable(getattr(MixedCommHandler, method)), method
-
-
-def test_seed_methods_exist():
-    for name in SEED_METHODS:
+def test_flashinfer_methods_exist():
+    for name in FLASHINFER_METHODS:
         assert callable(getattr(MixedCommHandler, name)), name
     assert [p.name for p in _params(MixedCommHandler.select_autotune_mode)] == ["op", "x_in"]
-    for name in SEED_METHODS:
+    for name in FLASHINFER_METHODS:
         if name != "select_autotune_mode":
             assert _params(getattr(MixedCommHandler, name)) == [], name
 
@@ -224,7 +193,7 @@ def test_config_initializer_matches_header():
 
 
 def test_topology_layout_and_rules():
-    # Resolve every rank of a few topologies and compare with the formulas of SPEC section 1.
+    # Resolve every rank of a few topologies and compare with the documented formulas.
     for world, local, ltp, ldp, itp, idp in ((8, 8, 4, 0, 0, 0), (8, 4, 2, 2, 1, 2),
                                                (12, 6, 0, 3, 2, 0), (4, 4, 0, 0, 0, 0)):
         inter = world // local
@@ -532,8 +501,10 @@ def test_library_version():
     assert _lib.version() == parts[0] * 10000 + parts[1] * 100 + parts[2]
     assert mixcomm.library_version() == "%d.%d.%d" % tuple(parts)
     assert mixcomm.__version__ == mixcomm.library_version()
-    pyproject = (HERE.parent / "pyproject.toml").read_text()
-    assert re.search(r'^version = "%s"' % re.escape(mixcomm.__version__), pyproject, re.M)
+    # The wheel's version is CMake's project version (pyproject.toml reads it from there).
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    assert re.search(r"project\(mixcomm VERSION %s\b" % re.escape(mixcomm.__version__), cmake)
+    assert "CMakeLists.txt" in (REPO / "pyproject.toml").read_text()
 
 
 def test_run_mixed_comm_needs_torch_or_checks_args():

@@ -25,6 +25,10 @@ void mixcomm__error_clear(void);
 /* CUDA runtime failure: "<what>: cudaErrorX (text)". Returns MIXCOMM_ERR_CUDA (or OOM). */
 mixcomm_status_t mixcomm__cuda_error(int cuda_error, const char* what);
 
+/* For the CUDA errors that mean "no usable driver or GPU" (cudaErrorNoDevice,
+ * cudaErrorInsufficientDriver), a sentence telling which and what to do; NULL for others. */
+const char* mixcomm__cuda_missing_reason(int cuda_error);
+
 /* System call failure using errno: "<what>: strerror(errno)". Returns MIXCOMM_ERR_SYSTEM. */
 mixcomm_status_t mixcomm__sys_error(const char* what);
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Which modes are valid for a topology and what the machine offers, with a reason for each
- * excluded mode (SPEC section 3). */
+ * excluded mode. */
 #include <stddef.h>
 
 #include "core/build_config.h"
@@ -30,8 +30,9 @@ static int fused_common(const mixcomm_topology_t* t, const mixcomm_caps_t* c,
     return fail(reason, "fused kernels support at most 16 ranks per node (MIXCOMM_MAX_LOCAL_SIZE)");
   if (t->inter_size > 1 && !c->nvshmem)
     return fail(reason,
-                "fused modes across nodes need NVSHMEM, which this build does not include "
-                "(rebuild with the nvidia-nvshmem-cu13 wheel installed)");
+                "fused modes across nodes need mixcomm's NVSHMEM plugin, which is not "
+                "available (built without NVSHMEM, or NVSHMEM 3.4.5 missing at run time: "
+                "see docs/install.md)");
   return 1;
 }
 

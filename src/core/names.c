@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Names of ops, modes and dtypes as the seed spells them, and their inverse lookups. */
+ * Names of ops, modes and dtypes as FlashInfer's MixedCommHandler spells them, and their
+ * inverse lookups. */
 #include <stddef.h>
 #include <strings.h>
 
@@ -66,7 +67,7 @@ mixcomm_status_t mixcomm_mode_from_name(const char* name, mixcomm_mode_t* mode) 
     return MIXCOMM_SUCCESS;
   }
   return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                        "unknown mode '%s' (expected one of the seed's names such as "
+                        "unknown mode '%s' (expected a mode name such as "
                         "FUSED_OPT_WAITS_UC, NCCL_TP_DP, AUTOTUNE, or DEFAULT)",
                         name ? name : "(null)");
 }

@@ -185,26 +185,10 @@ mixcomm_status_t mixcomm_workspace_plan(const mixcomm_config_t* c, int sm_count,
   return mixcomm__plan_for_topology(&t, grid, c->max_block_size, c->min_block_size, plan);
 }
 
-mixcomm_status_t mixcomm__geometry(const mixcomm_workspace_plan_t* plan,
-                                   const mixcomm_topology_t* t, mixcomm_op_t op,
-                                   mixcomm_mode_t mode, size_t elem_size, int64_t numel_block,
-                                   int min_block_size, int min_num_steps,
-                                   mixcomm__geometry_t* g) {
-  const int64_t bytes = numel_block * (int64_t)elem_size;
-  if (numel_block < 0 || bytes % MIXCOMM_VEC_BYTES != 0)
-    return mixcomm__error(MIXCOMM_ERR_INTERNAL, "geometry: block of %lld elements",
-                          (long long)numel_block);
-  g->vecs = bytes / MIXCOMM_VEC_BYTES;
-  g->chunks = mixcomm__mode_chunks(t, mode);
-  g->grid = 0;
-  g->block = 0;
-  g->steps = 0;
-  g->span = 0;
-  if (g->vecs == 0)
-    return MIXCOMM_SUCCESS;
-
-  /* Block cap: the plan's rows hold max_block vectors each; an algorithm needing more rows per
-   * step gets proportionally fewer threads. */
+/* Threads per CTA a step of (op, mode) may use: the plan's rows hold max_block vectors each,
+ * and an algorithm needing more rows per step gets proportionally fewer threads. */
+static mixcomm_status_t block_cap(const mixcomm_workspace_plan_t* plan, const mixcomm_topology_t* t,
+                                  mixcomm_op_t op, mixcomm_mode_t mode, int64_t* cap_out) {
   int vmm_rows, ns_rows;
   mixcomm__rows_needed(t, op, mode, &vmm_rows, &ns_rows);
   int64_t cap = plan->max_block_size;
@@ -221,9 +205,13 @@ mixcomm_status_t mixcomm__geometry(const mixcomm_workspace_plan_t* plan,
                           "%s in %s needs %d workspace rows per step but the plan has %d: "
                           "raise max_block_size",
                           mixcomm_op_name(op), mixcomm_mode_name(mode), vmm_rows, plan->vmm_rows);
+  *cap_out = cap;
+  return MIXCOMM_SUCCESS;
+}
 
-  const int64_t per_chunk = ceil_div(g->vecs, g->chunks);
-  const int64_t m = ceil_div(per_chunk, plan->grid_size); /* vectors per chunk per CTA */
+/* Steps and block for a CTA that walks m vectors per chunk. */
+static void cut_steps(int64_t m, int64_t cap, int min_block_size, int min_num_steps,
+                      mixcomm__geometry_t* g) {
   int64_t steps = ceil_div(m, min_block_size);
   if (steps > min_num_steps) {
     int64_t target = ceil_div(m, min_num_steps);
@@ -236,9 +224,72 @@ mixcomm_status_t mixcomm__geometry(const mixcomm_workspace_plan_t* plan,
     steps = ceil_div(m, cap);
     block = (ceil_div(m, steps) + 31) / 32 * 32;
   }
-  g->span = m * g->chunks;
-  g->grid = (int)ceil_div(g->vecs, g->span);
   g->block = (int)block;
   g->steps = (int)steps;
+}
+
+static mixcomm_status_t geometry_start(const mixcomm_topology_t* t, mixcomm_mode_t mode,
+                                       size_t elem_size, int64_t numel_block,
+                                       mixcomm__geometry_t* g) {
+  const int64_t bytes = numel_block * (int64_t)elem_size;
+  if (numel_block < 0 || bytes % MIXCOMM_VEC_BYTES != 0)
+    return mixcomm__error(MIXCOMM_ERR_INTERNAL, "geometry: block of %lld elements",
+                          (long long)numel_block);
+  g->vecs = bytes / MIXCOMM_VEC_BYTES;
+  g->chunks = mixcomm__mode_chunks(t, mode);
+  g->grid = 0;
+  g->block = 0;
+  g->steps = 0;
+  g->span = 0;
+  return MIXCOMM_SUCCESS;
+}
+
+mixcomm_status_t mixcomm__geometry(const mixcomm_workspace_plan_t* plan,
+                                   const mixcomm_topology_t* t, mixcomm_op_t op,
+                                   mixcomm_mode_t mode, size_t elem_size, int64_t numel_block,
+                                   int min_block_size, int min_num_steps,
+                                   mixcomm__geometry_t* g) {
+  MIXCOMM_CHECK(geometry_start(t, mode, elem_size, numel_block, g));
+  if (g->vecs == 0)
+    return MIXCOMM_SUCCESS;
+  int64_t cap;
+  MIXCOMM_CHECK(block_cap(plan, t, op, mode, &cap));
+  const int64_t per_chunk = ceil_div(g->vecs, g->chunks);
+  const int64_t m = ceil_div(per_chunk, plan->grid_size); /* vectors per chunk per CTA */
+  cut_steps(m, cap, min_block_size, min_num_steps, g);
+  g->span = m * g->chunks;
+  g->grid = (int)ceil_div(g->vecs, g->span);
+  return MIXCOMM_SUCCESS;
+}
+
+mixcomm_status_t mixcomm__geometry_rows(const mixcomm_workspace_plan_t* plan,
+                                        const mixcomm_topology_t* t, mixcomm_op_t op,
+                                        mixcomm_mode_t mode, size_t elem_size,
+                                        int64_t numel_block, int64_t row_elems,
+                                        int min_block_size, int min_num_steps,
+                                        mixcomm__geometry_t* g) {
+  MIXCOMM_CHECK(geometry_start(t, mode, elem_size, numel_block, g));
+  const int64_t row_bytes = row_elems * (int64_t)elem_size;
+  if (row_elems < 1 || row_bytes % MIXCOMM_VEC_BYTES != 0 || numel_block % row_elems != 0)
+    return mixcomm__error(MIXCOMM_ERR_INTERNAL, "row geometry: %lld elements in rows of %lld",
+                          (long long)numel_block, (long long)row_elems);
+  if (g->vecs == 0)
+    return MIXCOMM_SUCCESS;
+  int64_t cap;
+  MIXCOMM_CHECK(block_cap(plan, t, op, mode, &cap));
+  const int64_t row_vecs = row_bytes / MIXCOMM_VEC_BYTES, rows = g->vecs / row_vecs;
+  /* Whole rows per CTA, spread over as many CTAs as the plan has. */
+  const int64_t rows_per_cta = ceil_div(rows, plan->grid_size);
+  g->span = rows_per_cta * row_vecs;
+  const int64_t m = ceil_div(g->span, g->chunks);
+  if (m <= cap) {
+    /* The CTA's rows fit one step: take it in one, one vector per thread and chunk, rather
+     * than pipelining small steps; the row pass then has the least to read per thread. */
+    g->steps = 1;
+    g->block = (int)((m + 31) / 32 * 32);
+  } else {
+    cut_steps(m, cap, min_block_size, min_num_steps, g);
+  }
+  g->grid = (int)ceil_div(g->vecs, g->span);
   return MIXCOMM_SUCCESS;
 }

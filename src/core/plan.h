@@ -66,6 +66,16 @@ mixcomm_status_t mixcomm__geometry(const mixcomm_workspace_plan_t* plan,
                                    int min_block_size, int min_num_steps,
                                    mixcomm__geometry_t* g);
 
+/* Geometry of an epilogue call (mixcomm_run_epilogue): like mixcomm__geometry, but every CTA's
+ * span is a whole number of rows of row_elems elements, so that each CTA holds complete rows for
+ * the row pass (kernels/epilogue.cuh). */
+mixcomm_status_t mixcomm__geometry_rows(const mixcomm_workspace_plan_t* plan,
+                                        const mixcomm_topology_t* t, mixcomm_op_t op,
+                                        mixcomm_mode_t mode, size_t elem_size,
+                                        int64_t numel_block, int64_t row_elems,
+                                        int min_block_size, int min_num_steps,
+                                        mixcomm__geometry_t* g);
+
 #ifdef __cplusplus
 }
 #endif

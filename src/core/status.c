@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Status strings and the per-thread last-error message. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,13 +76,30 @@ mixcomm_status_t mixcomm__cuda_error(int cuda_error, const char* what) {
   cudaError_t e = (cudaError_t)cuda_error;
   mixcomm_status_t st =
       e == cudaErrorMemoryAllocation ? MIXCOMM_ERR_OUT_OF_MEMORY : MIXCOMM_ERR_CUDA;
+  const char* missing = mixcomm__cuda_missing_reason(cuda_error);
+  if (missing != NULL)
+    return mixcomm__error(st, "%s: %s (%s)", what, missing, cudaGetErrorName(e));
   const char* hint = "";
-  if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver)
-    hint = " (is a GPU visible and its driver loaded?)";
-  else if (e == cudaErrorMemoryAllocation)
+  if (e == cudaErrorMemoryAllocation)
     hint = " (free GPU memory or lower grid_size / max_block_size)";
   return mixcomm__error(st, "%s: %s (%s)%s", what, cudaGetErrorName(e), cudaGetErrorString(e),
                         hint);
+}
+
+const char* mixcomm__cuda_missing_reason(int cuda_error) {
+  const cudaError_t e = (cudaError_t)cuda_error;
+  if (e == cudaErrorNoDevice)
+    return "no CUDA driver or GPU found: the driver sees no GPU (check nvidia-smi and "
+           "CUDA_VISIBLE_DEVICES)";
+  if (e != cudaErrorInsufficientDriver)
+    return NULL;
+  /* The runtime says "insufficient driver" both for an old driver and for none at all. */
+  void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+  if (driver == NULL)
+    return "no CUDA driver or GPU found: libcuda.so.1 cannot be loaded (install the NVIDIA "
+           "driver; mixcomm needs an NVIDIA GPU of compute capability 9.0 or newer)";
+  dlclose(driver);
+  return "the NVIDIA driver is older than this CUDA 13 build of mixcomm needs: update the driver";
 }
 
 mixcomm_status_t mixcomm__sys_error(const char* what) {

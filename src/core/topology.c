@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0
- * The seed's ParallelInfo: resolve tp/dp defaults per level, derive every rank, check every
+ * The topology (FlashInfer's ParallelInfo): resolve tp/dp defaults per level, derive every rank, check every
  * rule with a message naming the values. TP varies fastest at both levels. */
 #include <string.h>
 

@@ -29,6 +29,13 @@ mixcomm_status_t mixcomm__validate_run(const mixcomm_topology_t* t, mixcomm_dtyp
                                        mixcomm_op_t op, const void* x_in, const void* x_out,
                                        int64_t rows, int64_t row_elems,
                                        mixcomm__run_shape_t* shape) {
+  return mixcomm__validate_run_ex(t, dtype, op, x_in, x_out, 0, rows, row_elems, shape);
+}
+
+mixcomm_status_t mixcomm__validate_run_ex(const mixcomm_topology_t* t, mixcomm_dtype_t dtype,
+                                          mixcomm_op_t op, const void* x_in, const void* x_out,
+                                          int x_out_optional, int64_t rows, int64_t row_elems,
+                                          mixcomm__run_shape_t* shape) {
   if (op < 0 || op >= MIXCOMM_NUM_OPS)
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "op=%d is not an operation", (int)op);
   if (!mixcomm_topology_op_valid(t, op)) {
@@ -86,9 +93,16 @@ mixcomm_status_t mixcomm__validate_run(const mixcomm_topology_t* t, mixcomm_dtyp
   shape->out_bytes = (uint64_t)out_bytes;
   if (rows == 0)
     return MIXCOMM_SUCCESS; /* nothing is read or written: pointers may be anything */
-  if (x_in == NULL || x_out == NULL)
+  if (x_in == NULL || (x_out == NULL && !x_out_optional))
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "%s is NULL with rows=%lld",
                           x_in == NULL ? "x_in" : "x_out", (long long)rows);
+  if (x_out == NULL) {
+    if ((uintptr_t)x_in % MIXCOMM_VEC_BYTES != 0)
+      return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                            "x_in=%p is not 16-byte aligned (the kernels move 16-byte vectors)",
+                            x_in);
+    return MIXCOMM_SUCCESS;
+  }
   const uintptr_t in = (uintptr_t)x_in, out = (uintptr_t)x_out;
   if (in % MIXCOMM_VEC_BYTES != 0 || out % MIXCOMM_VEC_BYTES != 0)
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,

@@ -23,6 +23,25 @@ mixcomm_status_t mixcomm__validate_run(const mixcomm_topology_t* t, mixcomm_dtyp
                                        int64_t rows, int64_t row_elems,
                                        mixcomm__run_shape_t* shape);
 
+/* The same; with x_out_optional, x_out may be NULL (an epilogue call that writes only the
+ * epilogue's outputs). */
+mixcomm_status_t mixcomm__validate_run_ex(const mixcomm_topology_t* t, mixcomm_dtype_t dtype,
+                                          mixcomm_op_t op, const void* x_in, const void* x_out,
+                                          int x_out_optional, int64_t rows, int64_t row_elems,
+                                          mixcomm__run_shape_t* shape);
+
+/* 1 if e asks for any epilogue output (residual_out, norm_out or quant_out). */
+int mixcomm__epilogue_requested(const mixcomm_epilogue_t* e);
+
+/* Checks of an epilogue call's arguments after mixcomm__validate_run_ex succeeded: struct size,
+ * what each requested output needs, alignment, overlaps (only residual_out == residual_in is
+ * allowed). */
+mixcomm_status_t mixcomm__validate_epilogue(const mixcomm_topology_t* t, mixcomm_dtype_t dtype,
+                                            mixcomm_op_t op, const void* x_in, const void* x_out,
+                                            int64_t rows, int64_t row_elems,
+                                            const mixcomm__run_shape_t* shape,
+                                            const mixcomm_epilogue_t* e);
+
 /* "ALLREDUCE, ALLGATHER" style list of the ops valid for t, into buf. */
 void mixcomm__valid_ops_text(const mixcomm_topology_t* t, char* buf, size_t size);
 

@@ -27,9 +27,26 @@ int mixcomm__mode_is_fused(mixcomm_mode_t mode);
 typedef struct gpu_timer {
   mixcomm_handler_t* h;
   void *in, *out;
+  void *norm, *gamma; /* epilogue timings: RMSNorm output and weights */
+  int epilogue;       /* time mixcomm_run_epilogue (residual in place + RMSNorm) */
   cudaStream_t stream;
   cudaEvent_t start, stop;
 } gpu_timer_t;
+
+/* One timed call: plain, or with the epilogue engines use most (the residual updated in place,
+ * the scratch output serving as the residual, and RMSNorm). */
+static mixcomm_status_t timed_call(gpu_timer_t* g, mixcomm_op_t op, mixcomm_mode_t mode,
+                                   int64_t rows, int64_t row_elems) {
+  if (!g->epilogue)
+    return mixcomm_run(g->h, op, g->in, g->out, rows, row_elems, mode, g->stream);
+  mixcomm_epilogue_t e;
+  mixcomm_epilogue_init(&e);
+  e.residual_in = g->out;
+  e.residual_out = g->out;
+  e.rms_gamma = g->gamma;
+  e.norm_out = g->norm;
+  return mixcomm_run_epilogue(g->h, op, g->in, NULL, rows, row_elems, &e, mode, g->stream);
+}
 
 static int iterations_for(int bucket) {
   /* ~ the same total bytes per bucket: many runs of small messages, few of large ones. */
@@ -49,11 +66,19 @@ static mixcomm_status_t time_one(void* ctx, mixcomm_op_t op, mixcomm_mode_t mode
   if (mixcomm__op_is_scatter(op))
     rows *= h->topo.dp_size;
   const int iters = iterations_for(bucket);
+  if (g->epilogue) {
+    /* The residual is updated in place by every call: start each measurement from the same
+     * values, so it never grows to infinities over the whole autotune. */
+    const int64_t res_rows = mixcomm__op_is_gather(op) ? rows : mixcomm_output_rows(h, op, rows);
+    const size_t bytes = (size_t)res_rows * TUNE_ROW_BYTES;
+    MIXCOMM_CUDA_CHECK(cudaMemsetAsync(g->out, 0x3C, bytes, g->stream),
+                       "autotune: refilling the scratch residual");
+  }
   for (int i = 0; i < 2; i++)
-    MIXCOMM_CHECK(mixcomm_run(h, op, g->in, g->out, rows, row_elems, mode, g->stream));
+    MIXCOMM_CHECK(timed_call(g, op, mode, rows, row_elems));
   MIXCOMM_CUDA_CHECK(cudaEventRecord(g->start, g->stream), "autotune: recording an event");
   for (int i = 0; i < iters; i++)
-    MIXCOMM_CHECK(mixcomm_run(h, op, g->in, g->out, rows, row_elems, mode, g->stream));
+    MIXCOMM_CHECK(timed_call(g, op, mode, rows, row_elems));
   MIXCOMM_CUDA_CHECK(cudaEventRecord(g->stop, g->stream), "autotune: recording an event");
   MIXCOMM_CUDA_CHECK(cudaEventSynchronize(g->stop), "autotune: waiting for the timed runs");
   MIXCOMM_CHECK(mixcomm__handler_poll_error(h));
@@ -101,20 +126,37 @@ static mixcomm_status_t measure(mixcomm_handler_t* h) {
   MIXCOMM_CUDA_CHECK_GOTO(cudaMalloc(&g.in, bytes), "autotune: allocating scratch input", st, out);
   MIXCOMM_CUDA_CHECK_GOTO(cudaMalloc(&g.out, bytes), "autotune: allocating scratch output", st,
                           out);
+  MIXCOMM_CUDA_CHECK_GOTO(cudaMalloc(&g.norm, bytes), "autotune: allocating scratch output", st,
+                          out);
+  MIXCOMM_CUDA_CHECK_GOTO(cudaMalloc(&g.gamma, TUNE_ROW_BYTES), "autotune: allocating weights", st,
+                          out);
   /* 0x3C3C... is 1.06 in fp16, 0.011 in bf16 and fp32: real data, never zeros. */
   MIXCOMM_CUDA_CHECK_GOTO(cudaMemset(g.in, 0x3C, bytes), "autotune: filling scratch input", st,
                           out);
+  MIXCOMM_CUDA_CHECK_GOTO(cudaMemset(g.out, 0x3C, bytes), "autotune: filling scratch residual",
+                          st, out);
+  MIXCOMM_CUDA_CHECK_GOTO(cudaMemset(g.gamma, 0x3C, TUNE_ROW_BYTES), "autotune: filling weights",
+                          st, out);
   MIXCOMM_CUDA_CHECK_GOTO(cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking),
                           "autotune: creating a stream", st, out);
   MIXCOMM_CUDA_CHECK_GOTO(cudaEventCreate(&g.start), "autotune: creating events", st, out);
   MIXCOMM_CUDA_CHECK_GOTO(cudaEventCreate(&g.stop), "autotune: creating events", st, out);
   MIXCOMM_CUDA_CHECK_GOTO(cudaDeviceSynchronize(), "autotune: preparing scratch buffers", st, out);
-  mixcomm__tune_table_t table;
+  /* Plain calls, then calls with an epilogue, which can favour another mode (the NCCL modes
+   * run it as an extra kernel). */
+  mixcomm__tune_table_t table, table_epilogue;
   memcpy(table, h->tune_table, sizeof table);
+  memcpy(table_epilogue, h->tune_table_epilogue, sizeof table_epilogue);
   st = mixcomm__tune_measure_and_agree(h->bs, ops, nops, modes, nmodes, buckets, time_one, &g,
                                        table);
   if (st == MIXCOMM_SUCCESS) {
+    g.epilogue = 1;
+    st = mixcomm__tune_measure_and_agree(h->bs, ops, nops, modes, nmodes, buckets, time_one, &g,
+                                         table_epilogue);
+  }
+  if (st == MIXCOMM_SUCCESS) {
     memcpy(h->tune_table, table, sizeof table);
+    memcpy(h->tune_table_epilogue, table_epilogue, sizeof table_epilogue);
     h->tune_buckets = buckets;
     h->tuned = 1;
   }
@@ -129,10 +171,14 @@ out:
     cudaStreamDestroy(g.stream);
   cudaFree(g.in);
   cudaFree(g.out);
+  cudaFree(g.norm);
+  cudaFree(g.gamma);
   return st;
 }
 
-static mixcomm_status_t cache_key(const mixcomm_handler_t* h, mixcomm__tune_key_t* key) {
+/* The key of the plain table (epilogue = 0) or of the epilogue table (its own cache file). */
+static mixcomm_status_t cache_key(const mixcomm_handler_t* h, int epilogue,
+                                  mixcomm__tune_key_t* key) {
   struct cudaDeviceProp prop;
   int driver = 0;
   MIXCOMM_CUDA_CHECK(cudaGetDeviceProperties(&prop, h->device), "reading the GPU name");
@@ -151,6 +197,12 @@ static mixcomm_status_t cache_key(const mixcomm_handler_t* h, mixcomm__tune_key_
   f.ranks_share_gpu = h->caps.ranks_share_gpu;
   f.valid_modes_mask = valid_modes_mask(h);
   mixcomm__tune_key(&f, key);
+  if (epilogue) {
+    const size_t n = strlen(key->text);
+    if (n + sizeof "epilogue=1;" > sizeof key->text)
+      return mixcomm__error(MIXCOMM_ERR_INTERNAL, "autotune cache key too long");
+    memcpy(key->text + n, "epilogue=1;", sizeof "epilogue=1;");
+  }
   return MIXCOMM_SUCCESS;
 }
 
@@ -158,29 +210,32 @@ static mixcomm_status_t cache_key(const mixcomm_handler_t* h, mixcomm__tune_key_
 typedef struct cache_result {
   int32_t found;
   int32_t buckets;
-  mixcomm__tune_table_t table;
+  mixcomm__tune_table_t table, table_epilogue;
 } cache_result_t;
 
 mixcomm_status_t mixcomm__tune_at_creation(mixcomm_handler_t* h) {
-  mixcomm__tune_key_t key;
-  char path[4096] = "";
   cache_result_t r;
   memset(&r, 0, sizeof r);
   const int buckets = mixcomm__tune_num_buckets(h->topo.dp_size);
-  int have_path = 0;
   if (h->topo.world_rank == 0) {
-    MIXCOMM_CHECK(cache_key(h, &key));
-    have_path = mixcomm__tune_cache_path(h->config.autotune_cache_dir, &key, path,
-                                         sizeof path) == MIXCOMM_SUCCESS;
-    if (have_path)
-      r.found = mixcomm__tune_cache_load(path, &key, valid_ops_mask(h), valid_modes_mask(h),
-                                         buckets, r.table);
+    /* Both tables or neither: a half-found cache re-tunes. */
+    r.found = 1;
+    for (int epilogue = 0; epilogue < 2 && r.found; epilogue++) {
+      mixcomm__tune_key_t key;
+      char path[4096] = "";
+      MIXCOMM_CHECK(cache_key(h, epilogue, &key));
+      r.found = mixcomm__tune_cache_path(h->config.autotune_cache_dir, &key, path,
+                                         sizeof path) == MIXCOMM_SUCCESS &&
+                mixcomm__tune_cache_load(path, &key, valid_ops_mask(h), valid_modes_mask(h),
+                                         buckets, epilogue ? r.table_epilogue : r.table);
+    }
     r.buckets = buckets;
     mixcomm__error_clear();
   }
   MIXCOMM_CHECK(mixcomm__bs_broadcast(h->bs, &r, sizeof r, 0, "autotune cache"));
   if (r.found) {
     memcpy(h->tune_table, r.table, sizeof r.table);
+    memcpy(h->tune_table_epilogue, r.table_epilogue, sizeof r.table_epilogue);
     h->tune_buckets = r.buckets;
     h->tuned = 1;
     MIXCOMM_INFO("rank %d: autotune table read from the cache", h->topo.world_rank);
@@ -197,15 +252,17 @@ mixcomm_status_t mixcomm_run_autotune(mixcomm_handler_t* h) {
     return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE,
                           "run_autotune: autotune is off for this handler (use_autotune = 0)");
   MIXCOMM_CHECK(measure(h));
-  if (h->topo.world_rank == 0) {
+  for (int epilogue = 0; epilogue < 2 && h->topo.world_rank == 0; epilogue++) {
     mixcomm__tune_key_t key;
     char path[4096];
-    MIXCOMM_CHECK(cache_key(h, &key));
+    MIXCOMM_CHECK(cache_key(h, epilogue, &key));
     if (mixcomm__tune_cache_path(h->config.autotune_cache_dir, &key, path, sizeof path) ==
         MIXCOMM_SUCCESS) {
       /* A cache that cannot be written costs the next start a re-tune, nothing else. */
-      if (mixcomm__tune_cache_store(path, &key, valid_ops_mask(h), h->tune_buckets,
-                                    (const mixcomm_mode_t(*)[MIXCOMM_TUNE_BUCKETS])h->tune_table) !=
+      const mixcomm_mode_t(*table)[MIXCOMM_TUNE_BUCKETS] =
+          (const mixcomm_mode_t(*)[MIXCOMM_TUNE_BUCKETS])(epilogue ? h->tune_table_epilogue
+                                                                   : h->tune_table);
+      if (mixcomm__tune_cache_store(path, &key, valid_ops_mask(h), h->tune_buckets, table) !=
           MIXCOMM_SUCCESS)
         MIXCOMM_WARN("autotune cache not written: %s", mixcomm_last_error());
     }
@@ -217,6 +274,11 @@ mixcomm_status_t mixcomm_run_autotune(mixcomm_handler_t* h) {
 mixcomm_status_t mixcomm_select_autotune_mode(const mixcomm_handler_t* h, mixcomm_op_t op,
                                               int64_t rows, int64_t row_elems,
                                               mixcomm_mode_t* mode) {
+  return mixcomm__select_mode(h, op, rows, row_elems, 0, mode);
+}
+
+mixcomm_status_t mixcomm__select_mode(const mixcomm_handler_t* h, mixcomm_op_t op, int64_t rows,
+                                      int64_t row_elems, int epilogue, mixcomm_mode_t* mode) {
   MIXCOMM_CHECK(mixcomm__handler_usable(h, "select_autotune_mode"));
   if (mode == NULL)
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "select_autotune_mode: mode is NULL");
@@ -231,9 +293,10 @@ mixcomm_status_t mixcomm_select_autotune_mode(const mixcomm_handler_t* h, mixcom
   if (mixcomm__op_is_scatter(op))
     bytes /= (uint64_t)h->topo.dp_size;
   if (h->tuned) {
-    *mode = h->tune_table[op][mixcomm__tune_bucket(bytes, h->tune_buckets)];
+    const int b = mixcomm__tune_bucket(bytes, h->tune_buckets);
+    *mode = epilogue ? h->tune_table_epilogue[op][b] : h->tune_table[op][b];
     return MIXCOMM_SUCCESS;
   }
-  *mode = mixcomm__cost_model_choice(&h->topo, &h->caps, op, bytes);
+  *mode = mixcomm__cost_model_choose(&h->topo, &h->caps, op, bytes, epilogue);
   return MIXCOMM_SUCCESS;
 }

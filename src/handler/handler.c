@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Handler lifetime: creation (cross-rank checks, device, node workspace, autotune), shutdown,
- * and the seed's init_* methods. */
+ * and the init_* methods (as FlashInfer's MixedCommHandler has them). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

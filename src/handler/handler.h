@@ -49,6 +49,7 @@ struct mixcomm_handler {
   int tuned;
   int tune_buckets;
   mixcomm__tune_table_t tune_table;
+  mixcomm__tune_table_t tune_table_epilogue; /* calls with an epilogue (mixcomm_run_epilogue) */
 
   /* NVSHMEM symmetric workspace (jobs across nodes) and whether this handler started NVSHMEM. */
   void* nvshmem_ws;
@@ -71,10 +72,29 @@ mixcomm_status_t mixcomm__handler_poll_error(mixcomm_handler_t* h);
 /* Fill kernel arguments common to every launch. */
 void mixcomm__kargs_init(const mixcomm_handler_t* h, mixcomm__kargs_t* a);
 
-/* Fused launch of (op, mode) for a validated call. */
+/* Fused launch of (op, mode) for a validated call; epi is NULL for a plain call, else the
+ * epilogue (row-aligned geometry over rows of row_elems elements). */
 mixcomm_status_t mixcomm__run_fused(mixcomm_handler_t* h, mixcomm_op_t op, mixcomm_mode_t mode,
                                     const void* x_in, void* x_out, int64_t numel_block,
+                                    int64_t row_elems, const mixcomm__epilogue_args_t* epi,
                                     cudaStream_t stream);
+
+/* The state checks every collective call starts with (usable, no recorded error, ready). */
+mixcomm_status_t mixcomm__run_admit(mixcomm_handler_t* h);
+
+/* The caller's buffer p must be device memory of the handler's GPU. */
+mixcomm_status_t mixcomm__check_device_pointer(const mixcomm_handler_t* h, const void* p,
+                                              const char* name);
+
+/* The concrete mode of a call: DEFAULT and AUTOTUNE resolved (the epilogue table when
+ * epilogue), any other mode checked for validity. */
+mixcomm_status_t mixcomm__resolve_mode(mixcomm_handler_t* h, mixcomm_op_t op, int64_t rows,
+                                      int64_t row_elems, int epilogue, mixcomm_mode_t* mode);
+
+/* The mode autotune (or the cost model) picks for a call; epilogue selects the table measured
+ * with the epilogue. */
+mixcomm_status_t mixcomm__select_mode(const mixcomm_handler_t* h, mixcomm_op_t op, int64_t rows,
+                                      int64_t row_elems, int epilogue, mixcomm_mode_t* mode);
 
 /* Autotune at creation: from the cache if every rank can use it, else measured. */
 mixcomm_status_t mixcomm__tune_at_creation(mixcomm_handler_t* h);

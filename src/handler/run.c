@@ -19,12 +19,17 @@ int mixcomm__mode_is_fused(mixcomm_mode_t mode);
 static void describe_tag(const uint32_t* tag, char* buf, size_t size) {
   const unsigned op = (tag[0] >> 8) & 0xFF, mode = (tag[0] >> 4) & 0xF, dtype = tag[0] & 0xF;
   const unsigned long long vecs = (unsigned long long)tag[1] |
-                                  ((unsigned long long)((tag[3] >> 16) & 0x7FFF) << 31);
+                                  ((unsigned long long)((tag[3] >> 16) & 0x1FF) << 31);
+  const unsigned row_hash = ((tag[0] >> 20) & 0xF) << 6 | ((tag[3] >> 25) & 0x3F);
   const char* on = mixcomm_op_name((mixcomm_op_t)op);
   const char* mn = mixcomm_mode_name((mixcomm_mode_t)mode);
   const char* dn = mixcomm_dtype_name((mixcomm_dtype_t)dtype);
-  snprintf(buf, size, "%s %s %s, %llu bytes per rank block, call #%u, step %u",
-           on ? on : "?", mn ? mn : "?", dn ? dn : "?", vecs * 16ull, tag[2], tag[3] & 0xFFFF);
+  char rows[64] = "";
+  if (row_hash != 0)
+    snprintf(rows, sizeof rows, " with an epilogue (row-length hash 0x%03x)", row_hash);
+  snprintf(buf, size, "%s %s %s%s, %llu bytes per rank block, call #%u, step %u",
+           on ? on : "?", mn ? mn : "?", dn ? dn : "?", rows, vecs * 16ull, tag[2],
+           tag[3] & 0xFFFF);
 }
 
 mixcomm_status_t mixcomm__handler_poll_error(mixcomm_handler_t* h) {
@@ -139,6 +144,7 @@ void mixcomm__kargs_init(const mixcomm_handler_t* h, mixcomm__kargs_t* a) {
 
 mixcomm_status_t mixcomm__run_fused(mixcomm_handler_t* h, mixcomm_op_t op, mixcomm_mode_t mode,
                                     const void* x_in, void* x_out, int64_t numel_block,
+                                    int64_t row_elems, const mixcomm__epilogue_args_t* epi,
                                     cudaStream_t stream) {
   const size_t esize = mixcomm_dtype_size(h->config.dtype);
   if (h->topo.world_size == 1) {
@@ -149,8 +155,13 @@ mixcomm_status_t mixcomm__run_fused(mixcomm_handler_t* h, mixcomm_op_t op, mixco
     return MIXCOMM_SUCCESS;
   }
   mixcomm__geometry_t g;
-  MIXCOMM_CHECK(mixcomm__geometry(&h->plan, &h->topo, op, mode, esize, numel_block,
-                                  h->config.min_block_size, h->config.min_num_steps, &g));
+  if (epi != NULL && epi->row_aligned)
+    MIXCOMM_CHECK(mixcomm__geometry_rows(&h->plan, &h->topo, op, mode, esize, numel_block,
+                                         row_elems, h->config.min_block_size,
+                                         h->config.min_num_steps, &g));
+  else
+    MIXCOMM_CHECK(mixcomm__geometry(&h->plan, &h->topo, op, mode, esize, numel_block,
+                                    h->config.min_block_size, h->config.min_num_steps, &g));
   if (g.grid == 0)
     return MIXCOMM_SUCCESS;
   mixcomm__kargs_t a;
@@ -164,6 +175,8 @@ mixcomm_status_t mixcomm__run_fused(mixcomm_handler_t* h, mixcomm_op_t op, mixco
   a.block = g.block;
   a.op = (int)op;
   a.mode = (int)mode;
+  if (epi != NULL)
+    a.epi = *epi;
   /* Re-cut the plan's rows into the rows this algorithm uses (geometry capped the block so
    * that a step fits in the shorter rows). */
   int vmm_rows, ns_rows;
@@ -179,8 +192,8 @@ mixcomm_status_t mixcomm__run_fused(mixcomm_handler_t* h, mixcomm_op_t op, mixco
   return MIXCOMM_SUCCESS;
 }
 
-/* The caller's buffers must be device memory of the handler's GPU. */
-static mixcomm_status_t check_pointer(const mixcomm_handler_t* h, const void* p, const char* name) {
+mixcomm_status_t mixcomm__check_device_pointer(const mixcomm_handler_t* h, const void* p,
+                                              const char* name) {
   struct cudaPointerAttributes attr;
   cudaError_t e = cudaPointerGetAttributes(&attr, p);
   if (e != cudaSuccess) {
@@ -198,15 +211,15 @@ static mixcomm_status_t check_pointer(const mixcomm_handler_t* h, const void* p,
   return MIXCOMM_SUCCESS;
 }
 
-static mixcomm_status_t resolve_mode(mixcomm_handler_t* h, mixcomm_op_t op, int64_t rows,
-                                     int64_t row_elems, mixcomm_mode_t* mode) {
+mixcomm_status_t mixcomm__resolve_mode(mixcomm_handler_t* h, mixcomm_op_t op, int64_t rows,
+                                      int64_t row_elems, int epilogue, mixcomm_mode_t* mode) {
   mixcomm_mode_t m = *mode;
   if (m == MIXCOMM_MODE_DEFAULT || m == MIXCOMM_MODE_AUTOTUNE) {
     if (m == MIXCOMM_MODE_AUTOTUNE &&
         !mixcomm_topology_mode_valid(&h->topo, &h->caps, m, NULL))
       return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
                             "mode AUTOTUNE is not valid: %s", mixcomm_mode_invalid_reason(h, m));
-    MIXCOMM_CHECK(mixcomm_select_autotune_mode(h, op, rows, row_elems, &m));
+    MIXCOMM_CHECK(mixcomm__select_mode(h, op, rows, row_elems, epilogue, &m));
   } else if (m < 0 || m >= MIXCOMM_NUM_MODES) {
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "mode=%d is not a mode", (int)m);
   } else if (!mixcomm_topology_mode_valid(&h->topo, &h->caps, m, NULL)) {
@@ -217,9 +230,7 @@ static mixcomm_status_t resolve_mode(mixcomm_handler_t* h, mixcomm_op_t op, int6
   return MIXCOMM_SUCCESS;
 }
 
-mixcomm_status_t mixcomm_run(mixcomm_handler_t* h, mixcomm_op_t op, const void* x_in,
-                             void* x_out, int64_t rows, int64_t row_elems, mixcomm_mode_t mode,
-                             cudaStream_t stream) {
+mixcomm_status_t mixcomm__run_admit(mixcomm_handler_t* h) {
   MIXCOMM_CHECK(mixcomm__handler_usable(h, "run"));
   MIXCOMM_CHECK(mixcomm__handler_poll_error(h));
   if (h->state == MIXCOMM_STATE_CHECKPOINTED)
@@ -229,16 +240,24 @@ mixcomm_status_t mixcomm_run(mixcomm_handler_t* h, mixcomm_op_t op, const void* 
   if (h->state != MIXCOMM_STATE_READY)
     return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE, "run: the handler is not ready (state %d)",
                           (int)h->state);
+  return MIXCOMM_SUCCESS;
+}
+
+mixcomm_status_t mixcomm_run(mixcomm_handler_t* h, mixcomm_op_t op, const void* x_in,
+                             void* x_out, int64_t rows, int64_t row_elems, mixcomm_mode_t mode,
+                             cudaStream_t stream) {
+  MIXCOMM_CHECK(mixcomm__run_admit(h));
   mixcomm__run_shape_t shape;
   MIXCOMM_CHECK(mixcomm__validate_run(&h->topo, h->config.dtype, op, x_in, x_out, rows,
                                       row_elems, &shape));
-  MIXCOMM_CHECK(resolve_mode(h, op, rows, row_elems, &mode));
+  MIXCOMM_CHECK(mixcomm__resolve_mode(h, op, rows, row_elems, 0, &mode));
   if (rows == 0)
     return MIXCOMM_SUCCESS;
-  MIXCOMM_CHECK(check_pointer(h, x_in, "x_in"));
-  MIXCOMM_CHECK(check_pointer(h, x_out, "x_out"));
+  MIXCOMM_CHECK(mixcomm__check_device_pointer(h, x_in, "x_in"));
+  MIXCOMM_CHECK(mixcomm__check_device_pointer(h, x_out, "x_out"));
   if (mixcomm__mode_is_fused(mode))
-    return mixcomm__run_fused(h, op, mode, x_in, x_out, shape.numel_block, stream);
+    return mixcomm__run_fused(h, op, mode, x_in, x_out, shape.numel_block, row_elems, NULL,
+                              stream);
   return mixcomm__nccl_run(h, op, mode, x_in, x_out, shape.numel_block, stream);
 }
 

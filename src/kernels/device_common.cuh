@@ -162,18 +162,32 @@ __device__ __forceinline__ uint4* row_at(const mixcomm__kargs_t& a, char* share,
   return reinterpret_cast<uint4*>(share + a.tag_bytes) + (uint64_t)row * a.row_vecs;
 }
 
+/* A 10-bit hash of an epilogue call's row length (0 for a plain call): epilogue calls cut the
+ * rank block at row boundaries, so two ranks must agree on the row length as well as the size. */
+__device__ __forceinline__ uint32_t row_shape_hash(const mixcomm__kargs_t& a) {
+  if (!a.epi.on)
+    return 0;
+  const uint32_t h = (uint32_t)a.epi.row_vecs * 0x9E3779B1u;
+  return (h >> 22) | 1u; /* never 0, so a plain and an epilogue call never match */
+}
+
 /* Every sender writes a tag per destination row and step: what it is running. A receiver
  * that finds a tag different from its own expectation reports MIXCOMM_ERR_MISMATCH instead of
  * reducing foreign data. No word can be the poison (bit 31 of words 1-3 is clear, word 0 starts
- * with 0x5A). */
+ * with 0x5A). Layout (run.c describe_tag decodes it):
+ *   x: 0x5A | row hash bits 6-9 (20-23) | phase (16-19) | op (8-15) | mode (4-7) | dtype (0-3)
+ *   y: vecs bits 0-30;  z: call number (31 bits)
+ *   w: step (0-15) | vecs bits 31-39 (16-24) | row hash bits 0-5 (25-30) */
 __device__ __forceinline__ uint4 make_tag(const mixcomm__kargs_t& a, uint32_t seq, int step,
                                           int phase) {
+  const uint32_t rh = row_shape_hash(a);
   uint4 t;
-  t.x = 0x5A000000u | ((uint32_t)phase << 16) | ((uint32_t)a.op << 8) |
+  t.x = 0x5A000000u | ((rh >> 6) << 20) | ((uint32_t)phase << 16) | ((uint32_t)a.op << 8) |
         ((uint32_t)a.mode << 4) | (uint32_t)a.dtype;
   t.y = (uint32_t)(a.vecs & 0x7FFFFFFF);
   t.z = seq & 0x7FFFFFFFu;
-  t.w = ((uint32_t)step & 0xFFFFu) | (((uint32_t)(a.vecs >> 31) & 0x7FFFu) << 16);
+  t.w = ((uint32_t)step & 0xFFFFu) | (((uint32_t)(a.vecs >> 31) & 0x1FFu) << 16) |
+        ((rh & 0x3Fu) << 25);
   return t;
 }
 
@@ -378,14 +392,15 @@ __device__ __forceinline__ void save_ring(const mixcomm__kargs_t& a, uint32_t ri
  * sends that need no wait, consume(s - 1) finishes the step before it, and relay(s) (a no-op
  * where a kernel has no middle phase) continues step s once consume(s - 1) is done:
  *   produce(0) relay(0) produce(1) consume(0) relay(1) produce(2) consume(1) ... consume(S-1)
+ * then finish() (the epilogue's row pass, which waits for nobody; epilogue.cuh).
  * Before produce(s), s >= 2, every thread fences at system scope (fence.acq_rel.sys: all its
  * reads and re-poisoning so far, which include all of step s - 2, are ordered before its
  * later writes), then the block synchronises. The ring-reuse argument of each kernel file rests
  * on this. Every thread runs every phase (phases contain barriers). Ends the call (save_ring). */
-template <typename Produce, typename Consume, typename Relay>
+template <typename Produce, typename Consume, typename Relay, typename Finish>
 __device__ __forceinline__ void run_pipelined(const mixcomm__kargs_t& a, const CallState& call,
                                               Waiter& w, Produce produce, Consume consume,
-                                              Relay relay) {
+                                              Relay relay, Finish finish) {
   const int steps = a.steps;
   for (int s = 0; s <= steps; s++) {
     if (s < steps) {
@@ -405,6 +420,7 @@ __device__ __forceinline__ void run_pipelined(const mixcomm__kargs_t& a, const C
       relay(s);
     }
   }
+  finish();
   save_ring(a, call.ring, call.seq);
 }
 

@@ -53,12 +53,12 @@
  * Waits are bounded (device_common.cuh Waiter): on timeout, abort or a foreign tag, the first
  * failing thread records the error for the host and every thread of the handler stops waiting.
  */
-#include "kernels/device_common.cuh"
+#include "kernels/epilogue.cuh"
 
 namespace mixcomm {
 namespace {
 
-template <typename T>
+template <typename T, bool kEpilogue>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     oneshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
   CallState call;
@@ -74,7 +74,6 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const CtaRange cta = cta_range(a);
   const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
-  uint4* out = static_cast<uint4*>(a.x_out);
   const int64_t own_block = scatter ? (int64_t)md * a.vecs : 0;
   Waiter w(a);
   bool ok = true;
@@ -89,7 +88,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       store_volatile(tag_at(slot_share(a, t, slot), me), make_tag(a, seq, s, 0));
     if (idx >= end)
       return;
-    const uint4 own = canon(load_input(in + own_block + idx));
+    const uint4 own = canon(load_contribution<T, kEpilogue>(a.epi, in, own_block + idx));
     for (int r = 0; r < L; r++) {
       if (r == me)
         continue;
@@ -104,7 +103,8 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     const int64_t idx = begin + (int64_t)s * a.block + t;
     char* mine = slot_share(a, me, slot);
     /* Issued before the wait, so that its latency hides behind the peers'. */
-    const uint4 own = idx < end ? canon(load_input(in + own_block + idx)) : make_uint4(0, 0, 0, 0);
+    const uint4 own =
+        idx < end ? canon(load_contribution<T, kEpilogue>(a.epi, in, own_block + idx)) : make_uint4(0, 0, 0, 0);
     if (ok && t < L && t != me)
       ok = w.check_tag(mine, t, t, make_tag(a, seq, s, 0));
     if (!ok || idx >= end)
@@ -121,17 +121,21 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         ok = reduce_rows<T>(w, a, mine, 0, first, group, me, own, t, acc) && ok;
         v = acc.pack();
       }
-      store_output(out + (int64_t)k * a.vecs + idx, v);
+      store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, k, idx, v);
     }
     for (int r = 0; r < L; r++)
       if (r != me)
         store_volatile(row_at(a, mine, r) + t, poison_vec());
   };
 
-  run_pipelined(a, call, w, produce, consume, NoPhase());
+  auto finish = [&] {
+    if constexpr (kEpilogue)
+      epilogue_rows<T>(a.epi, a.vecs, outputs, begin, end, ok);
+  };
+  run_pipelined(a, call, w, produce, consume, NoPhase(), finish);
 }
 
-template <typename T>
+template <typename T, bool kEpilogue>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     twoshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
   CallState call;
@@ -147,7 +151,6 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const CtaRange cta = cta_range(a);
   const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
-  uint4* out = static_cast<uint4*>(a.x_out);
   Waiter w(a);
   bool ok = true;
   /* Vector t of chunk 0 of step s. */
@@ -165,7 +168,8 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       const int64_t idx = base + (int64_t)(o % Lt) * a.block;
       if (o == me || idx >= end)
         continue;
-      const uint4 v = canon(load_input(in + (scatter ? (int64_t)(o / Lt) * a.vecs : 0) + idx));
+      const uint4 v =
+          canon(load_contribution<T, kEpilogue>(a.epi, in, (scatter ? (int64_t)(o / Lt) * a.vecs : 0) + idx));
       store_volatile(row_at(a, slot_share(a, o, slot), me) + t, v);
     }
   };
@@ -178,7 +182,8 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     char* mine = slot_share(a, me, slot);
     /* Issued before the wait, so that its latency hides behind the peers'. */
     const uint4 own = mine_valid
-                          ? canon(load_input(in + (scatter ? (int64_t)md * a.vecs : 0) + mine_idx))
+                          ? canon(load_contribution<T, kEpilogue>(a.epi, in,
+                                                       (scatter ? (int64_t)md * a.vecs : 0) + mine_idx))
                           : make_uint4(0, 0, 0, 0);
     if (ok && p1.has(t) && t != me)
       ok = w.check_tag(mine, t, t, make_tag(a, seq, s, 1));
@@ -199,7 +204,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       for (int r = p2.lo; r < p2.hi; r++)
         if (r != me)
           store_volatile(row_at(a, slot_share(a, r, slot), L + me) + t, result);
-      store_output(out + (gather ? (int64_t)md * a.vecs : 0) + mine_idx, result);
+      store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, gather ? md : 0, mine_idx, result);
     }
   };
 
@@ -219,12 +224,23 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       ok = w.poll(src, v, r, L + r);
       if (!ok)
         break;
-      store_output(out + (gather ? (int64_t)(r / Lt) * a.vecs : 0) + idx, v);
+      store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, gather ? r / Lt : 0, idx, v);
       store_volatile(src, poison_vec());
     }
   };
 
-  run_pipelined(a, call, w, produce, consume, relay);
+  auto finish = [&] {
+    if constexpr (kEpilogue)
+      epilogue_rows<T>(a.epi, a.vecs, gather ? a.local_dp : 1, begin, end, ok);
+  };
+  run_pipelined(a, call, w, produce, consume, relay, finish);
+}
+
+template <typename T, bool kEpilogue>
+int launch_variant(const mixcomm__kargs_t* a, unsigned grid, cudaStream_t stream) {
+  if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC)
+    return launch_fused(twoshot_kernel<T, kEpilogue>, grid, *a, stream);
+  return launch_fused(oneshot_kernel<T, kEpilogue>, grid, *a, stream);
 }
 
 template <typename T>
@@ -232,38 +248,39 @@ int launch_typed(const mixcomm__kargs_t* a, cudaStream_t stream) {
   const unsigned grid = a->steps > 0 ? (unsigned)((a->vecs + a->span - 1) / a->span) : 0u;
   if (grid == 0)
     return cudaSuccess;
-  if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC)
-    return launch_fused(twoshot_kernel<T>, grid, *a, stream);
-  return launch_fused(oneshot_kernel<T>, grid, *a, stream);
+  return a->epi.on ? launch_variant<T, true>(a, grid, stream)
+                   : launch_variant<T, false>(a, grid, stream);
+}
+
+/* CTAs of `block` threads that fit on one SM for every kernel of dtype T (both variants). */
+template <typename T>
+cudaError_t blocks_per_sm(int block, int* blocks) {
+  const void* kernels[] = {(const void*)oneshot_kernel<T, false>, (const void*)twoshot_kernel<T, false>,
+                           (const void*)oneshot_kernel<T, true>, (const void*)twoshot_kernel<T, true>};
+  int fewest = 1 << 30;
+  for (const void* k : kernels) {
+    int n = 0;
+    const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, block, 0);
+    if (e != cudaSuccess)
+      return e;
+    fewest = n < fewest ? n : fewest;
+  }
+  *blocks = fewest;
+  return cudaSuccess;
 }
 
 }  // namespace
 }  // namespace mixcomm
 
 extern "C" int mixcomm__intranode_blocks_per_sm(int dtype, int block, int* blocks) {
-  int a = 0, b = 0;
-  cudaError_t e;
   switch (dtype) {
     case MIXCOMM_FLOAT16:
-      e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&a, mixcomm::oneshot_kernel<__half>, block, 0);
-      if (e == cudaSuccess)
-        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, mixcomm::twoshot_kernel<__half>, block, 0);
-      break;
+      return (int)mixcomm::blocks_per_sm<__half>(block, blocks);
     case MIXCOMM_BFLOAT16:
-      e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&a, mixcomm::oneshot_kernel<__nv_bfloat16>,
-                                                        block, 0);
-      if (e == cudaSuccess)
-        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-            &b, mixcomm::twoshot_kernel<__nv_bfloat16>, block, 0);
-      break;
+      return (int)mixcomm::blocks_per_sm<__nv_bfloat16>(block, blocks);
     default:
-      e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&a, mixcomm::oneshot_kernel<float>, block, 0);
-      if (e == cudaSuccess)
-        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, mixcomm::twoshot_kernel<float>, block, 0);
-      break;
+      return (int)mixcomm::blocks_per_sm<float>(block, blocks);
   }
-  *blocks = a < b ? a : b;
-  return (int)e;
 }
 
 extern "C" int mixcomm__launch_intranode(const mixcomm__kargs_t* a, cudaStream_t stream) {

@@ -52,6 +52,29 @@ typedef struct mixcomm__control {
   mixcomm__cta_state_t cta[1]; /* grid_size entries */
 } mixcomm__control_t;
 
+/* The fused epilogue of a call (mixcomm_run_epilogue; kernels/epilogue.cuh). All zero for a
+ * plain call, whose kernels then store S to x_out and nothing else. */
+typedef struct mixcomm__epilogue_args {
+  int on;              /* an epilogue call: row-aligned geometry, S goes through store_result */
+  int add_at_source;   /* gather ops, tp rank 0: contribute round(input + residual_in) */
+  int add_at_output;   /* other ops: P = round(S + residual_in) where S is stored */
+  int write_s;         /* store S to x_out */
+  int own_block;       /* output block whose P goes to residual_out (gather: dp_rank; else 0) */
+  int stash_is_residual; /* the stash is residual_out (one store serves both) */
+  int normalize;       /* run the row pass: norm_out and/or quant_out */
+  int row_aligned;     /* the call uses the row-aligned geometry (the pass runs in the kernel) */
+  int row_vecs;        /* 16-byte vectors per row */
+  float eps;
+  const void* residual_in;
+  void* residual_out;
+  void* stash;         /* P of every output row, for the row pass (norm_out, residual_out or a
+                          temporary); NULL when nothing is normalized */
+  const void* gamma;
+  void* norm_out;
+  void* quant_out;
+  const float* scale;
+} mixcomm__epilogue_args_t;
+
 typedef struct mixcomm__kargs {
   /* Workspaces of the node, indexed by local rank (each mapped into this process). */
   char* peers[MIXCOMM_MAX_LOCAL_SIZE];
@@ -80,6 +103,7 @@ typedef struct mixcomm__kargs {
   int ns_rows;
   int ns_row_vecs; /* stride of symmetric-workspace rows, cut the same way */
   int inter_rank, inter_size, inter_tp, inter_dp;
+  mixcomm__epilogue_args_t epi;
 } mixcomm__kargs_t;
 
 /* How many CTAs of `block` threads of the single-node kernels fit on one SM at once (the
@@ -89,6 +113,26 @@ int mixcomm__intranode_blocks_per_sm(int dtype, int block, int* blocks);
 /* Launch the single-node fused kernel (one-shot or two-shot by kargs->mode) with
  * kargs->geometry on stream. Returns a cudaError_t value. */
 int mixcomm__launch_intranode(const mixcomm__kargs_t* kargs, cudaStream_t stream);
+
+/* The epilogue as a kernel of its own, after an exchange that left S in `s` (NCCL modes, a
+ * world of one rank): every output block's rows get the epilogue of e (row pass included);
+ * blocks = output blocks of S (dp_size for gather ops, else 1), vecs = vectors per block. With
+ * e.write_s, S is also copied to x_out. Returns a cudaError_t value. */
+typedef struct mixcomm__epilogue_launch {
+  const void* s;
+  void* x_out;      /* where e.write_s copies S */
+  int rows_only;    /* the stash already holds P: only the row pass */
+  int64_t vecs;
+  int blocks;
+  int dtype;
+  mixcomm__epilogue_args_t e;
+} mixcomm__epilogue_launch_t;
+int mixcomm__launch_epilogue(const mixcomm__epilogue_launch_t* args, cudaStream_t stream);
+
+/* dst = round(src + residual) per element (vecs 16-byte vectors): the contribution of tp rank 0
+ * of a gather op before an NCCL exchange. Returns a cudaError_t value. */
+int mixcomm__launch_add_residual(const void* src, const void* residual, void* dst, int64_t vecs,
+                                 int dtype, cudaStream_t stream);
 
 /* Sum rank blocks gathered by NCCL into the output, in fp32 (NCCL_ONE of the fused ops).
  * src holds world_size blocks of numel elements in world-rank order.

@@ -56,7 +56,7 @@
 #include <nvshmem.h>
 #include <nvshmemx.h>
 
-#include "kernels/device_common.cuh"
+#include "kernels/epilogue.cuh"
 
 namespace mixcomm {
 namespace {
@@ -71,9 +71,10 @@ __device__ __forceinline__ uint64_t epoch_of(uint32_t seq, int step) {
 
 __device__ __forceinline__ uint64_t call_hash(const mixcomm__kargs_t& a) {
   uint64_t h = 0xcbf29ce484222325ull;
-  const uint64_t parts[4] = {(uint64_t)a.op, (uint64_t)a.mode, (uint64_t)a.dtype, (uint64_t)a.vecs};
+  const uint64_t parts[5] = {(uint64_t)a.op, (uint64_t)a.mode, (uint64_t)a.dtype, (uint64_t)a.vecs,
+                             (uint64_t)row_shape_hash(a)};
 #pragma unroll
-  for (int i = 0; i < 4; i++) h = (h ^ parts[i]) * 0x100000001b3ull;
+  for (int i = 0; i < 5; i++) h = (h ^ parts[i]) * 0x100000001b3ull;
   return (h ^ (h >> 24)) & 0xFFFFFFull;
 }
 
@@ -160,7 +161,7 @@ __device__ __forceinline__ int64_t inter_block(const mixcomm__kargs_t& a, int k,
   return 0;
 }
 
-template <typename T>
+template <typename T, bool kEpilogue>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     waits_kernel(const __grid_constant__ mixcomm__kargs_t a) {
   CallState call;
@@ -184,10 +185,13 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const CtaRange cta = cta_range(a);
   const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
-  uint4* out = static_cast<uint4*>(a.x_out);
   const uint64_t hash = call_hash(a) << 40;
   Waiter w(a);
   bool ok = true;
+  auto finish_rows = [&] {
+    if constexpr (kEpilogue)
+      epilogue_rows<T>(a.epi, a.vecs, is_gather(op) ? Ld * a.inter_dp : 1, begin, end, ok);
+  };
 
   /* Round 1 of step s: stage and put the blocks each other node needs. */
   auto produce = [&](int s) {
@@ -203,7 +207,8 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         if (n == node)
           continue;
         for (int k = 0; k < K; k++)
-          ns_row(a, ns, staging + n * K + k)[t] = load_input(in + inter_block(a, k, n) * a.vecs + idx);
+          ns_row(a, ns, staging + n * K + k)[t] =
+              load_contribution<T, kEpilogue>(a.epi, in, inter_block(a, k, n) * a.vecs + idx);
       }
     }
     __syncthreads();
@@ -249,7 +254,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         } else {
           k = 0;
         }
-        const uint4 x = n == node ? load_input(in + inter_block(a, k, node) * a.vecs + idx)
+        const uint4 x = n == node ? load_contribution<T, kEpilogue>(a.epi, in, inter_block(a, k, node) * a.vecs + idx)
                                   : load_volatile(ns_row(a, ns, n * K + k) + t);
         if (terms++ == 0) {
           first = x;
@@ -265,7 +270,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         /* One GPU per node: the virtual blocks are the output. */
         const int64_t ob = gather ? (op == MIXCOMM_OP_ALLGATHER ? j : j * Ld) : 0;
         if (gather || j == 0)
-          store_output(out + ob * a.vecs + idx, v);
+          store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, ob, idx, v);
         continue;
       }
       for (int r = 0; r < L; r++) {
@@ -287,7 +292,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         for (int n = 0; n < I && ok; n++) {
           uint4 x;
           ok = w.poll(row_at(a, mine, l * I + n) + t, x, l, l);
-          store_output(out + ((int64_t)n * L + l) * a.vecs + idx, x);
+          store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, (int64_t)n * L + l, idx, x);
         }
     } else if (op == MIXCOMM_OP_ALLREDUCE_ALLGATHER) {
       for (int ldp = 0; ldp < Ld && ok; ldp++)
@@ -302,7 +307,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
             else
               acc.add(x);
           }
-          store_output(out + ((int64_t)ldp + (int64_t)i * Ld) * a.vecs + idx, acc.pack());
+          store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, (int64_t)ldp + (int64_t)i * Ld, idx, acc.pack());
         }
     } else {
       Acc<T> acc;
@@ -314,14 +319,14 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         else
           acc.add(x);
       }
-      store_output(out + idx, acc.pack());
+      store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, 0, idx, acc.pack());
     }
     const int rows = L * nsend;
     for (int r = 0; r < rows; r++)
       store_volatile(row_at(a, mine, r) + t, poison_vec());
   };
 
-  run_pipelined(a, call, w, produce, consume, NoPhase());
+  run_pipelined(a, call, w, produce, consume, NoPhase(), finish_rows);
 }
 
 /* FUSED_OPT_BYTES1_UC across nodes (AR, AR+AG, RS+AR; needs local_tp_size > 1): two-shot inside
@@ -341,7 +346,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
  * produce(s) = rounds 1 and the put of round 2; consume(s) = the rest. Each chunk is reduced by
  * one owner per node, and every node sums the same partials in the same order: identical bits
  * on every rank that shares an output. */
-template <typename T>
+template <typename T, bool kEpilogue>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     bytes1_kernel(const __grid_constant__ mixcomm__kargs_t a) {
   CallState call;
@@ -360,10 +365,13 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const CtaRange cta = cta_range(a);
   const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
-  uint4* out = static_cast<uint4*>(a.x_out);
   const uint64_t hash = call_hash(a) << 40;
   Waiter w(a);
   bool ok = true;
+  auto finish_rows = [&] {
+    if constexpr (kEpilogue)
+      epilogue_rows<T>(a.epi, a.vecs, is_gather(op) ? Ld * a.inter_dp : 1, begin, end, ok);
+  };
   auto step_base = [&](int s) { return begin + (int64_t)s * a.chunks * a.block; };
 
   /* Round 1, then the put of round 2. */
@@ -385,7 +393,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         for (int i = 0; i < Np; i++) {
           const int64_t blk = scatter ? (int64_t)(o / Lt) + (int64_t)i * Ld : 0;
           store_volatile(row_at(a, slot_share(a, o, slot), me * Np + i) + t,
-                         canon(load_input(in + blk * a.vecs + idx)));
+                         canon(load_contribution<T, kEpilogue>(a.epi, in, blk * a.vecs + idx)));
         }
       }
       if (p1.has(t))
@@ -450,13 +458,13 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         uint4 x;
         ok = w.poll(src, x, r, L * Np + r);
         const int64_t blk = op == MIXCOMM_OP_ALLREDUCE_ALLGATHER ? (int64_t)(r / Lt) + (int64_t)f * Ld : 0;
-        store_output(out + blk * a.vecs + idx, x);
+        store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, blk, idx, x);
         store_volatile(src, poison_vec());
       }
     }
   };
 
-  run_pipelined(a, call, w, produce, consume, NoPhase());
+  run_pipelined(a, call, w, produce, consume, NoPhase(), finish_rows);
 }
 
 /* FUSED_OPT_BYTES2_UC (AR, AR+AG, RS+AR; needs inter_tp_size > 1): two-shot inside and across
@@ -480,7 +488,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
  * round 3; consume(s) = the wait of round 3 and round 4. So round 2 of step s travels while
  * round 4 of step s - 1 runs, and round 3 of step s while round 1 of step s + 1 runs.
  * Each chunk is reduced once in a fixed order and then only copied: identical bits. */
-template <typename T>
+template <typename T, bool kEpilogue>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     bytes2_kernel(const __grid_constant__ mixcomm__kargs_t a) {
   CallState call;
@@ -501,10 +509,13 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const CtaRange cta = cta_range(a);
   const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
-  uint4* out = static_cast<uint4*>(a.x_out);
   const uint64_t hash = call_hash(a) << 40;
   Waiter w(a);
   bool ok = true;
+  auto finish_rows = [&] {
+    if constexpr (kEpilogue)
+      epilogue_rows<T>(a.epi, a.vecs, is_gather(op) ? Ld * a.inter_dp : 1, begin, end, ok);
+  };
   auto step_base = [&](int s) { return begin + (int64_t)s * a.chunks * a.block; };
   auto count = [&](int s, int q) {
     return piece_count(step_base(s) + (int64_t)q * a.block, end, a.block);
@@ -528,7 +539,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
             continue;
           const int64_t blk = scatter ? (int64_t)(o / Lt) + (int64_t)(i / It) * Ld : 0;
           store_volatile(row_at(a, slot_share(a, o, slot), me * Np + i) + t,
-                         canon(load_input(in + blk * a.vecs + idx)));
+                         canon(load_contribution<T, kEpilogue>(a.epi, in, blk * a.vecs + idx)));
         }
       }
       if (p1.has(t))
@@ -626,13 +637,24 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         ok = w.poll(src, x, r, L * Np + r);
         const int64_t blk =
             op == MIXCOMM_OP_ALLREDUCE_ALLGATHER ? (int64_t)(r / Lt) + (int64_t)(nf / It) * Ld : 0;
-        store_output(out + blk * a.vecs + idx, x);
+        store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, blk, idx, x);
         store_volatile(src, poison_vec());
       }
     }
   };
 
-  run_pipelined(a, call, w, produce, consume, relay);
+  run_pipelined(a, call, w, produce, consume, relay, finish_rows);
+}
+
+template <typename T, bool kEpilogue>
+int launch_variant(const mixcomm__kargs_t* a, unsigned grid, cudaStream_t stream) {
+  if (a->mode == MIXCOMM_MODE_FUSED_OPT_WAITS_UC)
+    return launch_fused(waits_kernel<T, kEpilogue>, grid, *a, stream);
+  if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC)
+    return launch_fused(bytes1_kernel<T, kEpilogue>, grid, *a, stream);
+  if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES2_UC)
+    return launch_fused(bytes2_kernel<T, kEpilogue>, grid, *a, stream);
+  return (int)cudaErrorNotSupported;
 }
 
 template <typename T>
@@ -640,26 +662,26 @@ int launch_typed(const mixcomm__kargs_t* a, cudaStream_t stream) {
   const unsigned grid = a->steps > 0 ? (unsigned)((a->vecs + a->span - 1) / a->span) : 0u;
   if (grid == 0)
     return cudaSuccess;
-  if (a->mode == MIXCOMM_MODE_FUSED_OPT_WAITS_UC)
-    return launch_fused(waits_kernel<T>, grid, *a, stream);
-  if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC)
-    return launch_fused(bytes1_kernel<T>, grid, *a, stream);
-  if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES2_UC)
-    return launch_fused(bytes2_kernel<T>, grid, *a, stream);
-  return (int)cudaErrorNotSupported;
+  return a->epi.on ? launch_variant<T, true>(a, grid, stream)
+                   : launch_variant<T, false>(a, grid, stream);
 }
 
+/* CTAs of `block` threads that fit on one SM for every kernel of dtype T (both variants). */
 template <typename T>
 int occupancy(int block, int* blocks) {
-  int a = 0, b = 0;
-  cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&a, waits_kernel<T>, block, 0);
-  if (e == cudaSuccess)
-    e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, bytes1_kernel<T>, block, 0);
-  int c = 0;
-  if (e == cudaSuccess)
-    e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&c, bytes2_kernel<T>, block, 0);
-  *blocks = a < b ? (a < c ? a : c) : (b < c ? b : c);
-  return (int)e;
+  const void* kernels[] = {(const void*)waits_kernel<T, false>, (const void*)bytes1_kernel<T, false>,
+                           (const void*)bytes2_kernel<T, false>, (const void*)waits_kernel<T, true>,
+                           (const void*)bytes1_kernel<T, true>, (const void*)bytes2_kernel<T, true>};
+  int fewest = 1 << 30;
+  for (const void* k : kernels) {
+    int n = 0;
+    const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, block, 0);
+    if (e != cudaSuccess)
+      return (int)e;
+    fewest = n < fewest ? n : fewest;
+  }
+  *blocks = fewest;
+  return (int)cudaSuccess;
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ mixcomm_status_t mixcomm__nccl_setup(mixcomm_handler_t* h, struct mixcomm__nccl*
 /* Destroy (abort = 1: without waiting for peers). Safe on NULL. */
 void mixcomm__nccl_teardown(struct mixcomm__nccl* n, int abort);
 
-/* Enqueue op in NCCL_ONE or NCCL_TP_DP (SPEC section 2 semantics, fused row order). */
+/* Enqueue op in NCCL_ONE or NCCL_TP_DP (the fused ops' semantics and row order). */
 mixcomm_status_t mixcomm__nccl_run(mixcomm_handler_t* h, mixcomm_op_t op, mixcomm_mode_t mode,
                                    const void* x_in, void* x_out, int64_t numel_block,
                                    cudaStream_t stream);

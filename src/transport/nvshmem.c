@@ -31,7 +31,7 @@
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static const mixcomm__nvshmem_api_t* api;
-static char load_error[512];
+static char load_error[768];
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static int init_users; /* handlers using an NVSHMEM that mixcomm started */
 static int started;    /* mixcomm started NVSHMEM in this process */
@@ -57,8 +57,13 @@ static void load(void) {
     lib = dlopen("libmixcomm_nvshmem.so", RTLD_NOW | RTLD_LOCAL);
   if (lib == NULL) {
     const char* e = dlerror();
-    snprintf(load_error, sizeof load_error, "could not load the NVSHMEM plugin %.300s: %.150s", path,
-             e ? e : "?");
+    /* The usual cause: NVSHMEM itself is missing (the plugin needs its libnvshmem_host.so.3). */
+    const int no_nvshmem = e != NULL && strstr(e, "libnvshmem_host") != NULL;
+    snprintf(load_error, sizeof load_error, "could not load the NVSHMEM plugin %.200s: %.150s%s",
+             path, e ? e : "?",
+             no_nvshmem ? " (NVSHMEM 3.4.5 is needed: pip install \"mixcomm[nvshmem]\" or "
+                          "nvidia-nvshmem-cu13==3.4.5, or put NVSHMEM's lib/ on LD_LIBRARY_PATH)"
+                        : "");
     return;
   }
   mixcomm__nvshmem_plugin_fn fn = (mixcomm__nvshmem_plugin_fn)dlsym(lib, MIXCOMM_NVSHMEM_PLUGIN_SYMBOL);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Message-size buckets of the autotune table: per-rank bytes 8 KiB * 2^k, as in the seed. A
- * message is put in the bucket whose size is nearest on a log scale, computed in integers so
+ * Message-size buckets of the autotune table: per-rank bytes 8 KiB * 2^k, as in FlashInfer's
+ * autotune. A message is put in the bucket whose size is nearest on a log scale, computed in integers so
  * that the same bytes give the same bucket on every rank and every compiler. */
 #include "tune/tune.h"
 

@@ -19,6 +19,7 @@
 #define DEFAULT_INTER_LAT_US 6.0
 #define DEFAULT_INTER_GBPS 40.0
 #define DEFAULT_NCCL_LAT_US 20.0
+#define DEFAULT_KERNEL_LAUNCH_US 3.0
 
 /* Allowed ranges. Beyond them a prediction can become infinite (a bandwidth of 1e-300 GB/s),
  * and then no mode is cheaper than another. */
@@ -58,11 +59,13 @@ void mixcomm__cost_params_default(mixcomm__cost_params_t* p) {
   p->inter_latency_us = DEFAULT_INTER_LAT_US;
   p->inter_gbps = DEFAULT_INTER_GBPS;
   p->nccl_latency_us = DEFAULT_NCCL_LAT_US;
+  p->kernel_launch_us = DEFAULT_KERNEL_LAUNCH_US;
   env_override("MIXCOMM_COST_INTRA_LAT_US", &p->intra_latency_us, 0);
   env_override("MIXCOMM_COST_INTRA_GBPS", &p->intra_gbps, 1);
   env_override("MIXCOMM_COST_INTER_LAT_US", &p->inter_latency_us, 0);
   env_override("MIXCOMM_COST_INTER_GBPS", &p->inter_gbps, 1);
   env_override("MIXCOMM_COST_NCCL_LAT_US", &p->nccl_latency_us, 0);
+  env_override("MIXCOMM_COST_KERNEL_US", &p->kernel_launch_us, 0);
 }
 
 /* Microseconds to send `bytes` at `gbps` GB/s (1 GB = 1e9 bytes). */
@@ -199,6 +202,22 @@ static void params_init(void) {
 
 mixcomm_mode_t mixcomm__cost_model_choice(const mixcomm_topology_t* t, const mixcomm_caps_t* c,
                                           mixcomm_op_t op, uint64_t bytes) {
+  return mixcomm__cost_model_choose(t, c, op, bytes, 0);
+}
+
+double mixcomm__cost_predict_epilogue_us(const mixcomm__cost_params_t* p,
+                                         const mixcomm_topology_t* t, mixcomm_op_t op,
+                                         mixcomm_mode_t mode, uint64_t bytes) {
+  const double us = mixcomm__cost_predict_us(p, t, op, mode, bytes);
+  /* The fused kernels do the epilogue in the same launch (its memory passes are the same for
+   * every mode); the NCCL modes need a kernel of their own after the exchange. */
+  if (mode == MIXCOMM_MODE_NCCL_ONE || mode == MIXCOMM_MODE_NCCL_TP_DP)
+    return us + p->kernel_launch_us;
+  return us;
+}
+
+mixcomm_mode_t mixcomm__cost_model_choose(const mixcomm_topology_t* t, const mixcomm_caps_t* c,
+                                          mixcomm_op_t op, uint64_t bytes, int epilogue) {
   if (t == NULL || !mixcomm_topology_op_valid(t, op)) {
     return t != NULL && mixcomm_topology_mode_valid(t, c, MIXCOMM_MODE_FUSED_OPT_WAITS_UC, NULL)
                ? MIXCOMM_MODE_FUSED_OPT_WAITS_UC
@@ -214,7 +233,8 @@ mixcomm_mode_t mixcomm__cost_model_choice(const mixcomm_topology_t* t, const mix
       continue;
     if (!mixcomm_topology_mode_valid(t, c, mode, NULL))
       continue;
-    double us = mixcomm__cost_predict_us(&params_cached, t, op, mode, bytes);
+    double us = epilogue ? mixcomm__cost_predict_epilogue_us(&params_cached, t, op, mode, bytes)
+                         : mixcomm__cost_predict_us(&params_cached, t, op, mode, bytes);
     if (us < best_us) {
       best = mode;
       best_us = us;

@@ -20,7 +20,7 @@ extern "C" {
 
 typedef mixcomm_mode_t mixcomm__tune_table_t[MIXCOMM_NUM_OPS][MIXCOMM_TUNE_BUCKETS];
 
-/* As the seed: max(15 - floor(log2(dp_size)), 1) buckets, so dp * the largest bucket stays
+/* As FlashInfer's autotune: max(15 - floor(log2(dp_size)), 1) buckets, so dp * the largest bucket stays
  * <= 128 MiB when dp is a power of two (< 256 MiB otherwise). dp_size < 1 counts as 1. */
 int mixcomm__tune_num_buckets(int dp_size);
 /* Bucket of a per-rank message: round(log2(bytes / 8 KiB)) clamped to [0, num_buckets);
@@ -118,6 +118,7 @@ typedef struct mixcomm__cost_params {
   double inter_latency_us;  /* one round across nodes */
   double inter_gbps;        /* bytes a GPU sends across nodes per second (GB/s) */
   double nccl_latency_us;   /* fixed cost of one NCCL collective */
+  double kernel_launch_us;  /* a kernel of its own after NCCL (the epilogue in NCCL modes) */
 } mixcomm__cost_params_t;
 
 void mixcomm__cost_params_default(mixcomm__cost_params_t* p);
@@ -125,6 +126,13 @@ double mixcomm__cost_predict_us(const mixcomm__cost_params_t* p, const mixcomm_t
                                 mixcomm_op_t op, mixcomm_mode_t mode, uint64_t bytes);
 mixcomm_mode_t mixcomm__cost_model_choice(const mixcomm_topology_t* t, const mixcomm_caps_t* c,
                                           mixcomm_op_t op, uint64_t bytes);
+/* The same for a call with an epilogue (mixcomm_run_epilogue) when `epilogue`: the NCCL modes
+ * then pay one more kernel (MIXCOMM_COST_KERNEL_US, default 3 us). */
+double mixcomm__cost_predict_epilogue_us(const mixcomm__cost_params_t* p,
+                                         const mixcomm_topology_t* t, mixcomm_op_t op,
+                                         mixcomm_mode_t mode, uint64_t bytes);
+mixcomm_mode_t mixcomm__cost_model_choose(const mixcomm_topology_t* t, const mixcomm_caps_t* c,
+                                          mixcomm_op_t op, uint64_t bytes, int epilogue);
 
 #ifdef __cplusplus
 }

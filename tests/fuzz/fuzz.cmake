@@ -12,12 +12,12 @@ endif()
 set(MIXCOMM_FUZZ_SANITIZE -fsanitize=address,undefined -fno-sanitize-recover=all)
 set(MIXCOMM_FUZZ_FLAGS ${MIXCOMM_FUZZ_SANITIZE} -fno-omit-frame-pointer -g -O1)
 
-file(GLOB_RECURSE MIXCOMM_FUZZ_HOST_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/*.c)
+file(GLOB_RECURSE MIXCOMM_FUZZ_HOST_SOURCES CONFIGURE_DEPENDS ${MIXCOMM_ROOT}/src/*.c)
 list(FILTER MIXCOMM_FUZZ_HOST_SOURCES EXCLUDE REGEX "/src/nvshmem/")
 # A static archive: each target links only the objects it needs (no CUDA kernels).
 add_library(mixcomm_fuzz_host STATIC ${MIXCOMM_FUZZ_HOST_SOURCES})
 target_include_directories(mixcomm_fuzz_host
-  PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src ${CMAKE_BINARY_DIR}/generated
+  PUBLIC ${MIXCOMM_ROOT}/include ${MIXCOMM_ROOT}/src ${MIXCOMM_GENERATED}
          ${CUDAToolkit_INCLUDE_DIRS})
 target_compile_definitions(mixcomm_fuzz_host PUBLIC _GNU_SOURCE)
 target_compile_options(mixcomm_fuzz_host PRIVATE ${MIXCOMM_FUZZ_FLAGS}
@@ -36,8 +36,8 @@ foreach(t ${MIXCOMM_FUZZ_TARGETS})
     ${CMAKE_DL_LIBS} m)
 endforeach()
 # The tools' parsers: the target includes the tool's source (its parsers are static there).
-target_include_directories(fuzz_tool_args PRIVATE ${PROJECT_SOURCE_DIR}/tools)
+target_include_directories(fuzz_tool_args PRIVATE ${MIXCOMM_ROOT}/tools)
 target_sources(fuzz_tool_args PRIVATE ${CMAKE_CURRENT_LIST_DIR}/tool_info.c
-  ${CMAKE_CURRENT_LIST_DIR}/tool_perf.c ${PROJECT_SOURCE_DIR}/tools/common/args.c
-  ${PROJECT_SOURCE_DIR}/tools/common/spawn.c)
+  ${CMAKE_CURRENT_LIST_DIR}/tool_perf.c ${MIXCOMM_ROOT}/tools/common/args.c
+  ${MIXCOMM_ROOT}/tools/common/spawn.c)
 add_custom_target(mixcomm_fuzzers DEPENDS ${MIXCOMM_FUZZ_EXECUTABLES})

@@ -33,7 +33,7 @@ static const char* const vars[] = {
     "MIXCOMM_COST_INTRA_GBPS", "MIXCOMM_COST_INTER_LAT_US", "MIXCOMM_COST_INTER_GBPS",
     "MIXCOMM_COST_NCCL_LAT_US", "MIXCOMM_CACHE_DIR",   "XDG_CACHE_HOME",
     "HOME",                   "MIXCOMM_SOCKET_DIR",   "XDG_RUNTIME_DIR",
-    "MIXCOMM_LOG",            "MIXCOMM_LOG_FILE"};
+    "MIXCOMM_LOG",            "MIXCOMM_LOG_FILE",     "MIXCOMM_COST_KERNEL_US"};
 #define NVARS ((int)(sizeof vars / sizeof vars[0]))
 
 static void check_message(const char* const* names, int n) {
@@ -81,7 +81,8 @@ static void check_cost(void) {
   mixcomm__cost_params_default(&p);
   FUZZ_CHECK(isfinite(p.intra_latency_us) && p.intra_latency_us >= 0 &&
                  isfinite(p.inter_latency_us) && p.inter_latency_us >= 0 &&
-                 isfinite(p.nccl_latency_us) && p.nccl_latency_us >= 0,
+                 isfinite(p.nccl_latency_us) && p.nccl_latency_us >= 0 &&
+                 isfinite(p.kernel_launch_us) && p.kernel_launch_us >= 0,
              "latency out of range");
   FUZZ_CHECK(isfinite(p.intra_gbps) && p.intra_gbps > 0 && isfinite(p.inter_gbps) &&
                  p.inter_gbps > 0,
@@ -98,8 +99,8 @@ static void check_cost(void) {
   for (int op = 0; op < MIXCOMM_NUM_OPS; op++)
     for (int m = 0; m < MIXCOMM_MODE_AUTOTUNE; m++)
       for (int s = 0; s < 4; s++) {
-        const double us = mixcomm__cost_predict_us(&p, &t, (mixcomm_op_t)op, (mixcomm_mode_t)m,
-                                                   sizes[s]);
+        const double us = mixcomm__cost_predict_epilogue_us(&p, &t, (mixcomm_op_t)op,
+                                                            (mixcomm_mode_t)m, sizes[s]);
         FUZZ_CHECK(isfinite(us) && us >= 0,
                    "prediction %g us for op %d mode %d, %llu bytes (lat %g/%g/%g, gbps %g/%g)",
                    us, op, m, (unsigned long long)sizes[s], p.intra_latency_us,

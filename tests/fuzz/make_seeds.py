@@ -182,7 +182,7 @@ def env():
              "MIXCOMM_COST_INTRA_LAT_US", "MIXCOMM_COST_INTRA_GBPS", "MIXCOMM_COST_INTER_LAT_US",
              "MIXCOMM_COST_INTER_GBPS", "MIXCOMM_COST_NCCL_LAT_US", "MIXCOMM_CACHE_DIR",
              "XDG_CACHE_HOME", "HOME", "MIXCOMM_SOCKET_DIR", "XDG_RUNTIME_DIR", "MIXCOMM_LOG",
-             "MIXCOMM_LOG_FILE"]
+             "MIXCOMM_LOG_FILE", "MIXCOMM_COST_KERNEL_US"]  # fuzz_env.c's list, in its order
 
     def pairs(flags, size, *kv):
         out = bytes([flags, size])
@@ -212,7 +212,8 @@ def env():
           b"127.0.0.1".ljust(256, b"\0") + b"tok".ljust(128, b"\0"))
     write("env", "config-dir", pairs(0, 2, (None, "/scratch/tune"), ("HOME", "")))
     write("env", "finding-cost-infinite", pairs(0, 1, ("MIXCOMM_COST_INTRA_GBPS", "1e-300"),
-                                                ("MIXCOMM_COST_NCCL_LAT_US", "1e300")))
+                                                ("MIXCOMM_COST_NCCL_LAT_US", "1e300"),
+                                                ("MIXCOMM_COST_KERNEL_US", "1e308")))
     write("env", "finding-escape-in-path", pairs(0, 1, ("MIXCOMM_CACHE_DIR", "/\x1b[2J" + "d" * 600)))
     write("env", "finding-address-source", pairs(0, 2, ("MASTER_ADDR", "a" * 300),
                                                  ("MIXCOMM_PORT", "1")))

@@ -27,7 +27,7 @@ static double now_s(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void failf(gpu_rank_t* g, const char* fmt, ...) {
+void failf(gpu_rank_t* g, const char* fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -38,7 +38,7 @@ static void failf(gpu_rank_t* g, const char* fmt, ...) {
   g->failed++;
 }
 
-static int want(const gpu_rank_t* g, const char* test) {
+int want(const gpu_rank_t* g, const char* test) {
   return g->opt->only[0] == '\0' || strcmp(g->opt->only, test) == 0;
 }
 
@@ -61,12 +61,12 @@ static int is_scatter(mixcomm_op_t op) {
 /* Copies and fills go through the test's own stream: a plain cudaMemcpy from pageable memory
  * may return before its DMA lands, and the legacy default stream does not order work on a
  * non-blocking stream, so a kernel could read half-uploaded input. */
-static cudaError_t upload(gpu_rank_t* g, void* dst, const void* src, size_t bytes) {
+cudaError_t upload(gpu_rank_t* g, void* dst, const void* src, size_t bytes) {
   cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g->stream);
   return e != cudaSuccess ? e : cudaStreamSynchronize(g->stream);
 }
 
-static cudaError_t download(gpu_rank_t* g, void* dst, const void* src, size_t bytes) {
+cudaError_t download(gpu_rank_t* g, void* dst, const void* src, size_t bytes) {
   cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g->stream);
   return e != cudaSuccess ? e : cudaStreamSynchronize(g->stream);
 }
@@ -77,7 +77,7 @@ static cudaError_t fill(gpu_rank_t* g, void* dst, int value, size_t bytes) {
 }
 
 /* Status of everything enqueued so far: CUDA errors and the handler's asynchronous error. */
-static mixcomm_status_t settle(gpu_rank_t* g, char* why, size_t size) {
+mixcomm_status_t settle(gpu_rank_t* g, char* why, size_t size) {
   cudaError_t e = cudaStreamSynchronize(g->stream);
   if (e != cudaSuccess) {
     snprintf(why, size, "cudaStreamSynchronize: %s", cudaGetErrorString(e));
@@ -211,7 +211,7 @@ static void run_case(gpu_rank_t* g, mixcomm_op_t op, mixcomm_mode_t mode, int64_
     g->passed++;
 }
 
-static int valid_fused_modes(const gpu_rank_t* g, mixcomm_mode_t* modes) {
+int valid_fused_modes(const gpu_rank_t* g, mixcomm_mode_t* modes) {
   int n = 0;
   for (int m = MIXCOMM_MODE_FUSED_OPT_WAITS_MC; m <= MIXCOMM_MODE_FUSED_OPT_BYTES2_UC; m++)
     if (mixcomm_mode_invalid_reason(g->h, (mixcomm_mode_t)m) == NULL)
@@ -219,7 +219,7 @@ static int valid_fused_modes(const gpu_rank_t* g, mixcomm_mode_t* modes) {
   return n;
 }
 
-static int valid_ops(const gpu_rank_t* g, mixcomm_op_t* ops) {
+int valid_ops(const gpu_rank_t* g, mixcomm_op_t* ops) {
   int n = 0;
   mixcomm_get_valid_op_list(g->h, ops, MIXCOMM_NUM_OPS, &n);
   return n;
@@ -839,6 +839,8 @@ int gpu_rank_run(gpu_rank_t* g) {
       test_graph(g);
     if (want(g, "checkpoint") && !g->dead)
       test_checkpoint(g);
+    if (want(g, "epilogue") && !g->dead)
+      test_epilogue(g);
     destroy_handler(g);
   }
   if (want(g, "lifecycle"))

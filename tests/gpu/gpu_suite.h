@@ -42,4 +42,19 @@ typedef struct gpu_rank {
 
 int gpu_rank_run(gpu_rank_t* g);
 
+/* Helpers of gpu_rank.c shared with the other test files. */
+void failf(gpu_rank_t* g, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+int want(const gpu_rank_t* g, const char* test);
+/* Stream-ordered copies and the status of everything enqueued (CUDA and the handler's). */
+cudaError_t upload(gpu_rank_t* g, void* dst, const void* src, size_t bytes);
+cudaError_t download(gpu_rank_t* g, void* dst, const void* src, size_t bytes);
+mixcomm_status_t settle(gpu_rank_t* g, char* why, size_t size);
+/* The handler's valid fused modes and ops, in enum order. */
+int valid_fused_modes(const gpu_rank_t* g, mixcomm_mode_t* modes);
+int valid_ops(const gpu_rank_t* g, mixcomm_op_t* ops);
+
+/* The fused epilogue (tests/gpu/epilogue.c): every op and fused mode, every output alone and
+ * together, against a float64 reference; CUDA graph replay; argument errors. */
+void test_epilogue(gpu_rank_t* g);
+
 #endif

@@ -16,4 +16,5 @@
   X(tune_cache_path_printable, 10)         \
   X(tune_cache_parse_bounds, 10)           \
   X(tune_cost_model_env_bounds, 15)        \
-  X(tools_perf_strict_numbers, 30)
+  X(tools_perf_strict_numbers, 30)         \
+  X(tools_spawn_launcher_env, 15)

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Tests of the GPU-free core: topology (SPEC section 1), valid ops (section 2) and modes
- * (section 3), names and status strings, the config initializer, the workspace plan, the
+ * Tests of the GPU-free core: topology, valid ops and modes, names and status strings, the config initializer, the workspace plan, the
  * per-call geometry and the run-argument checks.
  *
- * Expected values are computed here from the SPEC's formulas (or the layout comment in
+ * Expected values are computed here from the documented formulas (or the layout comment in
  * src/core/plan.h), never by calling the code under test. */
 #include <stdint.h>
 #include <strings.h>
@@ -28,7 +27,7 @@ static int contains_ci(const char* hay, const char* needle) {
 }
 
 /* One way of describing a level (node or inter-node) of n ranks: the tp/dp sizes passed in
- * (0 = not given) and the sizes the SPEC's default rules give for them. */
+ * (0 = not given) and the sizes the default rules give for them. */
 typedef struct level_form {
   int tp_in, dp_in;
   int tp, dp;
@@ -83,7 +82,7 @@ static mixcomm_topology_t resolved(int world_size, int local_size, int ltp, int 
   return t;
 }
 
-/* Check every field of `got` against SPEC section 1 for world rank w of a job of W ranks,
+/* Check every field of `got` against the topology rules for world rank w of a job of W ranks,
  * L per node, with resolved sizes ltp x ldp inside a node and itp x idp across nodes. */
 static void check_rank(const mixcomm_topology_t* got, int W, int L, int ltp, int ldp, int itp,
                        int idp, int w, const char* what) {
@@ -128,7 +127,7 @@ static void check_rank(const mixcomm_topology_t* got, int W, int L, int ltp, int
 /* ---------------------------------------------------------------------------------------- */
 
 /* Every world size 1..64, every local size dividing it, every form of both levels, every
- * rank: resolve gives the SPEC's ranks, and the (tp_rank, dp_rank) pairs cover the tp x dp
+ * rank: resolve gives the documented ranks, and the (tp_rank, dp_rank) pairs cover the tp x dp
  * grid exactly once. */
 TEST_IMPL(core_topology_all_ranks) {
   level_form_t lforms[MAX_FORMS], iforms[MAX_FORMS];
@@ -223,7 +222,7 @@ typedef struct bad_topology {
   const char* needles[3]; /* the message must name these values */
 } bad_topology_t;
 
-/* Every violated rule of SPEC section 1 gives INVALID_ARGUMENT with a message naming the
+/* Every violated topology rule gives INVALID_ARGUMENT with a message naming the
  * values, and leaves the output untouched. */
 TEST_IMPL(core_topology_errors) {
   static const bad_topology_t cases[] = {
@@ -302,7 +301,7 @@ TEST_IMPL(core_topology_errors) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Valid ops (SPEC section 2)                                                                 */
+/* Valid ops                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
 static void check_ops(const mixcomm_topology_t* t, const int expected[MIXCOMM_NUM_OPS],
@@ -339,7 +338,7 @@ TEST_IMPL(core_ops_valid) {
   t = resolved(1, 1, 0, 0, 0, 0);
   check_ops(&t, world1, "world 1");
 
-  /* Every topology up to 48 ranks against the table of SPEC section 2. */
+  /* Every topology up to 48 ranks against the op table. */
   level_form_t lf[MAX_FORMS], inf[MAX_FORMS];
   for (int W = 1; W <= 48; W++) {
     for (int L = 1; L <= W; L++) {
@@ -366,7 +365,7 @@ TEST_IMPL(core_ops_valid) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Valid modes (SPEC section 3)                                                               */
+/* Valid modes                                                                                */
 /* ---------------------------------------------------------------------------------------- */
 
 /* The rules one mode breaks for (topology, caps): up to 4, each with a word the reason must
@@ -726,7 +725,7 @@ TEST_IMPL(core_config_initializer) {
 #undef SAME
   ASSERT(a.autotune_cache_dir == b.autotune_cache_dir);
 
-  /* The seed's defaults. */
+  /* The defaults (FlashInfer MixedCommHandler's where it has the field). */
   ASSERT_EQ(a.struct_size, sizeof(mixcomm_config_t));
   ASSERT_EQ(a.version, MIXCOMM_VERSION_CODE);
   ASSERT_EQ(a.world_rank, 0);
@@ -1209,7 +1208,7 @@ TEST_IMPL(core_validate_op) {
   ASSERT_ERR(mixcomm__validate_run(&t, (mixcomm_dtype_t)9, MIXCOMM_OP_ALLREDUCE_ALLGATHER, in,
                                    out, 4, 8, &shape),
              MIXCOMM_ERR_INVALID_ARGUMENT, "dtype=9");
-  /* Every (topology, op) pair: accepted exactly when SPEC section 2 says the op is valid. */
+  /* Every (topology, op) pair: accepted exactly when the op table says the op is valid. */
   for (int k = 0; k < NUM_TOPOS; k++) {
     t = topo_of(&kTopos[k]);
     const int tp = t.tp_size, dp = t.dp_size;

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Tests of the mixcomm-info tool: run the built binary (MIXCOMM_INFO_PATH), read its JSON with
- * a small strict parser written here, and check the values against SPEC formulas computed in
+ * a small strict parser written here, and check the values against the documented formulas computed in
  * the test. Bad arguments must fail with a message on stderr. */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -448,7 +450,7 @@ static int json_rejects(const char* text) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Expectations from the SPEC                                                                 */
+/* Expectations from the documented rules                                                     */
 /* ---------------------------------------------------------------------------------------- */
 
 static const char* const kOps[] = {"ALLREDUCE", "ALLGATHER", "REDUCESCATTER",
@@ -480,7 +482,7 @@ static const info_case_t kCases[] = {
     {"--world-size 32 --local-size 32", 32, 32, 32, 1, 1, 1},
 };
 
-/* Which modes SPEC section 3 allows, with the tool's assumptions (one GPU per rank, autotune
+/* Which modes the mode rules allow, with the tool's assumptions (one GPU per rank, autotune
  * on unless no_autotune, this build's NCCL and NVSHMEM). */
 static int mode_expected_valid(int mode, const info_case_t* c, int no_autotune, int share) {
   const int I = c->W / c->L, tp = c->ltp * c->itp, dp = c->ldp * c->idp;
@@ -511,7 +513,7 @@ static void check_json_case(const info_case_t* c, const jval_t* root, int no_aut
   ASSERT_EQ(jint(root, "tp_size"), tp);
   ASSERT_EQ(jint(root, "dp_size"), dp);
 
-  /* Every world rank, in order, with the SPEC's derived ranks. */
+  /* Every world rank, in order, with the derived ranks of the topology rules. */
   const jval_t* ranks = jarr(root, "ranks");
   ASSERT_EQ(ranks->n, W);
   for (int w = 0; w < W; w++) {
@@ -530,7 +532,7 @@ static void check_json_case(const info_case_t* c, const jval_t* root, int no_aut
         FAIL("%s: rank %d field %d is %lld, expected %lld", c->args, w, k, got[k], exp[k]);
   }
 
-  /* Valid ops per SPEC section 2, in enum order. */
+  /* Valid ops per the op table, in enum order. */
   const int op_ok[] = {dp == 1, tp == 1, tp == 1, tp > 1 && dp > 1, tp > 1 && dp > 1};
   const jval_t* ops = jarr(root, "valid_ops");
   int k = 0;
@@ -707,7 +709,7 @@ TEST_IMPL(info_json_options) {
   ASSERT_CONTAINS(jstr(jget(roots, "excluded_modes"), "NCCL_ONE"), "GPU");
   ASSERT_CONTAINS(jstr(jget(roots, "excluded_modes"), "NCCL_TP_DP"), "GPU");
 
-  /* Every dtype spelling the SPEC names. */
+  /* Every documented dtype spelling. */
   static const char* const spell[][2] = {
       {"fp16", "float16"}, {"bf16", "bfloat16"}, {"fp32", "float32"}};
   for (int i = 0; i < 3; i++) {
@@ -783,6 +785,9 @@ TEST_IMPL(info_bad_arguments) {
       {"--world-size -8 --local-size 4", "-8"},
       {"--world-size 8 --local-size 0", "local-size"},
       {"--world-size 99999999999 --local-size 1", "99999999999"},
+      {"--world-size 2147483647 --local-size 1", "at most 16384"},
+      {"--world-size 16385 --local-size 1", "16385"},
+      {"--world-size 4 --local-size 4 --grid-size 4097", "grid-size"},
       {"--world-size 4 --local-size 4 --grid-size 0", "grid-size"},
       {"--world-size 4 --local-size 4 --grid-size x", "grid-size"},
       {"--world-size 4 --local-size 4 --max-block-size 33", "max_block_size=33"},
@@ -800,6 +805,64 @@ TEST_IMPL(info_bad_arguments) {
     if (r.out[0] != '\0')
       FAIL("'%s': printed on stdout although it failed: %s", bad[i].args, r.out);
     ASSERT_EQ(r.status, 2);
+  }
+  return 0;
+}
+
+/* Output into a full device or a pipe nobody reads: exit 1 at the first failed write with a
+ * message, for text, JSON and --help, and never a signal or a hang. */
+static void expect_write_failure(const char* const* argv, int use_pipe) {
+  FILE* err = tmpfile();
+  ASSERT(err != NULL);
+  int fds[2] = {-1, -1};
+  if (use_pipe) {
+    ASSERT(pipe(fds) == 0);
+    close(fds[0]); /* nobody reads: every write fails with EPIPE */
+  }
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  ASSERT(pid >= 0);
+  if (pid == 0) {
+    int out = use_pipe ? fds[1] : open("/dev/full", O_WRONLY);
+    if (out < 0)
+      _exit(126);
+    signal(SIGPIPE, SIG_IGN); /* kept across exec: the write fails instead of killing */
+    dup2(out, 1);
+    dup2(fileno(err), 2);
+    execv(MIXCOMM_INFO_PATH, (char* const*)argv);
+    _exit(127);
+  }
+  if (use_pipe)
+    close(fds[1]);
+  int st = 0;
+  ASSERT(waitpid(pid, &st, 0) == pid);
+  fseek(err, 0, SEEK_END);
+  char* text = slurp(err);
+  fclose(err);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 1)
+    FAIL("%s %s into %s: status 0x%x, expected exit 1; stderr: %s", argv[1], argv[2],
+         use_pipe ? "a closed pipe" : "/dev/full", st, text);
+  ASSERT_CONTAINS(text, "mixcomm-info: writing the output failed");
+  ASSERT_CONTAINS(text, use_pipe ? "pipe" : "space");
+  /* One message, not one per attempted write. */
+  ASSERT(strstr(strstr(text, "writing") + 1, "writing") == NULL);
+  free(text);
+}
+
+TEST_IMPL(info_write_failure) {
+  static const char* const text[] = {MIXCOMM_INFO_PATH, "--world-size", "16384", "--local-size",
+                                     "16", NULL};
+  static const char* const json[] = {MIXCOMM_INFO_PATH, "--world-size", "16384", "--local-size",
+                                     "16", "--json", NULL};
+  static const char* const small[] = {MIXCOMM_INFO_PATH, "--world-size", "2", "--local-size",
+                                      "2", NULL};
+  static const char* const help[] = {MIXCOMM_INFO_PATH, "--help", NULL};
+  for (int use_pipe = 0; use_pipe < 2; use_pipe++) {
+    expect_write_failure(text, use_pipe);
+    expect_write_failure(json, use_pipe);
+    expect_write_failure(small, use_pipe);
+    expect_write_failure(help, use_pipe);
   }
   return 0;
 }

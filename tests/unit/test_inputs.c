@@ -22,14 +22,15 @@
 #include <unistd.h>
 
 #include "bootstrap/fd_exchange_msg.h"
+#include "common/spawn.h"
 #include "core/env.h"
 #include "core/log.h"
 #include "harness/ranks.h"
 #include "harness/task.h"
 #include "tune/tune.h"
 
-#ifndef MIXCOMM_INFO_PATH
-#error "MIXCOMM_INFO_PATH must name the built mixcomm-info binary (mixcomm-perf is beside it)"
+#ifndef MIXCOMM_PERF_PATH
+#error "MIXCOMM_PERF_PATH must name the built mixcomm-perf binary"
 #endif
 
 static long long ms_now(void) {
@@ -415,14 +416,15 @@ static int cost_bounds_child(int rank, int n, void* arg) {
   (void)n;
   (void)arg;
   const char* vars[] = {"MIXCOMM_COST_INTRA_GBPS", "MIXCOMM_COST_INTER_GBPS",
-                        "MIXCOMM_COST_INTRA_LAT_US", "MIXCOMM_COST_NCCL_LAT_US"};
-  const char* values[] = {"1e-300", "1e-320", "1e300", "1e300"};
-  for (int i = 0; i < 4; i++)
+                        "MIXCOMM_COST_INTRA_LAT_US", "MIXCOMM_COST_NCCL_LAT_US",
+                        "MIXCOMM_COST_KERNEL_US"};
+  const char* values[] = {"1e-300", "1e-320", "1e300", "1e300", "1e308"};
+  for (int i = 0; i < 5; i++)
     setenv(vars[i], values[i], 1);
   mixcomm__cost_params_t p;
   mixcomm__cost_params_default(&p);
   ASSERT(p.intra_gbps == 300.0 && p.inter_gbps == 40.0);
-  ASSERT(p.intra_latency_us == 2.0 && p.nccl_latency_us == 20.0);
+  ASSERT(p.intra_latency_us == 2.0 && p.nccl_latency_us == 20.0 && p.kernel_launch_us == 3.0);
   mixcomm_topology_t t;
   memset(&t, 0, sizeof t);
   t.world_size = 8;
@@ -435,8 +437,8 @@ static int cost_bounds_child(int rank, int n, void* arg) {
   const mixcomm_mode_t m = mixcomm__cost_model_choice(&t, &caps, MIXCOMM_OP_ALLREDUCE, 1 << 20);
   ASSERT(mixcomm_topology_mode_valid(&t, &caps, m, NULL));
   for (int mode = 0; mode < MIXCOMM_MODE_AUTOTUNE; mode++)
-    ASSERT(isfinite(mixcomm__cost_predict_us(&p, &t, MIXCOMM_OP_ALLREDUCE,
-                                             (mixcomm_mode_t)mode, 1ull << 40)));
+    ASSERT(isfinite(mixcomm__cost_predict_epilogue_us(&p, &t, MIXCOMM_OP_ALLREDUCE,
+                                                      (mixcomm_mode_t)mode, 1ull << 40)));
   return 0;
 }
 
@@ -593,14 +595,9 @@ TEST_IMPL(bootstrap_fdx_messages) {
 /* The tools' numbers                                                                         */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Run a tool beside mixcomm-info with extra environment (NAME=VALUE, or NULL). */
-static int run_tool(const char* tool, char* const* argv, const char* env1, const char* env2,
+/* Run a tool (its built path) with extra environment (NAME=VALUE, or NULL); its stderr in err. */
+static int run_tool(const char* path, char* const* argv, const char* env1, const char* env2,
                     char* err, size_t cap) {
-  char path[1024];
-  snprintf(path, sizeof path, "%s", MIXCOMM_INFO_PATH);
-  char* slash = strrchr(path, '/');
-  ASSERT(slash != NULL);
-  snprintf(slash + 1, sizeof path - (size_t)(slash + 1 - path), "%s", tool);
   if (access(path, X_OK) != 0)
     FAIL("%s is not built (it is part of the default build)", path);
   int pipefd[2];
@@ -640,23 +637,87 @@ TEST_IMPL(tools_perf_strict_numbers) {
   char err[4096];
   /* The shared parser took leading white space: "-n ' 4'" meant 4 ranks. */
   char* a1[] = {"mixcomm-perf", "--dry-run", "-n", " 4", NULL};
-  ASSERT_EQ(run_tool("mixcomm-perf", a1, NULL, NULL, err, sizeof err), 2);
+  ASSERT_EQ(run_tool(MIXCOMM_PERF_PATH, a1, NULL, NULL, err, sizeof err), 2);
   ASSERT_CONTAINS(err, "--ranks ' 4': expected an integer in [1, 1024]");
   char* a2[] = {"mixcomm-perf", "--dry-run", "-n", "4", NULL};
-  ASSERT_EQ(run_tool("mixcomm-perf", a2, NULL, NULL, err, sizeof err), 0);
+  ASSERT_EQ(run_tool(MIXCOMM_PERF_PATH, a2, NULL, NULL, err, sizeof err), 0);
   /* A launcher's WORLD_SIZE was read with atoi: "4x" meant 4. */
   char* a3[] = {"mixcomm-perf", "--dry-run", NULL};
-  ASSERT_EQ(run_tool("mixcomm-perf", a3, "RANK=0", "WORLD_SIZE=4x", err, sizeof err), 2);
+  ASSERT_EQ(run_tool(MIXCOMM_PERF_PATH, a3, "RANK=0", "WORLD_SIZE=4x", err, sizeof err), 2);
   ASSERT_CONTAINS(err, "WORLD_SIZE='4x' in the environment is not an integer");
-  ASSERT_EQ(run_tool("mixcomm-perf", a3, "RANK=0", "WORLD_SIZE=99999999999", err, sizeof err),
+  ASSERT_EQ(run_tool(MIXCOMM_PERF_PATH, a3, "RANK=0", "WORLD_SIZE=99999999999", err, sizeof err),
             2);
   ASSERT_CONTAINS(err, "WORLD_SIZE='99999999999'");
-  ASSERT_EQ(run_tool("mixcomm-perf", a3, "RANK=0", "WORLD_SIZE=4", err, sizeof err), 0);
-  /* ... and the rank itself: RANK=abc meant rank 0 (a second rank 0 of the job). */
-  char* a4[] = {"mixcomm-perf", NULL};
-  ASSERT_EQ(run_tool("mixcomm-perf", a4, "RANK=abc", "WORLD_SIZE=2", err, sizeof err), 1);
-  ASSERT_CONTAINS(err, "RANK='abc' in the environment is not an integer in [0, 1]");
-  ASSERT_EQ(run_tool("mixcomm-perf", a4, "RANK=2", "WORLD_SIZE=2", err, sizeof err), 1);
-  ASSERT_CONTAINS(err, "RANK='2'");
+  ASSERT_EQ(run_tool(MIXCOMM_PERF_PATH, a3, "RANK=0", "WORLD_SIZE=4", err, sizeof err), 0);
+  return 0;
+}
+
+/* The rank spawner of mixcomm-perf and the GPU programs read a launcher's RANK, WORLD_SIZE,
+ * LOCAL_RANK and LOCAL_WORLD_SIZE with atoi and no range: RANK=abc became a second rank 0. */
+static int spawned_fn(const spawn_rank_t* r, void* arg) {
+  int* seen = arg;
+  seen[0] = r->rank;
+  seen[1] = r->world_size;
+  seen[2] = r->local_rank;
+  seen[3] = r->local_size;
+  return 0;
+}
+
+static int spawn_env_child(int rank, int n, void* arg) {
+  (void)rank;
+  (void)n;
+  (void)arg;
+  FILE* err = tmpfile();
+  ASSERT(err != NULL);
+  fflush(stderr);
+  dup2(fileno(err), 2);
+  struct {
+    const char *rank, *world, *local_rank, *local_world;
+    int ok;
+  } cases[] = {
+      {"1", "4", "1", "2", 1},        {"abc", "2", NULL, NULL, 0}, {"2", "2", NULL, NULL, 0},
+      {"-1", "2", NULL, NULL, 0},     {"0", "2x", NULL, NULL, 0},  {"0", "0", NULL, NULL, 0},
+      {"1", "4", "2", "2", 0},        {"1", "4", NULL, "8", 0},    {" 1", "4", NULL, NULL, 0},
+      {"3", "4", NULL, NULL, 1},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    setenv("RANK", cases[i].rank, 1);
+    setenv("WORLD_SIZE", cases[i].world, 1);
+    if (cases[i].local_rank != NULL)
+      setenv("LOCAL_RANK", cases[i].local_rank, 1);
+    else
+      unsetenv("LOCAL_RANK");
+    if (cases[i].local_world != NULL)
+      setenv("LOCAL_WORLD_SIZE", cases[i].local_world, 1);
+    else
+      unsetenv("LOCAL_WORLD_SIZE");
+    int seen[4] = {-1, -1, -1, -1};
+    const int rc = spawn_ranks(4, 2, 10, spawned_fn, seen);
+    if ((rc == 0) != cases[i].ok)
+      FAIL("case %zu (RANK=%s WORLD_SIZE=%s): spawn_ranks returned %d", i, cases[i].rank,
+           cases[i].world, rc);
+    if (!cases[i].ok)
+      ASSERT_EQ(seen[0], -1); /* the rank never ran */
+    if (i == 0)
+      ASSERT(seen[0] == 1 && seen[1] == 4 && seen[2] == 1 && seen[3] == 2);
+    if (i == sizeof cases / sizeof cases[0] - 1) /* LOCAL_* from the default layout */
+      ASSERT(seen[0] == 3 && seen[1] == 4 && seen[2] == 1 && seen[3] == 2);
+  }
+  fflush(stderr);
+  fseek(err, 0, SEEK_SET);
+  char text[4096];
+  size_t got = fread(text, 1, sizeof text - 1, err);
+  text[got] = '\0';
+  ASSERT_CONTAINS(text, "spawn: RANK='abc' in the environment is not an integer in [0, 1]");
+  ASSERT_CONTAINS(text, "spawn: RANK='2' in the environment is not an integer in [0, 1]");
+  ASSERT_CONTAINS(text, "spawn: WORLD_SIZE='2x'");
+  ASSERT_CONTAINS(text, "spawn: LOCAL_RANK='2' in the environment is not an integer in [0, 1]");
+  ASSERT_CONTAINS(text, "spawn: LOCAL_WORLD_SIZE='8'");
+  ASSERT_CONTAINS(text, "spawn: RANK=' 1'");
+  return 0;
+}
+
+TEST_IMPL(tools_spawn_launcher_env) {
+  ASSERT_EQ(run_ranks(1, spawn_env_child, NULL, 10000, NULL), 0);
   return 0;
 }

@@ -1335,9 +1335,10 @@ static int env_child(int rank, int n, void* arg) {
       p.intra_gbps != c->expect_params.intra_gbps ||
       p.inter_latency_us != c->expect_params.inter_latency_us ||
       p.inter_gbps != c->expect_params.inter_gbps ||
-      p.nccl_latency_us != c->expect_params.nccl_latency_us)
-    FAIL("params %g %g %g %g %g", p.intra_latency_us, p.intra_gbps, p.inter_latency_us,
-         p.inter_gbps, p.nccl_latency_us);
+      p.nccl_latency_us != c->expect_params.nccl_latency_us ||
+      p.kernel_launch_us != c->expect_params.kernel_launch_us)
+    FAIL("params %g %g %g %g %g %g", p.intra_latency_us, p.intra_gbps, p.inter_latency_us,
+         p.inter_gbps, p.nccl_latency_us, p.kernel_launch_us);
   mixcomm_caps_t caps = all_caps();
   mixcomm_topology_t tp8 = make_topo(8, 8, 0, 0, 0, 0);
   mixcomm_mode_t m = mixcomm__cost_model_choice(&tp8, &caps, c->op, c->bytes);
@@ -1347,7 +1348,7 @@ static int env_child(int rank, int n, void* arg) {
 }
 
 TEST_IMPL(tune_cost_model_env) {
-  const mixcomm__cost_params_t d = {2.0, 300.0, 6.0, 40.0, 20.0};
+  const mixcomm__cost_params_t d = {2.0, 300.0, 6.0, 40.0, 20.0, 3.0};
   env_case_t cases[] = {
       /* Defaults: one-shot at 8 KiB, two-shot at 1 MiB. */
       {{{NULL, NULL}}, MIXCOMM_OP_ALLREDUCE, 8192, MIXCOMM_MODE_FUSED_OPT_WAITS_UC, d},
@@ -1355,22 +1356,22 @@ TEST_IMPL(tune_cost_model_env) {
       /* No round latency: two-shot's smaller volume wins even at 8 KiB. */
       {{{"MIXCOMM_COST_INTRA_LAT_US", "0"}},
        MIXCOMM_OP_ALLREDUCE, 8192, MIXCOMM_MODE_FUSED_OPT_BYTES1_UC,
-       {0.0, 300.0, 6.0, 40.0, 20.0}},
+       {0.0, 300.0, 6.0, 40.0, 20.0, 3.0}},
       /* ... and at 0 bytes everything fused costs 0: the tie goes to the lower enum. */
       {{{"MIXCOMM_COST_INTRA_LAT_US", "0"}},
-       MIXCOMM_OP_ALLREDUCE, 0, MIXCOMM_MODE_FUSED_OPT_WAITS_UC, {0.0, 300.0, 6.0, 40.0, 20.0}},
+       MIXCOMM_OP_ALLREDUCE, 0, MIXCOMM_MODE_FUSED_OPT_WAITS_UC, {0.0, 300.0, 6.0, 40.0, 20.0, 3.0}},
       /* Huge round latency: one-shot even at 1 MiB... */
       {{{"MIXCOMM_COST_INTRA_LAT_US", "1e4"}, {"MIXCOMM_COST_NCCL_LAT_US", "1e6"}},
        MIXCOMM_OP_ALLREDUCE, 1 << 20, MIXCOMM_MODE_FUSED_OPT_WAITS_UC,
-       {1e4, 300.0, 6.0, 40.0, 1e6}},
+       {1e4, 300.0, 6.0, 40.0, 1e6, 3.0}},
       /* ... or free NCCL: NCCL_ONE. */
       {{{"MIXCOMM_COST_NCCL_LAT_US", "0"}},
-       MIXCOMM_OP_ALLREDUCE, 1 << 20, MIXCOMM_MODE_NCCL_ONE, {2.0, 300.0, 6.0, 40.0, 0.0}},
+       MIXCOMM_OP_ALLREDUCE, 1 << 20, MIXCOMM_MODE_NCCL_ONE, {2.0, 300.0, 6.0, 40.0, 0.0, 3.0}},
       /* Slow NVLink: the one-shot region grows (30 GB/s moves the crossover to ~11 KiB). */
       {{{"MIXCOMM_COST_INTRA_GBPS", "30"}, {"MIXCOMM_COST_INTER_GBPS", "12.5"},
         {"MIXCOMM_COST_INTER_LAT_US", "3"}},
        MIXCOMM_OP_ALLREDUCE, 8192, MIXCOMM_MODE_FUSED_OPT_WAITS_UC,
-       {2.0, 30.0, 3.0, 12.5, 20.0}},
+       {2.0, 30.0, 3.0, 12.5, 20.0, 3.0}},
       /* Invalid values are ignored (defaults kept, same choice as with no variables). */
       {{{"MIXCOMM_COST_INTRA_LAT_US", "abc"}, {"MIXCOMM_COST_INTRA_GBPS", "0"},
         {"MIXCOMM_COST_INTER_LAT_US", "-1"}, {"MIXCOMM_COST_INTER_GBPS", "inf"},

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Host-side inputs, float64 reference and checker (see refdata.h). Nothing here uses the
- * library's algorithms: the reference is the definition of each operation (SPEC section 2)
- * summed in float64. */
+ * library's algorithms: the reference is the definition of each operation (README.md's
+ * table) summed in float64. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * mixcomm_run_epilogue: a collective with residual add, RMSNorm and FP8 quantisation of its result
+ * in the same call (semantics in mixcomm.h, device side in kernels/epilogue.cuh). This file
+ * decides, per call, where P is kept for the row pass (the stash), which rank adds the residual
+ * and where, and dispatches: the fused kernels do everything in one launch; the NCCL modes and a
+ * world of one rank run the exchange, then the epilogue kernel. Temporaries come from
+ * cudaMallocAsync on the call's stream, so the call stays graph capturable. */
+#include <string.h>
+
+#include <cuda_runtime_api.h>
+
+#include "core/error.h"
+#include "core/topology.h"
+#include "core/validate.h"
+#include "handler/handler.h"
+#include "transport/nccl.h"
+
+int mixcomm__mode_is_fused(mixcomm_mode_t mode);
+
+/* Output bytes per CTA up to which the row pass runs inside the collective kernel (measured on
+ * the H200 with ranks sharing the GPU: in-kernel and separate passes cost the same at about
+ * 64-128 KiB per CTA; docs/results/epilogue-h200.md). */
+#define EPILOGUE_PASS_MAX_BYTES (128u * 1024u)
+
+typedef struct call {
+  mixcomm_handler_t* h;
+  mixcomm_op_t op;
+  mixcomm_mode_t mode;
+  const void* x_in;
+  void* x_out;
+  int64_t rows, row_elems;
+  mixcomm__run_shape_t shape;
+  const mixcomm_epilogue_t* e;
+  cudaStream_t stream;
+  int gather;
+  void* temp; /* the stash when no output can hold P of every row (freed at the end) */
+} call_t;
+
+/* The epilogue arguments every path shares; the caller sets where the residual is added. */
+static mixcomm_status_t epilogue_args(call_t* c, mixcomm__epilogue_args_t* a) {
+  const mixcomm_epilogue_t* e = c->e;
+  memset(a, 0, sizeof *a);
+  a->on = 1;
+  a->own_block = c->gather ? c->h->topo.dp_rank : 0;
+  a->row_vecs = (int)(c->row_elems * (int64_t)mixcomm_dtype_size(c->h->config.dtype) / 16);
+  a->eps = e->rms_eps;
+  a->residual_in = e->residual_in;
+  a->residual_out = e->residual_out;
+  a->gamma = e->rms_gamma;
+  a->norm_out = e->norm_out;
+  a->quant_out = e->quant_out;
+  a->scale = e->quant_scale;
+  a->normalize = e->norm_out != NULL || e->quant_out != NULL;
+  if (!a->normalize)
+    return MIXCOMM_SUCCESS;
+  /* The stash holds P of every output row until the row pass: residual_out when it covers them
+   * (not for gather ops, whose residual_out is one block), else norm_out (normalised in place),
+   * else a temporary. */
+  if (!c->gather && e->residual_out != NULL) {
+    a->stash = e->residual_out;
+    a->stash_is_residual = 1;
+  } else if (e->norm_out != NULL) {
+    a->stash = e->norm_out;
+  } else {
+    MIXCOMM_CUDA_CHECK(cudaMallocAsync(&c->temp, (size_t)c->shape.out_bytes, c->stream),
+                       "allocating the epilogue's temporary (quant_out without norm_out)");
+    a->stash = c->temp;
+  }
+  return MIXCOMM_SUCCESS;
+}
+
+static mixcomm_status_t epilogue_kernel(call_t* c, const void* s, const mixcomm__epilogue_args_t* a,
+                                        int rows_only) {
+  mixcomm__epilogue_launch_t l;
+  memset(&l, 0, sizeof l);
+  l.s = s;
+  l.rows_only = rows_only;
+  l.x_out = c->x_out;
+  l.vecs = c->shape.out_bytes / 16 / (c->gather ? (uint64_t)c->h->topo.dp_size : 1u);
+  l.blocks = c->gather ? c->h->topo.dp_size : 1;
+  l.dtype = (int)c->h->config.dtype;
+  l.e = *a;
+  const int err = mixcomm__launch_epilogue(&l, c->stream);
+  if (err != cudaSuccess)
+    return mixcomm__cuda_error(err, "launching the epilogue kernel");
+  return MIXCOMM_SUCCESS;
+}
+
+/* One rank: every op is the identity, S = x_in. */
+static mixcomm_status_t run_alone(call_t* c) {
+  mixcomm__epilogue_args_t a;
+  MIXCOMM_CHECK(epilogue_args(c, &a));
+  a.add_at_output = c->e->residual_in != NULL;
+  a.write_s = c->x_out != NULL;
+  return epilogue_kernel(c, c->x_in, &a, 0);
+}
+
+static mixcomm_status_t run_fused(call_t* c) {
+  mixcomm_handler_t* h = c->h;
+  const int residual = c->e->residual_in != NULL;
+  if (c->gather && residual && c->x_out != NULL) {
+    /* S itself is asked for, and the epilogue collective produces S + residual: one plain
+     * collective for x_out first. */
+    MIXCOMM_CHECK(mixcomm__run_fused(h, c->op, c->mode, c->x_in, c->x_out, c->shape.numel_block,
+                                     c->row_elems, NULL, c->stream));
+  }
+  mixcomm__epilogue_args_t a;
+  MIXCOMM_CHECK(epilogue_args(c, &a));
+  a.add_at_source = c->gather && residual && h->topo.tp_rank == 0;
+  a.add_at_output = !c->gather && residual;
+  a.write_s = c->x_out != NULL && !(c->gather && residual);
+  if (!a.normalize)
+    return mixcomm__run_fused(h, c->op, c->mode, c->x_in, c->x_out, c->shape.numel_block,
+                              c->row_elems, &a, c->stream);
+  /* The row pass runs in the collective's CTAs when their rows are few; past
+   * EPILOGUE_PASS_MAX_BYTES of output per CTA the collective's grid is too small to stream them
+   * (ranks sharing a GPU have a few dozen CTAs each), so the kernel only stores P and a kernel of
+   * its own, on the whole GPU, runs the pass. Every rank takes the same branch: it depends on
+   * shapes and the plan only. */
+  mixcomm__geometry_t g;
+  MIXCOMM_CHECK(mixcomm__geometry_rows(&h->plan, &h->topo, c->op, c->mode,
+                                       mixcomm_dtype_size(h->config.dtype), c->shape.numel_block,
+                                       c->row_elems, h->config.min_block_size,
+                                       h->config.min_num_steps, &g));
+  const uint64_t blocks = c->gather ? (uint64_t)h->topo.dp_size : 1u;
+  a.row_aligned = (uint64_t)g.span * 16u * blocks <= EPILOGUE_PASS_MAX_BYTES;
+  if (a.row_aligned)
+    return mixcomm__run_fused(h, c->op, c->mode, c->x_in, c->x_out, c->shape.numel_block,
+                              c->row_elems, &a, c->stream);
+  mixcomm__epilogue_args_t store_only = a;
+  store_only.normalize = 0;
+  MIXCOMM_CHECK(mixcomm__run_fused(h, c->op, c->mode, c->x_in, c->x_out, c->shape.numel_block,
+                                   c->row_elems, &store_only, c->stream));
+  return epilogue_kernel(c, NULL, &a, 1);
+}
+
+static mixcomm_status_t run_nccl(call_t* c) {
+  mixcomm_handler_t* h = c->h;
+  const int residual = c->e->residual_in != NULL;
+  const int64_t count = c->shape.numel_block;
+  mixcomm__epilogue_args_t a;
+  MIXCOMM_CHECK(epilogue_args(c, &a));
+  const void* src = c->x_in;
+  void* in_temp = NULL;
+  void* out_temp = NULL;
+  mixcomm_status_t st = MIXCOMM_SUCCESS;
+  if (c->gather && residual) {
+    if (c->x_out != NULL)
+      MIXCOMM_CHECK_GOTO(mixcomm__nccl_run(h, c->op, c->mode, c->x_in, c->x_out, count, c->stream),
+                         st, out);
+    if (h->topo.tp_rank == 0) {
+      /* Like the fused kernels: tp rank 0 contributes input + residual, NCCL's result is P. */
+      MIXCOMM_CUDA_CHECK_GOTO(cudaMallocAsync(&in_temp, (size_t)c->shape.in_bytes, c->stream),
+                              "allocating the epilogue's input temporary", st, out);
+      const int err = mixcomm__launch_add_residual(c->x_in, c->e->residual_in, in_temp,
+                                                   (int64_t)(c->shape.in_bytes / 16),
+                                                   (int)h->config.dtype, c->stream);
+      if (err != cudaSuccess) {
+        st = mixcomm__cuda_error(err, "launching the residual add before NCCL");
+        goto out;
+      }
+      src = in_temp;
+    }
+  } else {
+    a.add_at_output = residual;
+  }
+  /* Where NCCL leaves its result: x_out when that is S; else norm_out (overwritten by the row
+   * pass); else a temporary. Never residual_out, which may be residual_in. */
+  void* dst = c->x_out != NULL && !(c->gather && residual) ? c->x_out
+              : c->e->norm_out != NULL                     ? c->e->norm_out
+              : a.stash != NULL && a.stash == c->temp        ? c->temp
+                                                             : NULL;
+  if (dst == NULL) {
+    MIXCOMM_CUDA_CHECK_GOTO(cudaMallocAsync(&out_temp, (size_t)c->shape.out_bytes, c->stream),
+                            "allocating the epilogue's output temporary", st, out);
+    dst = out_temp;
+  }
+  MIXCOMM_CHECK_GOTO(mixcomm__nccl_run(h, c->op, c->mode, src, dst, count, c->stream), st, out);
+  st = epilogue_kernel(c, dst, &a, 0);
+out:
+  if (in_temp != NULL) {
+    cudaError_t e = cudaFreeAsync(in_temp, c->stream);
+    if (e != cudaSuccess && st == MIXCOMM_SUCCESS)
+      st = mixcomm__cuda_error((int)e, "freeing the epilogue's input temporary");
+  }
+  if (out_temp != NULL) {
+    cudaError_t e = cudaFreeAsync(out_temp, c->stream);
+    if (e != cudaSuccess && st == MIXCOMM_SUCCESS)
+      st = mixcomm__cuda_error((int)e, "freeing the epilogue's output temporary");
+  }
+  return st;
+}
+
+static mixcomm_status_t check_pointers(const call_t* c) {
+  const mixcomm_epilogue_t* e = c->e;
+  const struct {
+    const void* p;
+    const char* name;
+  } ptrs[] = {{c->x_in, "x_in"},
+              {c->x_out, "x_out"},
+              {e->residual_in, "residual_in"},
+              {e->residual_out, "residual_out"},
+              {e->rms_gamma, "rms_gamma"},
+              {e->norm_out, "norm_out"},
+              {e->quant_out, "quant_out"},
+              {e->quant_scale, "quant_scale"}};
+  for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
+    if (ptrs[i].p != NULL)
+      MIXCOMM_CHECK(mixcomm__check_device_pointer(c->h, ptrs[i].p, ptrs[i].name));
+  return MIXCOMM_SUCCESS;
+}
+
+mixcomm_status_t mixcomm_run_epilogue(mixcomm_handler_t* h, mixcomm_op_t op, const void* x_in,
+                                      void* x_out, int64_t rows, int64_t row_elems,
+                                      const mixcomm_epilogue_t* epilogue, mixcomm_mode_t mode,
+                                      cudaStream_t stream) {
+  if (epilogue != NULL && epilogue->struct_size != sizeof(mixcomm_epilogue_t))
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "epilogue.struct_size=%zu, expected %zu: initialise the struct with "
+                          "mixcomm_epilogue_init or MIXCOMM_EPILOGUE_INITIALIZER",
+                          epilogue->struct_size, sizeof(mixcomm_epilogue_t));
+  /* Nothing asked of the epilogue: the plain call. */
+  if (epilogue == NULL ||
+      (!mixcomm__epilogue_requested(epilogue) && epilogue->residual_in == NULL &&
+       epilogue->rms_gamma == NULL && epilogue->quant_scale == NULL))
+    return mixcomm_run(h, op, x_in, x_out, rows, row_elems, mode, stream);
+  MIXCOMM_CHECK(mixcomm__run_admit(h));
+  call_t c;
+  memset(&c, 0, sizeof c);
+  c.h = h;
+  c.op = op;
+  c.x_in = x_in;
+  c.x_out = x_out;
+  c.rows = rows;
+  c.row_elems = row_elems;
+  c.e = epilogue;
+  c.stream = stream;
+  MIXCOMM_CHECK(mixcomm__validate_run_ex(&h->topo, h->config.dtype, op, x_in, x_out, 1, rows,
+                                         row_elems, &c.shape));
+  MIXCOMM_CHECK(mixcomm__validate_epilogue(&h->topo, h->config.dtype, op, x_in, x_out, rows,
+                                           row_elems, &c.shape, epilogue));
+  if (x_out == NULL && !mixcomm__epilogue_requested(epilogue))
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "run_epilogue: no output: give x_out, residual_out, norm_out or "
+                          "quant_out");
+  c.mode = mode;
+  MIXCOMM_CHECK(mixcomm__resolve_mode(h, op, rows, row_elems, 1, &c.mode));
+  if (rows == 0)
+    return MIXCOMM_SUCCESS;
+  MIXCOMM_CHECK(check_pointers(&c));
+  c.gather = mixcomm__op_is_gather(op);
+  mixcomm_status_t st;
+  if (h->topo.world_size == 1)
+    st = run_alone(&c);
+  else if (mixcomm__mode_is_fused(c.mode))
+    st = run_fused(&c);
+  else
+    st = run_nccl(&c);
+  if (c.temp != NULL) {
+    cudaError_t e = cudaFreeAsync(c.temp, stream);
+    if (e != cudaSuccess && st == MIXCOMM_SUCCESS)
+      st = mixcomm__cuda_error((int)e, "freeing the epilogue's temporary");
+  }
+  return st;
+}
