@@ -131,14 +131,18 @@ int main(void) {
   CU(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   CU(cudaMalloc((void**)&d_in, in_elems * sizeof *d_in));
   CU(cudaMalloc((void**)&d_out, out_elems * sizeof *d_out));
-  CU(cudaMemcpy(d_in, host, in_elems * sizeof *host, cudaMemcpyHostToDevice));
+  /* Through the call's stream: a plain cudaMemcpy from pageable memory can return before its DMA
+   * lands, and the legacy default stream does not order work on a non-blocking stream. */
+  CU(cudaMemcpyAsync(d_in, host, in_elems * sizeof *host, cudaMemcpyHostToDevice, stream));
+  CU(cudaStreamSynchronize(stream));
 
   /* Enqueue only (CUDA-graph capturable); the mode is the library's choice for this size. */
   MC(mixcomm_run(h, op, d_in, d_out, rows, ROW_ELEMS, MIXCOMM_MODE_DEFAULT, stream));
   CU(cudaStreamSynchronize(stream));
   int peer = -1;
   MC(mixcomm_handler_async_error(h, &peer)); /* a peer's failure seen by the kernels */
-  CU(cudaMemcpy(host, d_out, out_elems * sizeof *host, cudaMemcpyDeviceToHost));
+  CU(cudaMemcpyAsync(host, d_out, out_elems * sizeof *host, cudaMemcpyDeviceToHost, stream));
+  CU(cudaStreamSynchronize(stream));
 
   /* Block d of the output: the sum of the inputs of the ranks whose dp_rank is d. */
   int64_t wrong = 0;

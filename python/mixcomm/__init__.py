@@ -8,10 +8,20 @@ compiled extension):
 
 The library is found through $MIXCOMM_LIBRARY, else the copy installed inside this package, else
 the repository's build/libmixcomm.so (see mixcomm._lib). It is loaded on first use.
+
+With torch importable, importing mixcomm registers the custom ops torch.ops.mixcomm.mixed_comm
+and torch.ops.mixcomm.mixed_comm_out (mixcomm.ops) that run_mixed_comm goes through, so it also
+works under torch.compile and in CUDA graphs. mixcomm imports without torch (run_mixed_comm
+then raises ImportError).
+
+Code written against FlashInfer: `mixcomm.alias_flashinfer()` makes
+`from flashinfer.comm import mixed_comm` give mixcomm's module.
 """
+from ._flashinfer_alias import alias_flashinfer
 from ._lib import (MixcommError, MixcommRuntimeError, MixcommValueError, find_library,
                    library_path, version_tuple)
-from .mixed_comm import MixedCommHandler, MixedCommMode, MixedCommOp, run_mixed_comm
+from .mixed_comm import (MixedCommHandler, MixedCommMode, MixedCommOp, handler_from_id,
+                         run_mixed_comm)
 
 __version__ = "0.1.0"
 
@@ -22,5 +32,6 @@ def library_version() -> str:
 
 
 __all__ = ["MixedCommHandler", "MixedCommMode", "MixedCommOp", "run_mixed_comm",
-           "MixcommError", "MixcommValueError", "MixcommRuntimeError", "find_library",
-           "library_path", "library_version", "__version__"]
+           "handler_from_id", "alias_flashinfer", "MixcommError", "MixcommValueError",
+           "MixcommRuntimeError", "find_library", "library_path", "library_version",
+           "__version__"]

@@ -11,15 +11,23 @@ values) and run_mixed_comm, all running libmixcomm through ctypes.
 Every rank must create its handler, call run_mixed_comm and shut down in the same order with
 the same shapes (the calls are collective). Errors are exceptions: ValueError for bad
 arguments, RuntimeError for failures, both carrying the library's message.
+
+run_mixed_comm goes through the torch.library custom ops torch.ops.mixcomm.mixed_comm and
+torch.ops.mixcomm.mixed_comm_out (mixcomm.ops), which refer to the handler by its integer
+handler_id: the same code runs eagerly, under torch.compile and inside CUDA graphs.
 """
 from __future__ import annotations
 
 import ctypes
 import enum
+import importlib
+import itertools
 import math
 import operator
+import threading
 import warnings
-from typing import TYPE_CHECKING, List, Optional
+import weakref
+from typing import TYPE_CHECKING, List, NamedTuple, Optional, Tuple
 
 from . import _bootstrap, _lib
 
@@ -56,6 +64,75 @@ class MixedCommMode(enum.IntEnum):
 
 _GATHER_OPS = (MixedCommOp.ALLGATHER, MixedCommOp.ALLREDUCE_ALLGATHER)
 _SCATTER_OPS = (MixedCommOp.REDUCESCATTER, MixedCommOp.REDUCESCATTER_ALLREDUCE)
+# The same as plain ints: what the custom ops take (and what torch.compile sees as constants).
+GATHER_OP_CODES = tuple(int(o) for o in _GATHER_OPS)
+SCATTER_OP_CODES = tuple(int(o) for o in _SCATTER_OPS)
+OP_NAMES = tuple(o.name for o in MixedCommOp)      # indexed by op code
+MODE_NAMES = tuple(m.name for m in MixedCommMode)  # indexed by mode code
+
+
+class CallInfo(NamedTuple):
+    """What a call needs to know about its handler, in plain values (ints, tuples, a torch
+    dtype and device) so that torch.compile can read it without a graph break and the custom
+    ops' fake implementations can compute output shapes. Fixed for the handler's lifetime."""
+
+    handler_id: int
+    tp_size: int
+    dp_size: int
+    dtype: object                  # torch.dtype (the dtype's name when torch is absent)
+    device: object                 # torch.device (the CUDA ordinal when torch is absent)
+    valid_ops: Tuple[int, ...]     # op codes, enum order
+    valid_modes: Tuple[int, ...]   # mode codes, enum order
+    mode_reasons: Tuple[Tuple[int, str], ...]  # (mode code, why it is invalid) for the others
+
+
+# handler_id -> live handler. Weak: a handler dropped without shutdown() is not kept alive by
+# the registry (its __del__ warns). Ids are never reused within a process, so an id baked into
+# a compiled graph can never reach a different handler.
+_registry_lock = threading.RLock()  # re-entrant: a finalizer (_forget) may run inside it
+_registry: "weakref.WeakValueDictionary[int, MixedCommHandler]" = weakref.WeakValueDictionary()
+_next_handler_id = itertools.count(1)
+# The CallInfo of every live handler, as plain module globals: torch.compile reads globals as
+# constants, whereas ints read from an argument's attributes may become symbolic (mixcomm.ops).
+live_handler_ids: Tuple[int, ...] = ()
+live_call_infos: dict = {}
+
+
+def _publish(info: "CallInfo", live: bool) -> None:
+    """Add (or remove) a handler's CallInfo to the globals above; callers hold _registry_lock.
+    The globals are replaced, never changed in place, so that compiled code guarding on them
+    sees the change."""
+    global live_handler_ids, live_call_infos
+    infos = dict(live_call_infos)
+    if live:
+        infos[info.handler_id] = info
+    else:
+        infos.pop(info.handler_id, None)
+    live_call_infos = infos
+    live_handler_ids = tuple(infos)
+
+
+def _forget(handler_id: int) -> None:
+    """The handler is shut down or garbage-collected: its id names nothing any more."""
+    with _registry_lock:
+        _registry.pop(handler_id, None)
+        info = live_call_infos.get(handler_id)
+        if info is not None:
+            _publish(info, False)
+
+
+def handler_from_id(handler_id: int) -> "MixedCommHandler":
+    """The live handler with this handler_id (what the custom ops' handler_id argument names);
+    RuntimeError if it was shut down or never existed in this process."""
+    h = _registry.get(handler_id)
+    if h is None:
+        raise _lib.MixcommRuntimeError(
+            f"MixedCommHandler with handler_id={handler_id} is not live in this process (shut "
+            f"down, garbage-collected, or never created): create the handler before running or "
+            f"compiling code that uses it, and shut it down only after its last call and after "
+            f"destroying any CUDA graph that contains its calls",
+            _lib.ERR_INVALID_USAGE, "MIXCOMM_ERR_INVALID_USAGE")
+    return h
 
 _DTYPE_NAMES = {_lib.FLOAT16: "float16", _lib.BFLOAT16: "bfloat16", _lib.FLOAT32: "float32"}
 
@@ -70,13 +147,6 @@ def _try_torch():
         return torch
     except ImportError:
         return None
-
-
-def _need_torch(what: str):
-    torch = _try_torch()
-    if torch is None:
-        raise ImportError(f"{what} needs PyTorch (import torch failed)")
-    return torch
 
 
 def _as_int(name: str, value, allow_none: bool = False) -> int:
@@ -277,6 +347,22 @@ class MixedCommHandler:
         self.use_autotune = bool(use_autotune)
         self._valid_ops = frozenset(self.get_valid_op_list())
         self._valid_modes = frozenset(self.get_valid_mode_list())
+        reasons = []
+        for m in MixedCommMode:
+            if m not in self._valid_modes:
+                reasons.append((int(m), self.mode_invalid_reason(m) or ""))
+        with _registry_lock:
+            handler_id = next(_next_handler_id)
+            self._call_info = CallInfo(
+                handler_id=handler_id, tp_size=self._topo.tp_size, dp_size=self._topo.dp_size,
+                dtype=self.dtype, device=self.device,
+                valid_ops=tuple(sorted(int(o) for o in self._valid_ops)),
+                valid_modes=tuple(sorted(int(m) for m in self._valid_modes)),
+                mode_reasons=tuple(reasons))
+            self._handler_id = handler_id  # a plain int, for mixcomm.ops under torch.compile
+            _registry[handler_id] = self
+            _publish(self._call_info, True)
+            weakref.finalize(self, _forget, handler_id)
 
     # -------------------------------------------------------------------------------------
     # Topology (resolved: the four tp/dp sizes are filled in)
@@ -325,6 +411,12 @@ class MixedCommHandler:
     def is_shut_down(self) -> bool:
         return self._h is None
 
+    @property
+    def handler_id(self) -> int:
+        """This handler's integer id in the process (never reused): the handler_id argument of
+        torch.ops.mixcomm.mixed_comm / mixed_comm_out. mixcomm.handler_from_id maps it back."""
+        return self._call_info.handler_id
+
     # -------------------------------------------------------------------------------------
     # Internals
     # -------------------------------------------------------------------------------------
@@ -335,6 +427,16 @@ class MixedCommHandler:
             raise _lib.MixcommRuntimeError("MixedCommHandler: used after shutdown()",
                                            _lib.ERR_INVALID_USAGE, "MIXCOMM_ERR_INVALID_USAGE")
         return h
+
+    def _enqueue(self, op: int, mode: int, in_ptr: int, out_ptr: int, rows: int,
+                 row_elems: int, stream: int) -> None:
+        """mixcomm_run on raw pointers (the custom ops' real implementation ends here)."""
+        h = self._live()
+        bs = self._bs
+        bs.clear()
+        st = _lib.load().mixcomm_run(h, op, in_ptr, out_ptr, rows, row_elems, mode, stream)
+        if st != _lib.SUCCESS:
+            raise _lib.make_error(st, f"run_mixed_comm({OP_NAMES[op]})", bs.failure_note())
 
     def _call(self, what: str, fn, *args) -> None:
         """Run a (possibly collective) library call; raise with the bootstrap's story."""
@@ -404,6 +506,9 @@ class MixedCommHandler:
         if h is None:
             return
         self._h = None
+        info = getattr(self, "_call_info", None)
+        if info is not None:
+            _forget(info.handler_id)
         bs = self._bs
         bs.clear()
         st = _lib.load().mixcomm_handler_shutdown(h)
@@ -470,82 +575,46 @@ class MixedCommHandler:
             pass
 
 
-def _output_rows(op: MixedCommOp, rows: int, dp: int) -> int:
-    if op in _GATHER_OPS:
-        return rows * dp
-    if op in _SCATTER_OPS:
-        return rows // dp
+def output_rows(op, rows, dp_size):
+    """Output rows of op for `rows` input rows: dp_size * rows for the gather ops (ALLGATHER,
+    ALLREDUCE_ALLGATHER), rows / dp_size for the scatter ops (REDUCESCATTER,
+    REDUCESCATTER_ALLREDUCE), rows otherwise. op is a MixedCommOp or its int code."""
+    if op in GATHER_OP_CODES:
+        return rows * dp_size
+    if op in SCATTER_OP_CODES:
+        return rows // dp_size
     return rows
 
 
 def run_mixed_comm(op, handler: MixedCommHandler, x_in, x_out=None, mode=None,
                    skip_check: bool = False):
     """Run op on x_in (a contiguous tensor of >= 2 dimensions, dim 0 = rows) into x_out and
-    return x_out, allocated with torch.empty when not given. COLLECTIVE and enqueue-only: the
-    work goes on torch's current CUDA stream; capturable into CUDA graphs.
+    return x_out, allocated when not given. COLLECTIVE and enqueue-only: the work goes on
+    torch's current CUDA stream. Works eagerly, under torch.compile (no graph break; the
+    out-of-place form, x_out=None, is the one to use with mode="reduce-overhead") and inside
+    CUDA graph capture, through the custom ops torch.ops.mixcomm.mixed_comm (x_out None) and
+    torch.ops.mixcomm.mixed_comm_out (x_out given).
 
     Output shape: [dp_size * rows, ...] for ALLGATHER and ALLREDUCE_ALLGATHER,
     [rows / dp_size, ...] for REDUCESCATTER and REDUCESCATTER_ALLREDUCE, else x_in's shape.
-    mode=None lets the library choose (AUTOTUNE if on). skip_check=True skips the Python
-    checks of op and mode validity (the library checks them again anyway).
+    mode=None lets the library choose (AUTOTUNE if on). Bad arguments raise ValueError before
+    anything is enqueued. skip_check is accepted for compatibility: the checks cost a few
+    microseconds and always run (in the custom op, so that eager and compiled calls fail the
+    same way; the library checks again).
     """
-    torch = _need_torch("run_mixed_comm")
-    op = _as_op(op)
-    if not isinstance(handler, MixedCommHandler):
-        raise _value_error(f"handler should be a MixedCommHandler, got {type(handler).__name__}")
-    h = handler._live()
-    mode_code = _lib.MODE_DEFAULT if mode is None else int(_as_mode(mode))
-    if not skip_check:
-        if op not in handler._valid_ops:
-            valid = ", ".join(o.name for o in sorted(handler._valid_ops))
-            raise _value_error(f"Invalid op: {op.name} (valid for tp_size={handler.tp_size}, "
-                               f"dp_size={handler.dp_size}: {valid})")
-        if mode is not None and mode_code not in handler._valid_modes:
-            reason = handler.mode_invalid_reason(mode_code)
-            raise _value_error(f"Invalid mode: {MixedCommMode(mode_code).name}"
-                               + (f" ({reason})" if reason else ""))
-    if not isinstance(x_in, torch.Tensor):
-        raise _value_error(f"x_in should be a torch.Tensor, got {type(x_in).__name__}")
-    if x_in.ndim < 2:
-        raise _value_error("x_in.ndim should be at least 2")
-    if x_in.dtype != handler.dtype:
-        raise _value_error(f"x_in.dtype should be {handler.dtype}")
-    if x_in.device != handler.device:
-        raise _value_error(f"x_in.device should be {handler.device}")
-    if not x_in.is_contiguous():
-        raise _value_error("x_in should be contiguous")
-    shape = tuple(x_in.shape)
-    rows, rest = shape[0], shape[1:]
-    dp = handler.dp_size
-    if op in _SCATTER_OPS and rows % dp != 0:
-        raise _value_error("x_in.shape[0] should be divisible by dp_size")
-    out_rows = _output_rows(op, rows, dp)
-    if x_out is None:
-        x_out = torch.empty((out_rows,) + rest, dtype=x_in.dtype, device=x_in.device)
-    else:
-        if not isinstance(x_out, torch.Tensor):
-            raise _value_error(f"x_out should be a torch.Tensor, got {type(x_out).__name__}")
-        if x_out.ndim != x_in.ndim:
-            raise _value_error("x_out.ndim should be equal to x_in.ndim")
-        if x_out.dtype != x_in.dtype:
-            raise _value_error("x_out.dtype should be equal to x_in.dtype")
-        if x_out.device != x_in.device:
-            raise _value_error("x_out.device should be equal to x_in.device")
-        if tuple(x_out.shape[1:]) != rest:
-            raise _value_error("x_out.shape[1:] should be equal to x_in.shape[1:]")
-        if x_out.shape[0] != out_rows:
-            if op in _SCATTER_OPS:
-                raise _value_error("x_out.shape[0] * dp_size should be equal to x_in.shape[0]")
-            if op in _GATHER_OPS:
-                raise _value_error("x_out.shape[0] should be equal to x_in.shape[0] * dp_size")
-            raise _value_error("x_out.shape[0] should be equal to x_in.shape[0]")
-        if not x_out.is_contiguous():
-            raise _value_error("x_out should be contiguous")
-    stream = torch.cuda.current_stream(x_in.device).cuda_stream
-    bs = handler._bs
-    bs.clear()
-    st = _lib.load().mixcomm_run(h, int(op), x_in.data_ptr(), x_out.data_ptr(), rows,
-                                 math.prod(rest), mode_code, stream)
-    if st != _lib.SUCCESS:
-        raise _lib.make_error(st, f"run_mixed_comm({op.name})", bs.failure_note())
-    return x_out
+    if _ops is None:
+        raise ImportError(f"run_mixed_comm needs PyTorch (import torch failed: {_ops_error})")
+    return _ops.run(op, handler, x_in, x_out, mode)
+
+
+# The custom ops (mixcomm.ops) need torch. Imported last: ops.py uses the names above. A torch
+# that is absent or fails to import leaves the rest of the binding usable; an error inside
+# ops.py itself is a real error and propagates.
+try:
+    importlib.import_module("torch")
+except Exception as _e:  # noqa: BLE001 - ImportError, or OSError from a broken CUDA install
+    _ops = None
+    _ops_error = f"{type(_e).__name__}: {_e}"
+else:
+    from . import ops as _ops
+    _ops_error = None

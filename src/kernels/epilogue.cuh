@@ -138,82 +138,50 @@ __device__ __forceinline__ float warp_sum(float x) {
 /* Normalise one row whose P starts at vector `base` of the stash, using `lanes` threads
  * (lane = 0..lanes-1 of them) that stride over the row's vectors; an inactive thread (no row
  * this round) loads and stores nothing but still calls reduce, which may hold barriers.
- * reduce(x) sums x over the lanes in a fixed order and returns it to all of them. The first
- * kHeld vectors of each lane (a whole row whenever row_vecs <= kHeld * lanes, the usual case)
- * and their weights are loaded once, together, before the reduction and kept in registers for
- * the second pass: one round trip to memory instead of two. */
-constexpr int kHeld = 4;
-
-template <typename T>
-__device__ __forceinline__ void emit_normalized(const mixcomm__epilogue_args_t& e, int64_t at,
-                                                uint4 pv, uint4 gv, float inv_rms, float scale) {
-  using E = Elems<T>;
-  E p, g;
-  p.unpack(pv);
-  g.unpack(gv);
-#pragma unroll
-  for (int i = 0; i < E::N; i++) p.f[i] = p.f[i] * inv_rms * g.f[i];
-  if (e.quant_out != nullptr) {
-    float q[E::N];
-#pragma unroll
-    for (int i = 0; i < E::N; i++) q[i] = __fdiv_rn(p.f[i], scale);
-    uint8_t* qv = static_cast<uint8_t*>(e.quant_out) + at * E::N;
-    if constexpr (E::N == 8)
-      *reinterpret_cast<uint2*>(qv) =
-          make_uint2(fp8x4(q[0], q[1], q[2], q[3]), fp8x4(q[4], q[5], q[6], q[7]));
-    else
-      *reinterpret_cast<uint32_t*>(qv) = fp8x4(q[0], q[1], q[2], q[3]);
-  }
-  /* In place when the stash is norm_out: this lane read vector `at` before. */
-  if (e.norm_out != nullptr)
-    store_output(static_cast<uint4*>(e.norm_out) + at, p.pack());
-}
-
-template <typename T>
-__device__ __forceinline__ float sum_squares(uint4 v) {
-  Elems<T> p;
-  p.unpack(v);
-  float sq = 0.0f;
-#pragma unroll
-  for (int i = 0; i < Elems<T>::N; i++) sq = fmaf(p.f[i], p.f[i], sq);
-  return sq;
-}
-
+ * reduce(x) sums x over the lanes in a fixed order and returns it to all of them.
+ * Each pass reads the row once (its loads are independent, so a lane's are in flight together);
+ * keeping the row in registers between the passes would save one of these reads but, under the
+ * fused kernels' 64-register budget (1024-thread blocks), spills the collective's own state. */
 template <typename T, typename Reduce>
 __device__ __forceinline__ void normalize_row(const mixcomm__epilogue_args_t& e, int64_t base,
                                               bool active, int lane, int lanes, float inv_n,
                                               Reduce reduce) {
+  using E = Elems<T>;
   const uint4* stash = static_cast<const uint4*>(e.stash) + base;
-  const uint4* gamma = static_cast<const uint4*>(e.gamma);
   const int V = active ? e.row_vecs : 0;
-  uint4 held[kHeld], held_gamma[kHeld];
-#pragma unroll
-  for (int u = 0; u < kHeld; u++) {
-    const int v = lane + u * lanes;
-    if (v < V) {
-      held[u] = load_coherent(stash + v);
-      held_gamma[u] = __ldg(gamma + v);
-    }
-  }
-  /* The same order of additions whatever the row length: held vectors first, then the rest. */
   float sq = 0.0f;
-#pragma unroll
-  for (int u = 0; u < kHeld; u++)
-    if (lane + u * lanes < V)
-      sq += sum_squares<T>(held[u]);
 #pragma unroll 4
-  for (int v = lane + kHeld * lanes; v < V; v += lanes) sq += sum_squares<T>(load_coherent(stash + v));
+  for (int v = lane; v < V; v += lanes) {
+    E p;
+    p.unpack(load_coherent(stash + v));
+#pragma unroll
+    for (int i = 0; i < E::N; i++) sq = fmaf(p.f[i], p.f[i], sq);
+  }
   const float inv_rms = rsqrtf(reduce(sq) * inv_n + e.eps);
   const float scale = e.quant_out != nullptr && active ? *e.scale : 1.0f;
-#pragma unroll
-  for (int u = 0; u < kHeld; u++) {
-    const int v = lane + u * lanes;
-    if (v < V)
-      emit_normalized<T>(e, base + v, held[u], held_gamma[u], inv_rms, scale);
-  }
+  const uint4* gamma = static_cast<const uint4*>(e.gamma);
 #pragma unroll 4
-  for (int v = lane + kHeld * lanes; v < V; v += lanes)
-    emit_normalized<T>(e, base + v, load_coherent(stash + v), __ldg(gamma + v), inv_rms, scale);
+  for (int v = lane; v < V; v += lanes) {
+    E p, g;
+    p.unpack(load_coherent(stash + v));
+    g.unpack(__ldg(gamma + v));
+#pragma unroll
+    for (int i = 0; i < E::N; i++) p.f[i] = p.f[i] * inv_rms * g.f[i];
+    if (e.quant_out != nullptr) {
+      float q[E::N];
+#pragma unroll
+      for (int i = 0; i < E::N; i++) q[i] = __fdiv_rn(p.f[i], scale);
+      uint8_t* qrow = static_cast<uint8_t*>(e.quant_out) + (base + v) * E::N;
+      if constexpr (E::N == 8)
+        *reinterpret_cast<uint2*>(qrow) =
+            make_uint2(fp8x4(q[0], q[1], q[2], q[3]), fp8x4(q[4], q[5], q[6], q[7]));
+      else
+        *reinterpret_cast<uint32_t*>(qrow) = fp8x4(q[0], q[1], q[2], q[3]);
+    }
+    /* In place when the stash is norm_out: this lane read vector v in both loops before. */
+    if (e.norm_out != nullptr)
+      store_output(static_cast<uint4*>(e.norm_out) + base + v, p.pack());
+  }
 }
 
 /* The row pass over this CTA's rows [begin, end) / row_vecs of every output block. Called by
