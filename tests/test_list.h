@@ -8,12 +8,14 @@
 #include "unit/list_tools.h"
 #include "unit/list_tune.h"
 #include "unit/list_epilogue.h"
+#include "unit/list_inputs.h"
 
 #define TEST_LIST(X) \
   TEST_LIST_CORE(X)  \
   TEST_LIST_BOOTSTRAP(X) \
   TEST_LIST_TOOLS(X) \
   TEST_LIST_TUNE(X) \
-  TEST_LIST_EPILOGUE(X)
+  TEST_LIST_EPILOGUE(X) \
+  TEST_LIST_INPUTS(X)
 
 #endif

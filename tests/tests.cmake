@@ -4,9 +4,10 @@ file(GLOB MIXCOMM_UNIT_TESTS CONFIGURE_DEPENDS ${MIXCOMM_ROOT}/tests/unit/test_*
 add_executable(mixcomm-tests
   ${MIXCOMM_ROOT}/tests/runner.c
   ${MIXCOMM_ROOT}/tests/harness/ranks.c
+  ${MIXCOMM_ROOT}/tools/common/spawn.c
   ${MIXCOMM_UNIT_TESTS})
 target_include_directories(mixcomm-tests PRIVATE
-  ${MIXCOMM_ROOT}/tests ${MIXCOMM_ROOT}/src ${MIXCOMM_GENERATED})
+  ${MIXCOMM_ROOT}/tests ${MIXCOMM_ROOT}/src ${MIXCOMM_ROOT}/tools ${MIXCOMM_GENERATED})
 target_link_libraries(mixcomm-tests PRIVATE mixcomm_static)
 target_compile_options(mixcomm-tests PRIVATE ${MIXCOMM_WARN_FLAGS})
 target_compile_definitions(mixcomm-tests PRIVATE _GNU_SOURCE

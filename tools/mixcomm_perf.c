@@ -339,9 +339,16 @@ static int check_output_path(const char* opt, const char* path) {
   return 0;
 }
 
-static int env_int_or(const char* name, int fallback) {
+/* A launcher's integer setting in [lo, hi]: 0 with *out (left alone when unset or empty), or
+ * -1 after reporting a value that is not one. */
+static int env_int(const char* name, int lo, int hi, int* out) {
   const char* v = getenv(name);
-  return v != NULL && *v ? atoi(v) : fallback;
+  if (v == NULL || v[0] == '\0')
+    return 0;
+  if (args_parse_int(v, lo, hi, out) != 0)
+    return bad_arg("%s='%.64s' in the environment is not an integer in [%d, %d]", name, v, lo,
+                   hi);
+  return 0;
 }
 
 /* Returns 0 on success, 1 after --help, -1 on a bad argument (already reported). */
@@ -527,14 +534,15 @@ static int parse_options(int argc, char** argv, options_t* o) {
 
   /* The job as it will run. */
   if (spawn_under_launcher()) {
-    const int ws = env_int_or("WORLD_SIZE", 0);
+    int ws = 0, ls = 0;
+    if (env_int("WORLD_SIZE", 1, 1024, &ws) != 0 ||
+        env_int("LOCAL_WORLD_SIZE", 1, 1024, &ls) != 0)
+      return -1;
     if (ws < 1)
-      return bad_arg("WORLD_SIZE='%s' in the environment is not a world size",
-                     getenv("WORLD_SIZE"));
+      return bad_arg("WORLD_SIZE is empty in the environment");
     if (o->ranks_given && o->ranks != ws)
       return bad_arg("--ranks %d but the launcher's WORLD_SIZE is %d", o->ranks, ws);
     o->ranks = ws;
-    const int ls = env_int_or("LOCAL_WORLD_SIZE", 0);
     if (ls > 0) {
       if (o->local_size && o->local_size != ls)
         return bad_arg("--local-size %d but the launcher's LOCAL_WORLD_SIZE is %d",
@@ -594,6 +602,10 @@ static int parse_options(int argc, char** argv, options_t* o) {
     return -1;
   return 0;
 }
+
+/* The option parser's fuzz target (tests/fuzz/fuzz_tool_args.c) includes this file with
+ * MIXCOMM_PERF_OPTIONS_ONLY defined, and needs only what is above. */
+#ifndef MIXCOMM_PERF_OPTIONS_ONLY
 
 /* ------------------------------------------------------------------------------------------ */
 /* Per-rank context and error reporting                                                       */
@@ -2015,3 +2027,5 @@ int main(int argc, char** argv) {
             failed);
   return failed ? 1 : 0;
 }
+
+#endif /* MIXCOMM_PERF_OPTIONS_ONLY */

@@ -47,22 +47,15 @@
 #include <unistd.h>
 
 #include "bootstrap/bootstrap.h"
+#include "bootstrap/fd_exchange_msg.h"
 #include "core/error.h"
 #include "core/log.h"
 
-#define FDX_MAGIC 0x4d584644u /* "MXFD" */
-#define DIR_CAP 100
+#define DIR_CAP MIXCOMM__FDX_DIR_CAP
 #define MAX_LOCAL 1024
-#define HELLO_SIZE 16
+#define HELLO_SIZE MIXCOMM__FDX_HELLO_SIZE
 
-typedef struct {
-  uint32_t magic;
-  int32_t pid;
-  uint32_t uid;
-  int32_t local_rank, local_size;
-  int32_t status;
-  char dir[DIR_CAP];
-} fdx_record_t;
+typedef mixcomm__fdx_record_t fdx_record_t;
 
 typedef struct {
   int fd;     /* accepted connection */
@@ -100,17 +93,6 @@ static long long now_ms(void) {
 static void close_fd(int fd) {
   if (fd >= 0 && close(fd) != 0 && errno != EINTR)
     MIXCOMM_DEBUG("fd exchange: close(%d) failed: %s", fd, strerror(errno));
-}
-
-static void put32(unsigned char* p, uint32_t v) {
-  p[0] = (unsigned char)(v >> 24);
-  p[1] = (unsigned char)(v >> 16);
-  p[2] = (unsigned char)(v >> 8);
-  p[3] = (unsigned char)v;
-}
-
-static uint32_t get32(const unsigned char* p) {
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
 static int socket_path(const char* dir, int local_rank, char* out, size_t cap) {
@@ -156,17 +138,12 @@ static mixcomm_status_t make_dir(fdx_t* x) {
       base = "/tmp";
     }
   }
-  /* The socket name "<dir>/r<local_rank>" must fit in sun_path. */
-  char digits[16];
-  snprintf(digits, sizeof digits, "%d", x->local_size - 1);
   for (int attempt = 0; attempt < 2; attempt++) {
     char tmpl[DIR_CAP];
-    int w = snprintf(tmpl, sizeof tmpl, "%s/mixcomm-XXXXXX", base);
-    if (w < 0 || (size_t)w >= DIR_CAP ||
-        (size_t)w + 2 + strlen(digits) >= sizeof(((struct sockaddr_un*)0)->sun_path))
+    if (mixcomm__fdx_dir_template(base, x->local_size, tmpl, sizeof tmpl) != 0)
       return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                            "fd exchange: the socket directory base '%s' (from %s) is too long "
-                            "for a Unix socket path (at most %d bytes in all); set "
+                            "fd exchange: the socket directory base '%.200s' (from %s) is too "
+                            "long for a Unix socket path (at most %d bytes in all); set "
                             "MIXCOMM_SOCKET_DIR to a short directory such as /tmp",
                             base, name, DIR_CAP - 16);
     if (mkdtemp(tmpl) != NULL) {
@@ -221,31 +198,14 @@ static void close_listener(fdx_t* x) {
 /* ------------------------------------------------------------------------------------------ */
 
 /* Step 2: this node's records must agree; then listen. */
+static mixcomm__fdx_node_t node_of(const fdx_t* x) {
+  mixcomm__fdx_node_t n = {x->local_rank, x->local_size, x->first, x->bs->rank, x->recs};
+  return n;
+}
+
 static mixcomm_status_t check_node_and_listen(fdx_t* x) {
-  const fdx_record_t* leader = &x->recs[x->first];
-  for (int i = 0; i < x->local_size; i++) {
-    const fdx_record_t* r = &x->recs[x->first + i];
-    if (r->magic != FDX_MAGIC || r->local_rank != i || r->local_size != x->local_size)
-      return mixcomm__error(MIXCOMM_ERR_MISMATCH,
-                            "fd exchange (local rank %d, world rank %d): world rank %d says it "
-                            "is local rank %d of %d, but this rank expects local rank %d of %d "
-                            "there; every rank must pass the same node layout",
-                            x->local_rank, x->bs->rank, x->first + i, (int)r->local_rank,
-                            (int)r->local_size, i, x->local_size);
-    if (r->uid != (uint32_t)getuid())
-      return mixcomm__error(MIXCOMM_ERR_BOOTSTRAP,
-                            "fd exchange (local rank %d, world rank %d): local rank %d (world "
-                            "rank %d) runs as uid %u but this rank as uid %u; the ranks of a "
-                            "node must run as the same user",
-                            x->local_rank, x->bs->rank, i, x->first + i, (unsigned)r->uid,
-                            (unsigned)getuid());
-  }
-  if (memchr(leader->dir, '\0', sizeof leader->dir) == NULL || leader->dir[0] == '\0')
-    return mixcomm__error(MIXCOMM_ERR_BOOTSTRAP,
-                          "fd exchange (local rank %d, world rank %d): the node leader (world "
-                          "rank %d) announced no socket directory",
-                          x->local_rank, x->bs->rank, x->first);
-  snprintf(x->dir, sizeof x->dir, "%s", leader->dir);
+  const mixcomm__fdx_node_t node = node_of(x);
+  MIXCOMM_CHECK(mixcomm__fdx_check_node(&node, (uint32_t)getuid(), x->dir, sizeof x->dir));
   MIXCOMM_CHECK(check_dir(x, x->dir));
 
   struct sockaddr_un sa;
@@ -283,102 +243,22 @@ static void describe_peer(const fdx_t* x, int lr, char* out, size_t cap) {
 
 /* A complete header arrived on c: check it and take the fd. */
 static mixcomm_status_t take_fd(fdx_t* x, inconn_t* c) {
-  char me[64];
-  describe_peer(x, x->local_rank, me, sizeof me);
-  const uint32_t magic = get32(c->hdr);
-  const int lr = (int)get32(c->hdr + 4);
-  const int wr = (int)get32(c->hdr + 8);
-  const int pid = (int)get32(c->hdr + 12);
-  if (magic != FDX_MAGIC || lr < 0 || lr >= x->local_size || lr == x->local_rank ||
-      wr != x->first + lr)
-    return mixcomm__error(MIXCOMM_ERR_BOOTSTRAP,
-                          "fd exchange (%s): a connection from pid %d sent a bad header (claims "
-                          "local rank %d, world rank %d); expected one of the %d other local "
-                          "ranks %d..%d of this node",
-                          me, (int)c->cred.pid, lr, wr, x->local_size - 1, x->first,
-                          x->first + x->local_size - 1);
-  const int announced = (int)x->recs[x->first + lr].pid;
-  if ((c->cred.pid != 0 && announced != 0 && c->cred.pid != announced) ||
-      (pid != 0 && announced != 0 && pid != announced))
-    return mixcomm__error(MIXCOMM_ERR_BOOTSTRAP,
-                          "fd exchange (%s): a connection claiming to be local rank %d (world "
-                          "rank %d) comes from pid %d, but that rank announced pid %d; a "
-                          "process that is not part of this job connected",
-                          me, lr, wr, (int)c->cred.pid, announced);
-  if (x->peer_fds[lr] >= 0)
-    return mixcomm__error(MIXCOMM_ERR_BOOTSTRAP,
-                          "fd exchange (%s): local rank %d (world rank %d) sent a second file "
-                          "descriptor",
-                          me, lr, wr);
-  if (c->rfd < 0)
-    return mixcomm__error(MIXCOMM_ERR_BOOTSTRAP,
-                          "fd exchange (%s): local rank %d (world rank %d) sent its header but "
-                          "no file descriptor",
-                          me, lr, wr);
+  const mixcomm__fdx_node_t node = node_of(x);
+  int lr = -1;
+  MIXCOMM_CHECK(mixcomm__fdx_check_hello(&node, c->hdr, (int)c->cred.pid, c->rfd, x->peer_fds,
+                                         &lr));
   x->peer_fds[lr] = c->rfd;
   c->rfd = -1;
-  MIXCOMM_DEBUG("fd exchange (%s): got the fd of local rank %d", me, lr);
+  MIXCOMM_DEBUG("fd exchange (local rank %d): got the fd of local rank %d", x->local_rank, lr);
   return MIXCOMM_SUCCESS;
 }
 
-/* Read what is available on c. Returns 1 when its header is complete, 0 to wait, or an error
- * status (negative-free: *st set, return -1). */
+/* Read what is available on c. Returns 1 when its header is complete, 0 to wait, or -1 with
+ * *st set. */
 static int read_conn(fdx_t* x, inconn_t* c, mixcomm_status_t* st) {
   char me[64];
   describe_peer(x, x->local_rank, me, sizeof me);
-  while (c->got < HELLO_SIZE) {
-    union {
-      char buf[CMSG_SPACE(sizeof(int) * 8)];
-      struct cmsghdr align;
-    } ctl;
-    struct iovec iov = {c->hdr + c->got, HELLO_SIZE - c->got};
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = ctl.buf;
-    m.msg_controllen = sizeof ctl.buf;
-    ssize_t r = recvmsg(c->fd, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      return 0;
-    if (r < 0) {
-      char what[160];
-      snprintf(what, sizeof what, "fd exchange (%s): receiving from pid %d", me,
-               (int)c->cred.pid);
-      *st = mixcomm__sys_error(what);
-      return -1;
-    }
-    for (struct cmsghdr* cm = CMSG_FIRSTHDR(&m); cm != NULL; cm = CMSG_NXTHDR(&m, cm)) {
-      if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-        continue;
-      int nfd = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-      for (int k = 0; k < nfd; k++) {
-        int fd;
-        memcpy(&fd, CMSG_DATA(cm) + k * sizeof(int), sizeof fd);
-        if (c->rfd < 0)
-          c->rfd = fd;
-        else
-          close_fd(fd);
-      }
-    }
-    if (m.msg_flags & MSG_CTRUNC) {
-      *st = mixcomm__error(MIXCOMM_ERR_BOOTSTRAP,
-                           "fd exchange (%s): pid %d sent more descriptors than expected", me,
-                           (int)c->cred.pid);
-      return -1;
-    }
-    if (r == 0) {
-      *st = mixcomm__error(MIXCOMM_ERR_BOOTSTRAP,
-                           "fd exchange (%s): pid %d closed its connection after %zu of %d "
-                           "header bytes; it probably died",
-                           me, (int)c->cred.pid, c->got, HELLO_SIZE);
-      return -1;
-    }
-    c->got += (size_t)r;
-  }
-  return 1;
+  return mixcomm__fdx_recv_hello(c->fd, c->hdr, &c->got, &c->rfd, me, (int)c->cred.pid, st);
 }
 
 /* Send our header and fd to local rank j as far as possible without blocking. */
@@ -410,10 +290,7 @@ static mixcomm_status_t push(fdx_t* x, outconn_t* o, int j, int my_fd, int* retr
     o->off = 0;
   }
   unsigned char hdr[HELLO_SIZE];
-  put32(hdr, FDX_MAGIC);
-  put32(hdr + 4, (uint32_t)x->local_rank);
-  put32(hdr + 8, (uint32_t)x->bs->rank);
-  put32(hdr + 12, (uint32_t)getpid());
+  mixcomm__fdx_encode_hello(hdr, x->local_rank, x->bs->rank, (int)getpid());
   while (o->off < HELLO_SIZE) {
     union {
       char buf[CMSG_SPACE(sizeof(int))];
@@ -714,7 +591,7 @@ mixcomm_status_t mixcomm__fd_exchange(mixcomm_bootstrap_t* bs, int local_rank, i
   /* Step 1: the leader's directory, then everyone's record. */
   fdx_record_t rec;
   memset(&rec, 0, sizeof rec);
-  rec.magic = FDX_MAGIC;
+  rec.magic = MIXCOMM__FDX_MAGIC;
   rec.pid = (int32_t)getpid();
   rec.uid = (uint32_t)getuid();
   rec.local_rank = local_rank;

@@ -31,9 +31,13 @@
  * gets REJECT and rank 0 keeps waiting for the right one), the size, that the rank is in range
  * and not already joined, and answers ACCEPTED with the time it will still wait, so that a
  * joined rank waits for rank 0's verdict on rank 0's clock (plus a grace period) rather than
- * its own. When all size - 1 ranks have joined, rank 0 sends OK to each. If rank 0's deadline
- * passes first, it sends ABORT naming the missing ranks to those that joined and returns
- * MIXCOMM_ERR_TIMEOUT naming them; the joined ranks return the same status and text.
+ * its own. Rank 0 reads at most one hello's worth of bytes from a connection before judging it
+ * (tcp_wire.c), holds at most size + 64 such connections, and when that many are open without
+ * a complete hello it closes the oldest; a non-root whose connection is closed before any
+ * answer connects again until its deadline. When all size - 1 ranks have joined, rank 0
+ * sends OK to each. If rank 0's deadline passes first, it sends ABORT naming the missing ranks
+ * to those that joined and returns MIXCOMM_ERR_TIMEOUT naming them; the joined ranks return
+ * the same status and text.
  *
  * Collectives. allgather is a star through rank 0: every non-root sends DATA (sequence number
  * and byte count are checked: a rank at another call or with another size is named in a
@@ -71,31 +75,13 @@
 #include <unistd.h>
 
 #include "bootstrap/bootstrap.h"
+#include "bootstrap/tcp_internal.h"
 #include "core/error.h"
 #include "core/log.h"
 
-#define TCP_MAGIC 0x4d584342u /* "MXCB" */
-#define TCP_VERSION 1u
-#define HDR_SIZE 40
-#define TOKEN_SIZE 128
-#define MAX_TEXT 4096
-#define DEFAULT_TIMEOUT_MS 60000
-
-enum msg_type {
-  MSG_HELLO = 1,
-  MSG_ACCEPTED = 2,
-  MSG_OK = 3,
-  MSG_REJECT = 4,
-  MSG_ABORT = 5,
-  MSG_DATA = 6,
-  MSG_RESULT = 7,
-  MSG_ERROR = 8
-};
-
-typedef struct {
-  uint32_t magic, version, type, a, b;
-  uint64_t seq, len;
-} hdr_t;
+#define HDR_SIZE MIXCOMM__TCP_HDR_SIZE
+#define TOKEN_SIZE MIXCOMM__TCP_TOKEN_SIZE
+#define MAX_TEXT MIXCOMM__TCP_MAX_TEXT
 
 typedef struct tcp_ctx {
   mixcomm_bootstrap_t* self; /* the struct handed out; freed by tcp_destroy */
@@ -151,54 +137,6 @@ static void sleep_until(long long deadline, int ms) {
     if (poll(NULL, 0, left) < 0 && errno != EINTR)
       return;
   }
-}
-
-static void put32(unsigned char* p, uint32_t v) {
-  p[0] = (unsigned char)(v >> 24);
-  p[1] = (unsigned char)(v >> 16);
-  p[2] = (unsigned char)(v >> 8);
-  p[3] = (unsigned char)v;
-}
-
-static uint32_t get32(const unsigned char* p) {
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static void put64(unsigned char* p, uint64_t v) {
-  put32(p, (uint32_t)(v >> 32));
-  put32(p + 4, (uint32_t)v);
-}
-
-static uint64_t get64(const unsigned char* p) {
-  return ((uint64_t)get32(p) << 32) | get32(p + 4);
-}
-
-static void encode_hdr(unsigned char* p, uint32_t type, uint32_t a, uint32_t b, uint64_t seq,
-                       uint64_t len) {
-  put32(p, TCP_MAGIC);
-  put32(p + 4, TCP_VERSION);
-  put32(p + 8, type);
-  put32(p + 12, a);
-  put32(p + 16, b);
-  put32(p + 20, 0);
-  put64(p + 24, seq);
-  put64(p + 32, len);
-}
-
-static void decode_hdr(const unsigned char* p, hdr_t* h) {
-  h->magic = get32(p);
-  h->version = get32(p + 4);
-  h->type = get32(p + 8);
-  h->a = get32(p + 12);
-  h->b = get32(p + 16);
-  h->seq = get64(p + 24);
-  h->len = get64(p + 32);
-}
-
-static mixcomm_status_t status_from_wire(uint32_t a) {
-  if (a > 0 && a < MIXCOMM_NUM_STATUS)
-    return (mixcomm_status_t)a;
-  return MIXCOMM_ERR_BOOTSTRAP;
 }
 
 /* "rank 2" or "rank 1, rank 2 and rank 5" (at most 8 named, then "and N more"). */
@@ -395,7 +333,7 @@ static void send_now(int fd, uint32_t type, mixcomm_status_t st, uint64_t seq, c
   size_t len = strlen(text);
   if (len > sizeof buf - HDR_SIZE)
     len = sizeof buf - HDR_SIZE;
-  encode_hdr(buf, type, (uint32_t)st, 0, seq, len);
+  mixcomm__tcp_encode_hdr(buf, type, (uint32_t)st, 0, seq, len);
   memcpy(buf + HDR_SIZE, text, len);
   ssize_t r;
   do {
@@ -416,7 +354,7 @@ static mixcomm_status_t recv_text(int fd, int peer, uint64_t len, char* text, si
   xfer_t x;
   xfer_init(&x, fd, peer, 0, text, (size_t)len, NULL, 0);
   MIXCOMM_CHECK(xfer_run(&x, 1, deadline, timeout_ms, what));
-  text[len] = '\0';
+  mixcomm__tcp_text_from_wire(text, (size_t)len);
   return MIXCOMM_SUCCESS;
 }
 
@@ -436,7 +374,7 @@ static mixcomm_status_t mark_broken(tcp_ctx_t* c, mixcomm_status_t st, uint64_t 
     if (c->fds[r] < 0)
       continue;
     if (notify)
-      send_now(c->fds[r], MSG_ERROR, st, seq, c->broken_msg);
+      send_now(c->fds[r], MIXCOMM__MSG_ERROR, st, seq, c->broken_msg);
     if (shutdown(c->fds[r], SHUT_WR) != 0)
       MIXCOMM_DEBUG("bootstrap: shutdown of the connection to rank %d: %s", r, strerror(errno));
   }
@@ -464,31 +402,9 @@ static mixcomm_status_t root_allgather(tcp_ctx_t* c, const void* send, void* rec
   for (int r = 1; r <= n; r++)
     xfer_init(&x[r - 1], c->fds[r], r, 0, hdrs + (size_t)r * HDR_SIZE, HDR_SIZE, NULL, 0);
   MIXCOMM_CHECK_GOTO(xfer_run(x, n, deadline, c->timeout_ms, what), st, fail);
-  for (int r = 1; r <= n; r++) {
-    hdr_t h;
-    decode_hdr(hdrs + (size_t)r * HDR_SIZE, &h);
-    if (h.magic != TCP_MAGIC || h.version != TCP_VERSION || h.type != MSG_DATA) {
-      st = mixcomm__error(MIXCOMM_ERR_BOOTSTRAP,
-                          "%s: rank %d sent an unexpected message (type %u); the connection is "
-                          "out of step",
-                          what, r, h.type);
-      goto fail;
-    }
-    if (h.seq != seq) {
-      st = mixcomm__error(MIXCOMM_ERR_MISMATCH,
-                          "%s: rank %d is at bootstrap call #%llu while rank 0 is at #%llu; every "
-                          "rank must make the same sequence of bootstrap calls",
-                          what, r, (unsigned long long)h.seq, (unsigned long long)seq);
-      goto fail;
-    }
-    if (h.len != bytes) {
-      st = mixcomm__error(MIXCOMM_ERR_MISMATCH,
-                          "%s: rank %d contributes %llu bytes but rank 0 contributes %zu; every "
-                          "rank must pass the same size",
-                          what, r, (unsigned long long)h.len, bytes);
-      goto fail;
-    }
-  }
+  for (int r = 1; r <= n; r++)
+    MIXCOMM_CHECK_GOTO(mixcomm__tcp_check_data(hdrs + (size_t)r * HDR_SIZE, r, seq, bytes, what),
+                       st, fail);
   /* 2. Payloads, straight into their place in recv. */
   if (bytes > 0) {
     memmove(recv, send, bytes);
@@ -498,7 +414,7 @@ static mixcomm_status_t root_allgather(tcp_ctx_t* c, const void* send, void* rec
     MIXCOMM_CHECK_GOTO(xfer_run(x, n, deadline, c->timeout_ms, what), st, fail);
   }
   /* 3. The result to everyone (one header shared by all transfers). */
-  encode_hdr(hdrs, MSG_RESULT, 0, 0, seq, total);
+  mixcomm__tcp_encode_hdr(hdrs, MIXCOMM__MSG_RESULT, 0, 0, seq, total);
   for (int r = 1; r <= n; r++)
     xfer_init(&x[r - 1], c->fds[r], r, 1, hdrs, HDR_SIZE, recv, total);
   MIXCOMM_CHECK_GOTO(xfer_run(x, n, deadline, c->timeout_ms, what), st, fail_quiet);
@@ -526,21 +442,19 @@ static int pending_error(int fd, const char* what, mixcomm_status_t* st) {
   } while (got < 0 && errno == EINTR);
   if (got < HDR_SIZE)
     return 0;
-  hdr_t h;
-  decode_hdr(buf, &h);
-  if (h.magic != TCP_MAGIC || h.version != TCP_VERSION || h.type != MSG_ERROR ||
-      h.len >= MAX_TEXT || (size_t)got < HDR_SIZE + h.len)
-    return 0;
+  mixcomm__tcp_hdr_t h;
   char text[MAX_TEXT];
-  memcpy(text, buf + HDR_SIZE, (size_t)h.len);
-  text[h.len] = '\0';
+  const size_t size = mixcomm__tcp_parse_error_notice(buf, (size_t)got, &h, text, sizeof text);
+  if (size == 0)
+    return 0;
   ssize_t r;
   do {
-    r = recv(fd, buf, HDR_SIZE + (size_t)h.len, MSG_DONTWAIT);
+    r = recv(fd, buf, size, MSG_DONTWAIT);
   } while (r < 0 && errno == EINTR);
   if (r < 0)
     MIXCOMM_DEBUG("bootstrap: reading rank 0's error notice: %s", strerror(errno));
-  *st = mixcomm__error(status_from_wire(h.a), "%s failed, as reported by rank 0: %s", what, text);
+  *st = mixcomm__error(mixcomm__tcp_status_from_wire(h.a), "%s failed, as reported by rank 0: %s",
+                       what, text);
   return 1;
 }
 
@@ -552,7 +466,7 @@ static mixcomm_status_t nonroot_allgather(tcp_ctx_t* c, const void* send, void* 
   const long long answer_deadline = deadline + grace_ms(c->timeout_ms);
   mixcomm_status_t st;
   unsigned char hbuf[HDR_SIZE];
-  encode_hdr(hbuf, MSG_DATA, 0, 0, seq, bytes);
+  mixcomm__tcp_encode_hdr(hbuf, MIXCOMM__MSG_DATA, 0, 0, seq, bytes);
 
   /* 1. Send our piece; stop early if rank 0 answers meanwhile (that can only be an ERROR). */
   xfer_t x;
@@ -614,18 +528,17 @@ static mixcomm_status_t nonroot_allgather(tcp_ctx_t* c, const void* send, void* 
       return mark_broken(c, st, seq, 0);
     }
   }
-  hdr_t h;
-  decode_hdr(rbuf, &h);
-  if (h.magic == TCP_MAGIC && h.version == TCP_VERSION && h.type == MSG_ERROR) {
+  mixcomm__tcp_hdr_t h;
+  const mixcomm__tcp_answer_t kind = mixcomm__tcp_classify_answer(rbuf, seq, total, &h);
+  if (kind == MIXCOMM__ANSWER_ERROR) {
     char text[MAX_TEXT];
     st = recv_text(fd, 0, h.len, text, sizeof text, answer_deadline, c->timeout_ms, what);
     if (st == MIXCOMM_SUCCESS)
-      st = mixcomm__error(status_from_wire(h.a), "%s failed, as reported by rank 0: %s", what,
-                          text);
+      st = mixcomm__error(mixcomm__tcp_status_from_wire(h.a),
+                          "%s failed, as reported by rank 0: %s", what, text);
     return mark_broken(c, st, seq, 0);
   }
-  if (h.magic != TCP_MAGIC || h.version != TCP_VERSION || h.type != MSG_RESULT || h.seq != seq ||
-      h.len != total || !sent_all) {
+  if (kind != MIXCOMM__ANSWER_RESULT || !sent_all) {
     st = mixcomm__error(MIXCOMM_ERR_BOOTSTRAP,
                         "%s: rank 0 answered out of step (type %u, call #%llu, %llu bytes; "
                         "expected a result of call #%llu, %zu bytes)",
@@ -787,52 +700,16 @@ static void refuse(pending_t* p, mixcomm_status_t st, const char* reason, char* 
                    size_t cap) {
   MIXCOMM_INFO("bootstrap: rank 0 refused a connection from %s: %s", p->from, reason);
   snprintf(last_refusal, cap, "%s (from %s)", reason, p->from);
-  send_now(p->fd, MSG_REJECT, st, 0, reason);
+  send_now(p->fd, MIXCOMM__MSG_REJECT, st, 0, reason);
   close_fd(p->fd);
   p->fd = -1;
 }
 
-/* A complete HELLO in p->buf: admit the rank or refuse the connection. */
-static mixcomm_status_t admit(tcp_ctx_t* c, pending_t* p, const unsigned char* token,
-                              long long deadline, int* joined, char* last_refusal, size_t cap,
-                              int* refused) {
-  hdr_t h;
-  char reason[320];
-  decode_hdr(p->buf, &h);
-  if (memcmp(p->buf + HDR_SIZE, token, TOKEN_SIZE) != 0) {
-    snprintf(reason, sizeof reason,
-             "wrong job token: this process's MIXCOMM_JOB_TOKEN / TORCHELASTIC_RUN_ID differs "
-             "from rank 0's, so it belongs to another job");
-    (*refused)++;
-    refuse(p, MIXCOMM_ERR_BOOTSTRAP, reason, last_refusal, cap);
-    return MIXCOMM_SUCCESS;
-  }
-  if (h.b != (uint32_t)c->size) {
-    snprintf(reason, sizeof reason,
-             "size mismatch: this process says the world has %u ranks, rank 0 says %d", h.b,
-             c->size);
-    (*refused)++;
-    refuse(p, MIXCOMM_ERR_MISMATCH, reason, last_refusal, cap);
-    return MIXCOMM_SUCCESS;
-  }
-  if (h.a == 0 || h.a >= (uint32_t)c->size) {
-    snprintf(reason, sizeof reason, "rank %u is not a non-root rank of a world of %d ranks",
-             h.a, c->size);
-    (*refused)++;
-    refuse(p, MIXCOMM_ERR_INVALID_ARGUMENT, reason, last_refusal, cap);
-    return MIXCOMM_SUCCESS;
-  }
-  const int r = (int)h.a;
-  if (c->fds[r] >= 0) {
-    snprintf(reason, sizeof reason,
-             "rank %d already joined; two processes were started with the same rank", r);
-    (*refused)++;
-    refuse(p, MIXCOMM_ERR_BOOTSTRAP, reason, last_refusal, cap);
-    return MIXCOMM_SUCCESS;
-  }
+/* Rank r's hello was accepted (mixcomm__tcp_judge_hello): tell it how long rank 0 will wait. */
+static void admit(tcp_ctx_t* c, pending_t* p, int r, long long deadline, int* joined) {
   unsigned char msg[HDR_SIZE];
   long long left = deadline - now_ms();
-  encode_hdr(msg, MSG_ACCEPTED, (uint32_t)(left > 0 ? left : 0), 0, 0, 0);
+  mixcomm__tcp_encode_hdr(msg, MIXCOMM__MSG_ACCEPTED, (uint32_t)(left > 0 ? left : 0), 0, 0, 0);
   /* A fresh socket takes 40 bytes at once; bound it anyway. */
   long long until = now_ms() + 1000;
   mixcomm_status_t st = send_msg(p->fd, r, msg, NULL, 0, until < deadline ? until : deadline,
@@ -841,13 +718,12 @@ static mixcomm_status_t admit(tcp_ctx_t* c, pending_t* p, const unsigned char* t
     MIXCOMM_INFO("bootstrap: rank %d vanished while joining: %s", r, mixcomm_last_error());
     close_fd(p->fd);
     p->fd = -1;
-    return MIXCOMM_SUCCESS;
+    return;
   }
   MIXCOMM_DEBUG("bootstrap: rank %d of %d joined from %s", r, c->size, p->from);
   c->fds[r] = p->fd;
   p->fd = -1;
   (*joined)++;
-  return MIXCOMM_SUCCESS;
 }
 
 static void peer_name(const struct sockaddr_storage* sa, socklen_t len, char* out, size_t cap) {
@@ -931,32 +807,21 @@ static mixcomm_status_t root_setup(tcp_ctx_t* c, int lfd, const unsigned char* t
           break;
         }
         p->got += (size_t)got;
-        if (p->got >= HDR_SIZE) {
-          hdr_t h;
-          decode_hdr(p->buf, &h);
-          if (h.magic != TCP_MAGIC) {
-            MIXCOMM_INFO("bootstrap: rank 0 dropped a connection from %s: not mixcomm", p->from);
-            close_fd(p->fd);
-            p->fd = -1;
-            break;
-          }
-          if (h.version != TCP_VERSION || h.type != MSG_HELLO || h.len != TOKEN_SIZE) {
-            char reason[160];
-            snprintf(reason, sizeof reason,
-                     "protocol mismatch: version %u / message %u, rank 0 speaks version %u; use "
-                     "the same mixcomm build on every rank",
-                     h.version, h.type, TCP_VERSION);
-            refused++;
-            refuse(p, MIXCOMM_ERR_MISMATCH, reason, last_refusal, sizeof last_refusal);
-            break;
-          }
+        mixcomm__tcp_hello_t v;
+        mixcomm__tcp_judge_hello(p->buf, p->got, token, c->size, c->fds, &v);
+        if (v.verdict == MIXCOMM__HELLO_MORE)
+          continue;
+        if (v.verdict == MIXCOMM__HELLO_DROP) {
+          MIXCOMM_INFO("bootstrap: rank 0 dropped a connection from %s: %s", p->from, v.reason);
+          close_fd(p->fd);
+          p->fd = -1;
+        } else if (v.verdict == MIXCOMM__HELLO_REFUSE) {
+          refused++;
+          refuse(p, v.status, v.reason, last_refusal, sizeof last_refusal);
+        } else {
+          admit(c, p, v.rank, deadline, &joined);
         }
-        if (p->got == sizeof p->buf) {
-          MIXCOMM_CHECK_GOTO(admit(c, p, token, deadline, &joined, last_refusal,
-                                   sizeof last_refusal, &refused),
-                             st, out);
-          break;
-        }
+        break;
       }
     }
     /* Drop finished pending entries. */
@@ -979,10 +844,15 @@ static mixcomm_status_t root_setup(tcp_ctx_t* c, int lfd, const unsigned char* t
           goto out;
         }
         if (npend == cap) {
-          MIXCOMM_INFO("bootstrap: rank 0 has %d connections that sent no hello; dropping one",
-                       cap);
-          close_fd(fd);
-          continue;
+          /* Full of connections without a complete hello (a flood, or a scan of the port): the
+           * oldest goes, not the newcomer, so that silent connections cannot keep the ranks out
+           * (a rank sends its hello at once, and reconnects if it was dropped unanswered). */
+          MIXCOMM_INFO("bootstrap: rank 0 has %d connections that sent no hello; dropping the "
+                       "oldest, from %s",
+                       cap, pend[0].from);
+          close_fd(pend[0].fd);
+          memmove(pend, pend + 1, (size_t)(npend - 1) * sizeof *pend);
+          npend--;
         }
         int one = 1;
         if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
@@ -1025,7 +895,7 @@ static mixcomm_status_t root_setup(tcp_ctx_t* c, int lfd, const unsigned char* t
     free(missing);
     for (int r = 1; r < c->size; r++)
       if (c->fds[r] >= 0)
-        send_now(c->fds[r], MSG_ABORT, MIXCOMM_ERR_TIMEOUT, 0, text);
+        send_now(c->fds[r], MIXCOMM__MSG_ABORT, MIXCOMM_ERR_TIMEOUT, 0, text);
     st = mixcomm__error(MIXCOMM_ERR_TIMEOUT, "bootstrap: %s", text);
     goto out;
   }
@@ -1038,7 +908,7 @@ static mixcomm_status_t root_setup(tcp_ctx_t* c, int lfd, const unsigned char* t
       st = mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY, "bootstrap: out of host memory");
       goto out;
     }
-    encode_hdr(ok, MSG_OK, 0, 0, 0, 0);
+    mixcomm__tcp_encode_hdr(ok, MIXCOMM__MSG_OK, 0, 0, 0, 0);
     for (int r = 1; r < c->size; r++)
       xfer_init(&x[r - 1], c->fds[r], r, 1, ok, HDR_SIZE, NULL, 0);
     st = xfer_run(x, need, deadline + grace_ms(c->timeout_ms), c->timeout_ms,
@@ -1071,7 +941,7 @@ static int try_connect(const char* addr, const char* port, long long deadline, c
   hints.ai_flags = AI_NUMERICSERV;
   int g = getaddrinfo(addr, port, &hints, &res);
   if (g != 0) {
-    snprintf(last_err, cap, "cannot resolve '%s': %s", addr,
+    snprintf(last_err, cap, "cannot resolve '%.100s': %s", addr,
              g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
     return -1;
   }
@@ -1122,40 +992,29 @@ static int try_connect(const char* addr, const char* port, long long deadline, c
   return out;
 }
 
-static mixcomm_status_t nonroot_setup(tcp_ctx_t* c, const char* addr, int port,
-                                      const unsigned char* token) {
-  const long long deadline = now_ms() + c->timeout_ms;
-  char ps[16], last_err[256] = "no attempt";
-  snprintf(ps, sizeof ps, "%d", port);
-  int fd = -1;
-  for (;;) {
-    fd = try_connect(addr, ps, deadline, last_err, sizeof last_err);
-    if (fd >= 0 || now_ms() >= deadline)
-      break;
-    sleep_until(deadline, 50);
-  }
-  if (fd < 0)
-    return mixcomm__error(MIXCOMM_ERR_TIMEOUT,
-                          "bootstrap: rank %d of %d could not reach rank 0 at %s within %d ms "
-                          "(last error: %s); check that rank 0 is running and that MIXCOMM_ADDR "
-                          "/ MASTER_ADDR and MIXCOMM_PORT / MASTER_PORT name it",
-                          c->rank, c->size, c->where, c->timeout_ms, last_err);
-  c->fds[0] = fd;
-  int one = 1;
-  if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
-    MIXCOMM_DEBUG("bootstrap: TCP_NODELAY: %s", strerror(errno));
-
+/* Hello on the connected c->fds[0], then rank 0's answers until OK. *dropped = 1 when rank 0
+ * closed the connection before answering the hello (it drops the oldest silent connection
+ * when flooded): the caller then connects again. */
+static mixcomm_status_t join(tcp_ctx_t* c, const unsigned char* token, long long deadline,
+                             int* dropped) {
+  const int fd = c->fds[0];
+  *dropped = 0;
   unsigned char hello[HDR_SIZE];
-  encode_hdr(hello, MSG_HELLO, (uint32_t)c->rank, (uint32_t)c->size, 0, TOKEN_SIZE);
-  MIXCOMM_CHECK(send_msg(fd, 0, hello, token, TOKEN_SIZE, deadline, c->timeout_ms,
-                         "bootstrap setup: sending hello"));
+  mixcomm__tcp_encode_hdr(hello, MIXCOMM__MSG_HELLO, (uint32_t)c->rank, (uint32_t)c->size, 0,
+                          TOKEN_SIZE);
+  mixcomm_status_t st = send_msg(fd, 0, hello, token, TOKEN_SIZE, deadline, c->timeout_ms,
+                                 "bootstrap setup: sending hello");
+  if (st != MIXCOMM_SUCCESS) {
+    *dropped = st == MIXCOMM_ERR_BOOTSTRAP;
+    return st;
+  }
   long long wait_until = deadline;
   int accepted = 0;
   for (;;) {
     unsigned char buf[HDR_SIZE];
     xfer_t x;
     xfer_init(&x, fd, 0, 0, buf, HDR_SIZE, NULL, 0);
-    mixcomm_status_t st = xfer_run(&x, 1, wait_until, c->timeout_ms, "bootstrap setup");
+    st = xfer_run(&x, 1, wait_until, c->timeout_ms, "bootstrap setup");
     if (st == MIXCOMM_ERR_TIMEOUT) {
       if (accepted)
         return mixcomm__error(MIXCOMM_ERR_TIMEOUT,
@@ -1168,152 +1027,83 @@ static mixcomm_status_t nonroot_setup(tcp_ctx_t* c, const char* addr, int port,
                             "this port?",
                             c->where, c->rank, c->size, c->timeout_ms);
     }
-    if (st != MIXCOMM_SUCCESS)
+    if (st != MIXCOMM_SUCCESS) {
+      *dropped = !accepted && st == MIXCOMM_ERR_BOOTSTRAP;
       return st;
-    hdr_t h;
-    decode_hdr(buf, &h);
-    if (h.magic != TCP_MAGIC || h.version != TCP_VERSION)
-      return mixcomm__error(MIXCOMM_ERR_BOOTSTRAP,
-                            "bootstrap: the process at %s does not speak mixcomm bootstrap "
-                            "version %u; check MIXCOMM_PORT / MASTER_PORT",
-                            c->where, TCP_VERSION);
-    if (h.type == MSG_ACCEPTED) {
-      accepted = 1;
-      wait_until = now_ms() + (long long)h.a + grace_ms(c->timeout_ms);
-      continue;
     }
-    if (h.type == MSG_OK)
-      return MIXCOMM_SUCCESS;
-    if (h.type == MSG_REJECT || h.type == MSG_ABORT) {
-      char text[MAX_TEXT];
-      MIXCOMM_CHECK(recv_text(fd, 0, h.len, text, sizeof text, wait_until, c->timeout_ms,
-                              "bootstrap setup"));
-      if (h.type == MSG_REJECT)
-        return mixcomm__error(status_from_wire(h.a),
-                              "bootstrap: rank 0 at %s refused this process (rank %d of %d): %s",
-                              c->where, c->rank, c->size, text);
-      return mixcomm__error(status_from_wire(h.a), "bootstrap: rank 0 at %s gave up: %s",
-                            c->where, text);
+    mixcomm__tcp_hdr_t h;
+    int wait_ms = 0;
+    switch (mixcomm__tcp_classify_setup(buf, &h, &wait_ms)) {
+      case MIXCOMM__SETUP_ACCEPTED:
+        accepted = 1;
+        wait_until = now_ms() + wait_ms + grace_ms(c->timeout_ms);
+        continue;
+      case MIXCOMM__SETUP_OK:
+        return MIXCOMM_SUCCESS;
+      case MIXCOMM__SETUP_TEXT: {
+        char text[MAX_TEXT];
+        MIXCOMM_CHECK(recv_text(fd, 0, h.len, text, sizeof text, wait_until, c->timeout_ms,
+                                "bootstrap setup"));
+        if (h.type == MIXCOMM__MSG_REJECT)
+          return mixcomm__error(mixcomm__tcp_status_from_wire(h.a),
+                                "bootstrap: rank 0 at %s refused this process (rank %d of %d): "
+                                "%s",
+                                c->where, c->rank, c->size, text);
+        return mixcomm__error(mixcomm__tcp_status_from_wire(h.a),
+                              "bootstrap: rank 0 at %s gave up: %s", c->where, text);
+      }
+      case MIXCOMM__SETUP_FOREIGN:
+        return mixcomm__error(MIXCOMM_ERR_BOOTSTRAP,
+                              "bootstrap: the process at %s does not speak mixcomm bootstrap "
+                              "version %u; check MIXCOMM_PORT / MASTER_PORT",
+                              c->where, MIXCOMM__TCP_VERSION);
+      default:
+        return mixcomm__error(MIXCOMM_ERR_BOOTSTRAP,
+                              "bootstrap: rank 0 at %s sent message type %u (a = %u, %llu "
+                              "bytes) during setup, which no rank 0 of this version sends; are "
+                              "all ranks running the same mixcomm build?",
+                              c->where, h.type, h.a, (unsigned long long)h.len);
     }
-    return mixcomm__error(MIXCOMM_ERR_BOOTSTRAP,
-                          "bootstrap: rank 0 at %s sent message type %u during setup; are all "
-                          "ranks running the same mixcomm build?",
-                          c->where, h.type);
   }
 }
 
-/* ------------------------------------------------------------------------------------------ */
-/* Options                                                                                    */
-/* ------------------------------------------------------------------------------------------ */
-
-static const char* env_nonempty(const char* name) {
-  const char* v = getenv(name);
-  return v != NULL && v[0] != '\0' ? v : NULL;
-}
-
-/* Parse a decimal integer in [lo, hi]; 0 on success. */
-static int parse_int(const char* s, long lo, long hi, int* out) {
-  char* end = NULL;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-    return -1;
-  *out = (int)v;
-  return 0;
-}
-
-static mixcomm_status_t resolve_options(const mixcomm_tcp_options_t* o, int size, char* addr,
-                                        size_t addr_cap, int* port, unsigned char* token,
-                                        int* timeout_ms) {
-  const char* v;
-  const char* name;
-  /* addr */
-  if (o != NULL && memchr(o->addr, '\0', sizeof o->addr) == NULL)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "mixcomm_bootstrap_tcp_create: options.addr is not NUL-terminated");
-  if (o != NULL && o->addr[0] != '\0')
-    v = o->addr;
-  else if ((v = env_nonempty("MIXCOMM_ADDR")) == NULL && (v = env_nonempty("MASTER_ADDR")) == NULL)
-    v = "127.0.0.1";
-  if (strlen(v) >= addr_cap)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "mixcomm_bootstrap_tcp_create: address '%.40s...' is longer than %zu "
-                          "bytes",
-                          v, addr_cap - 1);
-  snprintf(addr, addr_cap, "%s", v);
-
-  /* port */
-  *port = 0;
-  if (o != NULL && (o->port < 0 || o->port > 65535))
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "mixcomm_bootstrap_tcp_create: options.port=%d is not a TCP port "
-                          "(1..65535)",
-                          o->port);
-  if (o != NULL && o->port > 0) {
-    *port = o->port;
-  } else {
-    name = "MIXCOMM_PORT";
-    if ((v = env_nonempty(name)) == NULL) {
-      name = "MASTER_PORT";
-      v = env_nonempty(name);
+static mixcomm_status_t nonroot_setup(tcp_ctx_t* c, const char* addr, int port,
+                                      const unsigned char* token) {
+  const long long deadline = now_ms() + c->timeout_ms;
+  char ps[16], last_err[256] = "no attempt";
+  snprintf(ps, sizeof ps, "%d", port);
+  for (;;) {
+    int fd = -1;
+    for (;;) {
+      fd = try_connect(addr, ps, deadline, last_err, sizeof last_err);
+      if (fd >= 0 || now_ms() >= deadline)
+        break;
+      sleep_until(deadline, 50);
     }
-    if (v != NULL && parse_int(v, 1, 65535, port) != 0)
-      return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                            "mixcomm_bootstrap_tcp_create: %s='%s' is not a TCP port (1..65535)",
-                            name, v);
-    if (v == NULL && size > 1)
-      return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                            "mixcomm_bootstrap_tcp_create: no port for rank 0's rendezvous: set "
-                            "options.port, or MIXCOMM_PORT or MASTER_PORT in the environment "
-                            "(the same on every rank)");
+    if (fd < 0)
+      return mixcomm__error(MIXCOMM_ERR_TIMEOUT,
+                            "bootstrap: rank %d of %d could not reach rank 0 at %s within %d ms "
+                            "(last error: %s); check that rank 0 is running and that "
+                            "MIXCOMM_ADDR / MASTER_ADDR and MIXCOMM_PORT / MASTER_PORT name it",
+                            c->rank, c->size, c->where, c->timeout_ms, last_err);
+    c->fds[0] = fd;
+    int one = 1;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+      MIXCOMM_DEBUG("bootstrap: TCP_NODELAY: %s", strerror(errno));
+    int dropped = 0;
+    mixcomm_status_t st = join(c, token, deadline, &dropped);
+    if (!dropped)
+      return st;
+    MIXCOMM_DEBUG("bootstrap: rank %d: rank 0 closed the connection before answering the "
+                  "hello; connecting again",
+                  c->rank);
+    snprintf(last_err, sizeof last_err,
+             "rank 0 closed the connection before answering the hello (too many connections "
+             "to it at once?)");
+    close_fd(fd);
+    c->fds[0] = -1;
+    sleep_until(deadline, 20);
   }
-
-  /* token */
-  memset(token, 0, TOKEN_SIZE);
-  if (o != NULL && memchr(o->token, '\0', sizeof o->token) == NULL)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "mixcomm_bootstrap_tcp_create: options.token is not NUL-terminated "
-                          "(at most %d bytes)",
-                          TOKEN_SIZE - 1);
-  name = "options.token";
-  if (o != NULL && o->token[0] != '\0') {
-    v = o->token;
-  } else {
-    name = "MIXCOMM_JOB_TOKEN";
-    if ((v = env_nonempty(name)) == NULL) {
-      name = "TORCHELASTIC_RUN_ID";
-      v = env_nonempty(name);
-    }
-  }
-  if (v != NULL) {
-    if (strlen(v) >= TOKEN_SIZE)
-      return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                            "mixcomm_bootstrap_tcp_create: the job token from %s is %zu bytes; "
-                            "at most %d are allowed",
-                            name, strlen(v), TOKEN_SIZE - 1);
-    memcpy(token, v, strlen(v));
-  }
-
-  /* timeout */
-  if (o != NULL && o->timeout_ms < 0)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "mixcomm_bootstrap_tcp_create: options.timeout_ms=%d is negative (0 "
-                          "means MIXCOMM_BOOTSTRAP_TIMEOUT_MS or %d)",
-                          o->timeout_ms, DEFAULT_TIMEOUT_MS);
-  if (o != NULL && o->timeout_ms > 0) {
-    *timeout_ms = o->timeout_ms;
-  } else if ((v = env_nonempty("MIXCOMM_BOOTSTRAP_TIMEOUT_MS")) != NULL) {
-    if (parse_int(v, 1, INT_MAX / 2, timeout_ms) != 0)
-      return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                            "mixcomm_bootstrap_tcp_create: MIXCOMM_BOOTSTRAP_TIMEOUT_MS='%s' is "
-                            "not a positive number of milliseconds",
-                            v);
-  } else {
-    *timeout_ms = DEFAULT_TIMEOUT_MS;
-  }
-  if (*timeout_ms > INT_MAX / 2)
-    *timeout_ms = INT_MAX / 2;
-  return MIXCOMM_SUCCESS;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1324,7 +1114,7 @@ mixcomm_status_t mixcomm_bootstrap_tcp_create(const mixcomm_tcp_options_t* optio
                                               int size, mixcomm_bootstrap_t** out) {
   char addr[256];
   unsigned char token[TOKEN_SIZE];
-  int port = 0, timeout_ms = DEFAULT_TIMEOUT_MS;
+  int port = 0, timeout_ms = MIXCOMM__TCP_DEFAULT_TIMEOUT_MS;
   if (out == NULL)
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
                           "mixcomm_bootstrap_tcp_create: out is NULL");
@@ -1338,7 +1128,8 @@ mixcomm_status_t mixcomm_bootstrap_tcp_create(const mixcomm_tcp_options_t* optio
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
                           "mixcomm_bootstrap_tcp_create: rank=%d is outside [0, size=%d)", rank,
                           size);
-  MIXCOMM_CHECK(resolve_options(options, size, addr, sizeof addr, &port, token, &timeout_ms));
+  MIXCOMM_CHECK(
+      mixcomm__tcp_resolve_options(options, size, addr, sizeof addr, &port, token, &timeout_ms));
 
   mixcomm_bootstrap_t* bs = calloc(1, sizeof *bs);
   tcp_ctx_t* c = calloc(1, sizeof *c);

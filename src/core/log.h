@@ -4,6 +4,8 @@
 #ifndef MIXCOMM_CORE_LOG_H_
 #define MIXCOMM_CORE_LOG_H_
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -17,6 +19,12 @@ typedef enum mixcomm__log_level {
 } mixcomm__log_level_t;
 
 int mixcomm__log_enabled(mixcomm__log_level_t level);
+/* The level MIXCOMM_LOG=v asks for (OFF when unset or empty); *known = 0 for a value that is
+ * none of the names (that means WARN). */
+int mixcomm__log_level_from_text(const char* v, int* known);
+/* MIXCOMM_LOG_FILE pattern with each "%p" replaced by pid, into out: 0, or -1 (out = "") when
+ * the name would not fit in cap bytes or is empty; a name is never cut short. */
+int mixcomm__log_file_name(const char* pattern, int pid, char* out, size_t cap);
 void mixcomm__log(mixcomm__log_level_t level, const char* fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

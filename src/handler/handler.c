@@ -11,6 +11,7 @@
 
 #include "bootstrap/bootstrap.h"
 #include "core/build_config.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "handler/handler.h"
@@ -98,15 +99,6 @@ static mixcomm_status_t check_config(const mixcomm_config_t* c) {
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
                           "grid_size=%d: must be >= 1, or 0 for the number of SMs", c->grid_size);
   return MIXCOMM_SUCCESS;
-}
-
-static int timeout_from_env(int configured) {
-  if (configured > 0)
-    return configured;
-  const char* v = getenv("MIXCOMM_TIMEOUT_MS");
-  if (v != NULL && atoi(v) > 0)
-    return atoi(v);
-  return MIXCOMM_DEFAULT_TIMEOUT_MS;
 }
 
 /* Programmatic dependent launch lets a fused kernel's launch overlap the previous kernel's
@@ -337,7 +329,8 @@ static mixcomm_status_t create(const mixcomm_config_t* config, mixcomm_bootstrap
   MIXCOMM_CHECK(check_config(config));
   h->config = *config;
   h->bs = bs;
-  h->timeout_ms = timeout_from_env(config->timeout_ms);
+  MIXCOMM_CHECK(mixcomm__env_timeout_ms(config->timeout_ms, MIXCOMM_DEFAULT_TIMEOUT_MS,
+                                       &h->timeout_ms));
   h->pdl = pdl_from_env();
   mixcomm_topology_t t = {0};
   t.world_rank = config->world_rank;

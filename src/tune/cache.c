@@ -17,12 +17,14 @@
  *   checksum <16 hex digits>             64-bit FNV-1a of every byte before this line */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "tune/tune.h"
@@ -116,10 +118,12 @@ mixcomm_status_t mixcomm__tune_cache_path(const char* config_dir, const mixcomm_
   int n = snprintf(path, size, "%.*s%s/autotune-%016llx.txt", (int)dlen, dir, suffix,
                    (unsigned long long)h);
   if (n < 0 || (size_t)n >= size) {
+    char shown[84];
+    mixcomm__printable(dir, shown, sizeof shown);
     path[0] = '\0';
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
                           "autotune cache path under '%s' (from %s) is longer than %zu bytes",
-                          dir, from, size - 1);
+                          shown, from, size - 1);
   }
   return MIXCOMM_SUCCESS;
 }
@@ -133,12 +137,25 @@ mixcomm_status_t mixcomm__tune_cache_path(const char* config_dir, const mixcomm_
 static int read_file(const char* path, char** out, size_t* len, const char** why,
                      char* errbuf, size_t errsize) {
   *why = NULL;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  errbuf[0] = '\0';
+  /* O_NONBLOCK: a FIFO (or a device) left at this path must not block the open or the reads;
+   * anything but a regular file is refused. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     if (errno != ENOENT) {
       snprintf(errbuf, errsize, "cannot open it: %s", strerror(errno));
       *why = errbuf;
     }
+    return 0;
+  }
+  struct stat sb;
+  if (fstat(fd, &sb) != 0)
+    snprintf(errbuf, errsize, "cannot stat it: %s", strerror(errno));
+  else if (!S_ISREG(sb.st_mode))
+    snprintf(errbuf, errsize, "it is not a regular file");
+  if (errbuf[0] != '\0') {
+    *why = errbuf;
+    close(fd);
     return 0;
   }
   char* buf = malloc(CACHE_MAX_FILE + 1);
@@ -195,15 +212,18 @@ static int parse_uint(const char* s, int max, int* v) {
   return 1;
 }
 
-/* Check the whole text; 1 and a filled table if valid, else 0 with *why. */
-static int parse_cache(char* text, size_t len, const mixcomm__tune_key_t* key,
-                       uint32_t valid_ops_mask, uint32_t valid_modes_mask, int num_buckets,
-                       mixcomm__tune_table_t out, char* why, size_t why_size) {
+int mixcomm__tune_cache_parse(char* text, size_t len, const mixcomm__tune_key_t* key,
+                              uint32_t valid_ops_mask, uint32_t valid_modes_mask, int num_buckets,
+                              mixcomm__tune_table_t out, char* why, size_t why_size) {
 #define REJECT(...)                          \
   do {                                       \
     snprintf(why, why_size, __VA_ARGS__);    \
     return 0;                                \
   } while (0)
+  /* Text of the file quoted in a reason: cut, and cleaned of control characters and escape
+   * sequences (the reason goes to the log). */
+  char quoted[304];
+#define QUOTE(s, max) (mixcomm__printable((s), quoted, (max) + 1), quoted)
   if (memchr(text, '\0', len) != NULL)
     REJECT("it contains a NUL byte");
   if (len == 0)
@@ -225,7 +245,7 @@ static int parse_cache(char* text, size_t len, const mixcomm__tune_key_t* key,
     const char* c = text + last_start;
     const char* prefix = "checksum ";
     size_t plen = strlen(prefix);
-    if (strncmp(c, prefix, plen) != 0)
+    if (len - last_start < plen || memcmp(c, prefix, plen) != 0)
       REJECT("it is truncated or was appended to (the last line is not the checksum)");
     c += plen;
     for (int i = 0; i < 16; i++) {
@@ -265,8 +285,8 @@ static int parse_cache(char* text, size_t len, const mixcomm__tune_key_t* key,
       if (strncmp(line, "key ", 4) != 0)
         REJECT("line 2 is not the key line");
       if (strcmp(line + 4, key->text) != 0)
-        REJECT("it was written for another configuration (key '%.300s', expected '%.300s')",
-               line + 4, key->text);
+        REJECT("it was written for another configuration (key '%s', expected '%.300s')",
+               QUOTE(line + 4, 300), key->text);
       continue;
     }
     if (lineno == 3) {
@@ -292,11 +312,11 @@ static int parse_cache(char* text, size_t len, const mixcomm__tune_key_t* key,
       if (strcmp(sp2 + 1, mixcomm_mode_name((mixcomm_mode_t)i)) == 0)
         mode = i;
     if (op < 0)
-      REJECT("line %d: unknown op '%.64s'", lineno, line);
+      REJECT("line %d: unknown op '%s'", lineno, QUOTE(line, 64));
     if (mode < 0)
-      REJECT("line %d: unknown mode '%.64s'", lineno, sp2 + 1);
+      REJECT("line %d: unknown mode '%s'", lineno, QUOTE(sp2 + 1, 64));
     if (!parse_uint(sp1 + 1, num_buckets - 1, &bucket))
-      REJECT("line %d: bucket '%.32s' is not in [0, %d)", lineno, sp1 + 1, num_buckets);
+      REJECT("line %d: bucket '%s' is not in [0, %d)", lineno, QUOTE(sp1 + 1, 32), num_buckets);
     if (!(valid_ops_mask >> op & 1u))
       REJECT("line %d: op %s is not valid here", lineno, line);
     if (mode == MIXCOMM_MODE_AUTOTUNE)
@@ -318,6 +338,7 @@ static int parse_cache(char* text, size_t len, const mixcomm__tune_key_t* key,
         REJECT("no entry for %s bucket %d", mixcomm_op_name((mixcomm_op_t)op), b);
   }
   return 1;
+#undef QUOTE
 #undef REJECT
 }
 
@@ -339,8 +360,8 @@ int mixcomm__tune_cache_load(const char* path, const mixcomm__tune_key_t* key,
   mixcomm__tune_table_t parsed;
   memcpy(parsed, table, sizeof parsed);
   char reason[800];
-  int ok = parse_cache(text, len, key, valid_ops_mask, valid_modes_mask, num_buckets, parsed,
-                       reason, sizeof reason);
+  int ok = mixcomm__tune_cache_parse(text, len, key, valid_ops_mask, valid_modes_mask,
+                                     num_buckets, parsed, reason, sizeof reason);
   free(text);
   if (!ok) {
     MIXCOMM_WARN("autotune cache %s ignored: %s (it will be measured again and rewritten)", path,
@@ -407,6 +428,60 @@ static mixcomm_status_t write_all(int fd, const char* data, size_t n, const char
   return MIXCOMM_SUCCESS;
 }
 
+/* printf at buf[*n] within cap; -1 (and *n unchanged) when it does not fit. */
+static int append(char* buf, size_t cap, size_t* n, const char* fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int append(char* buf, size_t cap, size_t* n, const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int w = *n < cap ? vsnprintf(buf + *n, cap - *n, fmt, ap) : -1;
+  va_end(ap);
+  if (w < 0 || (size_t)w >= cap - *n)
+    return -1;
+  *n += (size_t)w;
+  return 0;
+}
+
+int mixcomm__tune_cache_format(const mixcomm__tune_key_t* key, uint32_t valid_ops_mask,
+                               int num_buckets, const mixcomm__tune_table_t table, char* buf,
+                               size_t cap, size_t* len) {
+  *len = 0;
+  if (num_buckets < 1 || num_buckets > MIXCOMM_TUNE_BUCKETS) {
+    mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "%d buckets (1 to %d expected)", num_buckets,
+                   MIXCOMM_TUNE_BUCKETS);
+    return -1;
+  }
+  if (strchr(key->text, '\n') != NULL || strlen(key->text) + 8 > CACHE_MAX_LINE) {
+    mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "the key has a newline or is too long");
+    return -1;
+  }
+  size_t n = 0;
+  int full = append(buf, cap, &n, "%s\nkey %s\nbuckets %d\n", CACHE_HEADER, key->text,
+                    num_buckets);
+  for (int op = 0; !full && op < MIXCOMM_NUM_OPS; op++) {
+    if (!(valid_ops_mask >> op & 1u))
+      continue;
+    for (int b = 0; !full && b < num_buckets; b++) {
+      mixcomm_mode_t m = table[op][b];
+      if (m < 0 || m >= MIXCOMM_MODE_AUTOTUNE) {
+        mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                       "%s bucket %d holds mode %d, not a fused or NCCL mode",
+                       mixcomm_op_name((mixcomm_op_t)op), b, (int)m);
+        return -1;
+      }
+      full = append(buf, cap, &n, "%s %d %s\n", mixcomm_op_name((mixcomm_op_t)op), b,
+                    mixcomm_mode_name(m));
+    }
+  }
+  const uint64_t sum = fnv1a64(buf, n, FNV64_OFFSET);
+  if (full || append(buf, cap, &n, "checksum %016llx\n", (unsigned long long)sum) != 0) {
+    mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "the table does not fit in %zu bytes", cap);
+    return -1;
+  }
+  *len = n;
+  return 0;
+}
+
 mixcomm_status_t mixcomm__tune_cache_store(const char* path, const mixcomm__tune_key_t* key,
                                            uint32_t valid_ops_mask, int num_buckets,
                                            const mixcomm__tune_table_t table) {
@@ -422,30 +497,15 @@ mixcomm_status_t mixcomm__tune_cache_store(const char* path, const mixcomm__tune
                           "autotune cache store '%s': the key has a newline or is too long",
                           path);
   /* Content: at most 3 + 5 * 15 lines of < 70 bytes, plus the key. */
-  size_t cap = sizeof key->text + 8192;
+  size_t cap = sizeof key->text + 8192, n = 0;
   char* buf = malloc(cap);
   if (buf == NULL)
     return mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY, "autotune cache store: out of host memory");
-  size_t n = (size_t)snprintf(buf, cap, "%s\nkey %s\nbuckets %d\n", CACHE_HEADER, key->text,
-                              num_buckets);
-  for (int op = 0; op < MIXCOMM_NUM_OPS; op++) {
-    if (!(valid_ops_mask >> op & 1u))
-      continue;
-    for (int b = 0; b < num_buckets; b++) {
-      mixcomm_mode_t m = table[op][b];
-      if (m < 0 || m >= MIXCOMM_MODE_AUTOTUNE) {
-        free(buf);
-        return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                              "autotune cache store '%s': %s bucket %d holds mode %d, not a "
-                              "fused or NCCL mode",
-                              path, mixcomm_op_name((mixcomm_op_t)op), b, (int)m);
-      }
-      n += (size_t)snprintf(buf + n, cap - n, "%s %d %s\n", mixcomm_op_name((mixcomm_op_t)op), b,
-                            mixcomm_mode_name(m));
-    }
+  if (mixcomm__tune_cache_format(key, valid_ops_mask, num_buckets, table, buf, cap, &n) != 0) {
+    free(buf);
+    return mixcomm__error_context(MIXCOMM_ERR_INVALID_ARGUMENT, "autotune cache store '%s'",
+                                  path);
   }
-  uint64_t sum = fnv1a64(buf, n, FNV64_OFFSET);
-  n += (size_t)snprintf(buf + n, cap - n, "checksum %016llx\n", (unsigned long long)sum);
 
   mixcomm_status_t st = make_parent_dirs(path);
   if (st != MIXCOMM_SUCCESS) {

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "core/env.h"
 #include "core/log.h"
 #include "tune/tune.h"
 
@@ -20,9 +21,16 @@
 #define DEFAULT_NCCL_LAT_US 20.0
 #define DEFAULT_KERNEL_LAUNCH_US 3.0
 
+/* Allowed ranges. Beyond them a prediction can become infinite (a bandwidth of 1e-300 GB/s),
+ * and then no mode is cheaper than another. */
+#define MAX_LAT_US 1e9 /* about 17 minutes */
+#define MIN_GBPS 1e-3
+#define MAX_GBPS 1e6
+
 /* Overwrite *v with the value of env variable `name` if it is a number in the allowed range
- * (latencies >= 0, bandwidths > 0); otherwise keep *v and, if it was set, warn. */
-static void env_override(const char* name, double* v, int positive) {
+ * (latencies in [0, MAX_LAT_US], bandwidths in [MIN_GBPS, MAX_GBPS]); otherwise keep *v and,
+ * if it was set, warn. */
+static void env_override(const char* name, double* v, int bandwidth) {
   const char* s = getenv(name);
   if (s == NULL || s[0] == '\0')
     return;
@@ -31,10 +39,13 @@ static void env_override(const char* name, double* v, int positive) {
   int converted = end != NULL && end != s;
   while (converted && (*end == ' ' || *end == '\t'))
     end++;
-  int ok = converted && *end == '\0' && isfinite(x) && (positive ? x > 0 : x >= 0);
+  const double lo = bandwidth ? MIN_GBPS : 0.0, hi = bandwidth ? MAX_GBPS : MAX_LAT_US;
+  int ok = converted && *end == '\0' && isfinite(x) && x >= lo && x <= hi;
   if (!ok) {
-    MIXCOMM_WARN("%s='%s' ignored: expected a finite number %s; using %g", name, s,
-                 positive ? "> 0" : ">= 0", *v);
+    char shown[68];
+    mixcomm__printable(s, shown, sizeof shown);
+    MIXCOMM_WARN("%s='%s' ignored: expected a number in [%g, %g]; using %g", name, shown, lo, hi,
+                 *v);
     return;
   }
   *v = x;

@@ -81,6 +81,22 @@ int mixcomm__tune_cache_load(const char* path, const mixcomm__tune_key_t* key,
                              uint32_t valid_ops_mask, uint32_t valid_modes_mask, int num_buckets,
                              mixcomm__tune_table_t table);
 
+/* The checks of mixcomm__tune_cache_load on a file's text[0..len) (no terminating NUL needed;
+ * the text is modified while parsing). 1 and out[op][0..num_buckets) filled for the ops of
+ * valid_ops_mask if the text is a complete, intact file for exactly this key, bucket count and
+ * these modes; else 0 with the reason in why (never empty), and out possibly half written (the
+ * load parses into a copy). Never allocates. */
+int mixcomm__tune_cache_parse(char* text, size_t len, const mixcomm__tune_key_t* key,
+                              uint32_t valid_ops_mask, uint32_t valid_modes_mask, int num_buckets,
+                              mixcomm__tune_table_t out, char* why, size_t why_size);
+
+/* The text mixcomm__tune_cache_store writes, in buf[0..*len) (cap bytes). 0, or -1 with the
+ * reason as the last error (bad bucket count, key with a newline, a mode that is not a fused
+ * or NCCL mode, too small a buffer). */
+int mixcomm__tune_cache_format(const mixcomm__tune_key_t* key, uint32_t valid_ops_mask,
+                               int num_buckets, const mixcomm__tune_table_t table, char* buf,
+                               size_t cap, size_t* len);
+
 /* Write the cache atomically (<path>.tmp.<pid>, fsync, rename), creating missing directories
  * (mode 0700) like mkdir -p. Writes the entries of the ops in valid_ops_mask, which must be
  * fused or NCCL modes. Errors are statuses whose message names the path. The format is in

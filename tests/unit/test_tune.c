@@ -814,7 +814,7 @@ TEST_IMPL(tune_cache_rejects_bad_files) {
   ASSERT_EQ(mixcomm__tune_cache_load(bad_path, &okey, OPS_MIXED, MODES_OK, fx.nb, t), 1);
 
   /* A directory or an unreadable path where the file should be: refused with a warning. */
-  expect_rejected(&fx, fx.dir, &fx.key, OPS_MIXED, MODES_OK, fx.nb, "cannot read",
+  expect_rejected(&fx, fx.dir, &fx.key, OPS_MIXED, MODES_OK, fx.nb, "not a regular file",
                   "directory");
   free_lines(&good);
   rm_tree(fx.dir);

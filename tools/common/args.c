@@ -6,10 +6,14 @@
 #include <stdlib.h>
 
 int args_parse_ll(const char* s, long long lo, long long hi, long long* out) {
+  /* strtoll alone would also take leading white space (" 8", "\n8"). */
+  const char* digits = s + (s[0] == '+' || s[0] == '-');
+  if (*digits < '0' || *digits > '9')
+    return -1;
   char* end = NULL;
   errno = 0;
   const long long v = strtoll(s, &end, 10);
-  if (s[0] == '\0' || end == NULL || *end != '\0' || errno != 0 || v < lo || v > hi)
+  if (end == NULL || *end != '\0' || errno != 0 || v < lo || v > hi)
     return -1;
   *out = v;
   return 0;

@@ -2,6 +2,7 @@
  * Rank spawning for tools and GPU tests (see spawn.h). The parent never touches CUDA; it waits
  * for its children, kills them all as soon as one fails or the time limit passes (so one dead
  * rank never leaves the others spinning), and reports. */
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -15,9 +16,24 @@
 
 #include "common/spawn.h"
 
-static int env_int(const char* name, int fallback) {
+/* A launcher's integer setting in [lo, hi], or fallback when unset or empty; -1 after
+ * reporting a value that is not one. */
+static int env_int(const char* name, int fallback, int lo, int hi, int* out) {
   const char* v = getenv(name);
-  return v != NULL && *v ? atoi(v) : fallback;
+  *out = fallback;
+  if (v == NULL || v[0] == '\0')
+    return 0;
+  char* end = NULL;
+  errno = 0;
+  const long x = strtol(v, &end, 10);
+  if (errno == 0 && end != v && *end == '\0' && !isspace((unsigned char)v[0]) && x >= lo &&
+      x <= hi) {
+    *out = (int)x;
+    return 0;
+  }
+  fprintf(stderr, "spawn: %s='%.64s' in the environment is not an integer in [%d, %d]\n", name,
+          v, lo, hi);
+  return -1;
 }
 
 int spawn_under_launcher(void) { return getenv("RANK") != NULL && getenv("WORLD_SIZE") != NULL; }
@@ -49,10 +65,11 @@ int spawn_ranks(int world_size, int local_size, int timeout_s, spawn_fn fn, void
   spawn_rank_t r;
   memset(&r, 0, sizeof r);
   if (spawn_under_launcher()) {
-    r.rank = env_int("RANK", 0);
-    r.world_size = env_int("WORLD_SIZE", 1);
-    r.local_rank = env_int("LOCAL_RANK", r.rank % local_size);
-    r.local_size = env_int("LOCAL_WORLD_SIZE", local_size);
+    if (env_int("WORLD_SIZE", 1, 1, 1 << 20, &r.world_size) != 0 ||
+        env_int("RANK", 0, 0, r.world_size - 1, &r.rank) != 0 ||
+        env_int("LOCAL_WORLD_SIZE", local_size, 1, r.world_size, &r.local_size) != 0 ||
+        env_int("LOCAL_RANK", r.rank % local_size, 0, r.local_size - 1, &r.local_rank) != 0)
+      return 1;
     return fn(&r, arg); /* mixcomm reads MASTER_ADDR / MASTER_PORT itself */
   }
   if (world_size < 1 || world_size > 1024 || local_size < 1 || world_size % local_size) {
