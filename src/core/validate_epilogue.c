@@ -3,7 +3,6 @@
  * asked for and what they need, alignment, and that no output overlaps another buffer. */
 #include <math.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "core/error.h"
 #include "core/plan.h"
@@ -27,7 +26,11 @@ typedef struct span {
   uintptr_t at;
   uint64_t bytes;
   int output;
+  int align; /* bytes */
 } span_t;
+
+/* Indices into spans[] below: the one pair allowed to be the same memory. */
+enum { SPAN_RESIDUAL_IN = 2, SPAN_RESIDUAL_OUT = 3 };
 
 static int overlap(const span_t* a, const span_t* b) {
   return a->bytes > 0 && b->bytes > 0 && a->at < b->at + b->bytes && b->at < a->at + a->bytes;
@@ -74,31 +77,32 @@ mixcomm_status_t mixcomm__validate_epilogue(const mixcomm_topology_t* t, mixcomm
   /* residual rows: the input's for gather ops, the output's otherwise. */
   const uint64_t res_bytes = gather ? (uint64_t)rows * row_bytes : shape->out_bytes;
   const uint64_t quant_bytes = (uint64_t)shape->out_rows * (uint64_t)row_elems;
-  span_t spans[] = {
-      {"x_in", (uintptr_t)x_in, shape->in_bytes, 0},
-      {"x_out", (uintptr_t)x_out, x_out != NULL ? shape->out_bytes : 0, 1},
-      {"residual_in", (uintptr_t)e->residual_in, e->residual_in != NULL ? res_bytes : 0, 0},
-      {"residual_out", (uintptr_t)e->residual_out, e->residual_out != NULL ? res_bytes : 0, 1},
-      {"rms_gamma", (uintptr_t)e->rms_gamma, e->rms_gamma != NULL ? row_bytes : 0, 0},
-      {"norm_out", (uintptr_t)e->norm_out, e->norm_out != NULL ? shape->out_bytes : 0, 1},
-      {"quant_out", (uintptr_t)e->quant_out, e->quant_out != NULL ? quant_bytes : 0, 1},
-      {"quant_scale", (uintptr_t)e->quant_scale, e->quant_scale != NULL ? 4 : 0, 0},
+  const int V = MIXCOMM_VEC_BYTES;
+  const span_t spans[] = {
+      {"x_in", (uintptr_t)x_in, shape->in_bytes, 0, V},
+      {"x_out", (uintptr_t)x_out, x_out != NULL ? shape->out_bytes : 0, 1, V},
+      [SPAN_RESIDUAL_IN] = {"residual_in", (uintptr_t)e->residual_in,
+                            e->residual_in != NULL ? res_bytes : 0, 0, V},
+      [SPAN_RESIDUAL_OUT] = {"residual_out", (uintptr_t)e->residual_out,
+                             e->residual_out != NULL ? res_bytes : 0, 1, V},
+      {"rms_gamma", (uintptr_t)e->rms_gamma, e->rms_gamma != NULL ? row_bytes : 0, 0, V},
+      {"norm_out", (uintptr_t)e->norm_out, e->norm_out != NULL ? shape->out_bytes : 0, 1, V},
+      {"quant_out", (uintptr_t)e->quant_out, e->quant_out != NULL ? quant_bytes : 0, 1, V},
+      {"quant_scale", (uintptr_t)e->quant_scale, e->quant_scale != NULL ? 4 : 0, 0, 4},
   };
   const int n = (int)(sizeof spans / sizeof spans[0]);
   for (int i = 0; i < n; i++) {
-    const uint64_t align = strcmp(spans[i].name, "quant_scale") == 0 ? 4 : MIXCOMM_VEC_BYTES;
-    if (spans[i].bytes > 0 && spans[i].at % align != 0)
+    if (spans[i].bytes > 0 && spans[i].at % (uintptr_t)spans[i].align != 0)
       return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
                             "%s=%p is not %d-byte aligned (the kernels move 16-byte vectors)",
-                            spans[i].name, (const void*)spans[i].at, (int)align);
+                            spans[i].name, (const void*)spans[i].at, spans[i].align);
   }
   for (int i = 0; i < n; i++) {
     for (int j = i + 1; j < n; j++) {
       if (!spans[i].output && !spans[j].output)
         continue; /* inputs may share memory */
-      const int in_place = spans[i].at == spans[j].at &&
-                           !strcmp(spans[i].name, "residual_in") &&
-                           !strcmp(spans[j].name, "residual_out");
+      const int in_place = i == SPAN_RESIDUAL_IN && j == SPAN_RESIDUAL_OUT &&
+                           spans[i].at == spans[j].at;
       if (in_place || !overlap(&spans[i], &spans[j]))
         continue;
       return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,

@@ -36,6 +36,15 @@ typedef struct call {
   void* temp; /* the stash when no output can hold P of every row (freed at the end) */
 } call_t;
 
+/* Release a stream-ordered temporary (if any); a failure becomes st unless st already holds one. */
+static void free_temp(void* p, cudaStream_t stream, const char* what, mixcomm_status_t* st) {
+  if (p == NULL)
+    return;
+  const cudaError_t e = cudaFreeAsync(p, stream);
+  if (e != cudaSuccess && *st == MIXCOMM_SUCCESS)
+    *st = mixcomm__cuda_error((int)e, what);
+}
+
 /* The epilogue arguments every path shares; the caller sets where the residual is added. */
 static mixcomm_status_t epilogue_args(call_t* c, mixcomm__epilogue_args_t* a) {
   const mixcomm_epilogue_t* e = c->e;
@@ -178,16 +187,8 @@ static mixcomm_status_t run_nccl(call_t* c) {
   MIXCOMM_CHECK_GOTO(mixcomm__nccl_run(h, c->op, c->mode, src, dst, count, c->stream), st, out);
   st = epilogue_kernel(c, dst, &a, 0);
 out:
-  if (in_temp != NULL) {
-    cudaError_t e = cudaFreeAsync(in_temp, c->stream);
-    if (e != cudaSuccess && st == MIXCOMM_SUCCESS)
-      st = mixcomm__cuda_error((int)e, "freeing the epilogue's input temporary");
-  }
-  if (out_temp != NULL) {
-    cudaError_t e = cudaFreeAsync(out_temp, c->stream);
-    if (e != cudaSuccess && st == MIXCOMM_SUCCESS)
-      st = mixcomm__cuda_error((int)e, "freeing the epilogue's output temporary");
-  }
+  free_temp(in_temp, c->stream, "freeing the epilogue's input temporary", &st);
+  free_temp(out_temp, c->stream, "freeing the epilogue's output temporary", &st);
   return st;
 }
 
@@ -256,10 +257,6 @@ mixcomm_status_t mixcomm_run_epilogue(mixcomm_handler_t* h, mixcomm_op_t op, con
     st = run_fused(&c);
   else
     st = run_nccl(&c);
-  if (c.temp != NULL) {
-    cudaError_t e = cudaFreeAsync(c.temp, stream);
-    if (e != cudaSuccess && st == MIXCOMM_SUCCESS)
-      st = mixcomm__cuda_error((int)e, "freeing the epilogue's temporary");
-  }
+  free_temp(c.temp, stream, "freeing the epilogue's temporary", &st);
   return st;
 }
