@@ -3,6 +3,7 @@
  * collective calls; after each checked case the ranks exchange {status, output hashes} through
  * the bootstrap, so TP-rank consistency is checked and a failure on one rank makes every rank
  * abandon the handler together instead of waiting for a peer that left. */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -887,7 +888,9 @@ int gpu_rank_run(gpu_rank_t* g) {
       /* Start late: every other rank's first kernels wait for this one. */
       printf("  rank %d starts its calls %d ms late\n", g->spawn.rank, g->opt->late_ms);
       fflush(stdout);
-      usleep((useconds_t)g->opt->late_ms * 1000u);
+      struct timespec late = {g->opt->late_ms / 1000, (long)(g->opt->late_ms % 1000) * 1000000L};
+      while (nanosleep(&late, &late) != 0 && errno == EINTR) {
+      }
     }
     if (want(g, "matrix") && !g->dead)
       test_matrix(g);

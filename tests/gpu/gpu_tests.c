@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (nsizes < 1 || nnodes < 1 || opt.ndtypes < 1) {
+  if (nsizes < 1 || nnodes < 1 || opt.ndtypes < 1 || opt.late_ms < 0) {
     usage();
     return 2;
   }
