@@ -309,11 +309,11 @@ TEST_IMPL(wire_put_model) {
                   }
                   /* Over the world: DP groups per node (Ld) x nodes or node groups. */
                   const uint64_t Ld = (uint64_t)t0.local_dp_size, Id = (uint64_t)t0.inter_dp_size;
-                  const uint64_t want =
-                      mode == MIXCOMM_MODE_FUSED_OPT_WAITS_UC ? (uint64_t)W * (I - 1) * K * vecs * 16
-                      : mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC
-                          ? (uint64_t)I * Ld * (I - 1) * vecs * 16
-                          : Ld * Id * (uint64_t)(I + itp - 2) * vecs * 16;
+                  const uint64_t per_vec =
+                      mode == MIXCOMM_MODE_FUSED_OPT_WAITS_UC    ? (uint64_t)W * (I - 1) * K
+                      : mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC ? (uint64_t)I * Ld * (I - 1)
+                                                                 : Ld * Id * (uint64_t)(I + itp - 2);
+                  const uint64_t want = per_vec * (uint64_t)vecs * 16;
                   if (total != want)
                     FAIL("I=%d L=%d ltp=%d itp=%d %s %s vecs=%lld: the world puts %llu bytes, "
                          "the receivers read %llu",
@@ -347,7 +347,8 @@ TEST_IMPL(wire_put_model) {
   ASSERT_EQ(c.puts, 1);
   /* One node puts nothing; a non-fused mode is an argument error. */
   const mixcomm_topology_t one = resolved(1, 8, 8, 1, 0);
-  ASSERT_OK(mixcomm__put_model(&one, MIXCOMM_OP_ALLREDUCE, MIXCOMM_MODE_FUSED_OPT_WAITS_UC, &g, &c));
+  ASSERT_OK(
+      mixcomm__put_model(&one, MIXCOMM_OP_ALLREDUCE, MIXCOMM_MODE_FUSED_OPT_WAITS_UC, &g, &c));
   ASSERT_EQ(c.bytes, 0);
   ASSERT_EQ(c.puts, 0);
   ASSERT_ERR(mixcomm__put_model(&t, MIXCOMM_OP_ALLREDUCE, MIXCOMM_MODE_NCCL_ONE, &g, &c),
