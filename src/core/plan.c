@@ -66,6 +66,27 @@ void mixcomm__rows_needed(const mixcomm_topology_t* t, mixcomm_op_t op, mixcomm_
   *ns_rows = 2 * I * K;
 }
 
+int mixcomm__mode_step_rows(const mixcomm_topology_t* t, mixcomm_mode_t mode) {
+  int most = 0;
+  for (int op = 0; op < MIXCOMM_NUM_OPS; op++) {
+    if (!mixcomm_topology_op_valid(t, (mixcomm_op_t)op))
+      continue;
+    int v, n;
+    mixcomm__rows_needed(t, (mixcomm_op_t)op, mode, &v, &n);
+    most = v > most ? v : most;
+    most = n > most ? n : most;
+  }
+  return most;
+}
+
+int mixcomm__put_rows(const mixcomm_topology_t* t, mixcomm_op_t op, mixcomm_mode_t mode) {
+  if (mode != MIXCOMM_MODE_FUSED_OPT_WAITS_UC)
+    return 1; /* the two-shot kernels put one chunk piece per peer */
+  return op == MIXCOMM_OP_REDUCESCATTER                ? t->local_size
+         : op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE ? t->local_dp_size
+                                                    : 1;
+}
+
 size_t mixcomm__signal_bytes(int inter_size, int grid_size) {
   return round_up((size_t)MIXCOMM_RING_SLOTS * grid_size * 2 * inter_size * 8, 4096);
 }
@@ -119,6 +140,24 @@ mixcomm_status_t mixcomm__plan_for_topology(const mixcomm_topology_t* t, int gri
     /* The multi-node two-shot kernels tag two rounds per local rank. */
     if (vmm_rows < 2 * t->local_size)
       vmm_rows = 2 * t->local_size;
+    /* Every mode valid across nodes (whatever the machine offers: the plan must not depend on
+     * it) fits a step of MIXCOMM_MIN_STEP_THREADS threads: rows x B >= rows needed x 32. The
+     * modes' needs are at most MIXCOMM_MAX_STEP_ROWS, so this stays bounded. */
+    const mixcomm_caps_t all_on = {0, 1, 1, 1, 0};
+    for (int m = MIXCOMM_MODE_FUSED_OPT_WAITS_UC; m <= MIXCOMM_MODE_FUSED_OPT_BYTES2_UC; m += 2) {
+      if (!mixcomm_topology_mode_valid(t, &all_on, (mixcomm_mode_t)m, NULL))
+        continue;
+      for (int op = 0; op < MIXCOMM_NUM_OPS; op++) {
+        if (!mixcomm_topology_op_valid(t, (mixcomm_op_t)op))
+          continue;
+        int v, n;
+        mixcomm__rows_needed(t, (mixcomm_op_t)op, (mixcomm_mode_t)m, &v, &n);
+        const int v_fit = (int)ceil_div((int64_t)v * MIXCOMM_MIN_STEP_THREADS, B);
+        const int n_fit = (int)ceil_div((int64_t)n * MIXCOMM_MIN_STEP_THREADS, B);
+        vmm_rows = v_fit > vmm_rows ? v_fit : vmm_rows;
+        ns_rows = n_fit > ns_rows ? n_fit : ns_rows;
+      }
+    }
   }
 
   plan->grid_size = grid_size;
@@ -200,11 +239,13 @@ static mixcomm_status_t block_cap(const mixcomm_workspace_plan_t* plan, const mi
       cap = ns_cap;
   }
   cap = cap / 32 * 32;
-  if (cap < 32)
+  if (cap < 32) /* never for a mode valid for the plan's topology: the plan fits them all */
     return mixcomm__error(MIXCOMM_ERR_UNSUPPORTED,
-                          "%s in %s needs %d workspace rows per step but the plan has %d: "
-                          "raise max_block_size",
-                          mixcomm_op_name(op), mixcomm_mode_name(mode), vmm_rows, plan->vmm_rows);
+                          "%s in %s needs %d node and %d symmetric workspace rows per step but "
+                          "the plan has %d and %d, too few for a 32-thread step: is the mode "
+                          "valid for this topology, and the plan made for it?",
+                          mixcomm_op_name(op), mixcomm_mode_name(mode), vmm_rows, ns_rows,
+                          plan->vmm_rows, plan->nvshmem_rows);
   *cap_out = cap;
   return MIXCOMM_SUCCESS;
 }
@@ -226,6 +267,25 @@ static void cut_steps(int64_t m, int64_t cap, int min_block_size, int min_num_st
   }
   g->block = (int)block;
   g->steps = (int)steps;
+}
+
+/* Put fan-out across nodes (docs/design.md): a CTA takes at least *floor_vecs vectors per
+ * chunk, so that it puts at least MIXCOMM_MIN_PUT_BYTES to each peer over the call (unless the
+ * whole call is smaller: then one CTA), and its steps are at least that long, up to the block
+ * cap (raises *min_block). Returns 0 (nothing to apply) on one node. Depends only on the plan,
+ * the topology's sizes and the call: every rank computes the same. */
+static int put_floor(const mixcomm_topology_t* t, mixcomm_op_t op, mixcomm_mode_t mode,
+                     int64_t cap, int64_t* floor_vecs, int* min_block) {
+  if (t->inter_size == 1)
+    return 0;
+  *floor_vecs = ceil_div(MIXCOMM_MIN_PUT_BYTES,
+                         (int64_t)MIXCOMM_VEC_BYTES * mixcomm__put_rows(t, op, mode));
+  int64_t step = (*floor_vecs + 31) / 32 * 32;
+  if (step > cap)
+    step = cap;
+  if (step > *min_block)
+    *min_block = (int)step;
+  return 1;
 }
 
 static mixcomm_status_t geometry_start(const mixcomm_topology_t* t, mixcomm_mode_t mode,
@@ -255,7 +315,10 @@ mixcomm_status_t mixcomm__geometry(const mixcomm_workspace_plan_t* plan,
   int64_t cap;
   MIXCOMM_CHECK(block_cap(plan, t, op, mode, &cap));
   const int64_t per_chunk = ceil_div(g->vecs, g->chunks);
-  const int64_t m = ceil_div(per_chunk, plan->grid_size); /* vectors per chunk per CTA */
+  int64_t m = ceil_div(per_chunk, plan->grid_size); /* vectors per chunk per CTA */
+  int64_t floor_vecs = 0;
+  if (put_floor(t, op, mode, cap, &floor_vecs, &min_block_size) && m < floor_vecs)
+    m = floor_vecs < per_chunk ? floor_vecs : per_chunk;
   cut_steps(m, cap, min_block_size, min_num_steps, g);
   g->span = m * g->chunks;
   g->grid = (int)ceil_div(g->vecs, g->span);
@@ -278,8 +341,15 @@ mixcomm_status_t mixcomm__geometry_rows(const mixcomm_workspace_plan_t* plan,
   int64_t cap;
   MIXCOMM_CHECK(block_cap(plan, t, op, mode, &cap));
   const int64_t row_vecs = row_bytes / MIXCOMM_VEC_BYTES, rows = g->vecs / row_vecs;
-  /* Whole rows per CTA, spread over as many CTAs as the plan has. */
-  const int64_t rows_per_cta = ceil_div(rows, plan->grid_size);
+  /* Whole rows per CTA, spread over as many CTAs as the plan has (across nodes: as the put
+   * floor allows). */
+  int64_t rows_per_cta = ceil_div(rows, plan->grid_size);
+  int64_t floor_vecs = 0;
+  if (put_floor(t, op, mode, cap, &floor_vecs, &min_block_size)) {
+    const int64_t floor_rows = ceil_div(floor_vecs * g->chunks, row_vecs);
+    if (rows_per_cta < floor_rows)
+      rows_per_cta = floor_rows < rows ? floor_rows : rows;
+  }
   g->span = rows_per_cta * row_vecs;
   const int64_t m = ceil_div(g->span, g->chunks);
   if (m <= cap) {

@@ -8,11 +8,12 @@
  *   share(slot, cta) at (slot * grid_size + cta) * vmm_slot_bytes.
  * A call whose algorithm needs more rows than the plan has re-cuts the share into that many
  * shorter rows and uses proportionally smaller blocks, so the data workspace never depends on
- * the message size, and across nodes it only grows to at least 2 rows per local rank (the
- * multi-node two-shot kernels tag two rounds), whatever the number of nodes.
+ * the message size. Across nodes the rows a step needs grow with the number of nodes; the plan
+ * holds enough for a 32-thread step of every mode valid for the topology (at least 2 rows per
+ * local rank: the multi-node two-shot kernels tag two rounds), and a mode needing more than
+ * MIXCOMM_MAX_STEP_ROWS rows is not valid at all, which bounds a share at 512 KiB.
  * Across nodes, the NVSHMEM symmetric workspace holds ring_slots x grid_size shares of
- * nvshmem_rows rows (no tags), then 8-byte signal words [slot][cta][round 0..1][source node]:
- * only those grow with the number of nodes. */
+ * nvshmem_rows rows (no tags), then 8-byte signal words [slot][cta][round 0..1][source node]. */
 #ifndef MIXCOMM_CORE_PLAN_H_
 #define MIXCOMM_CORE_PLAN_H_
 
@@ -29,11 +30,27 @@ extern "C" {
 #define MIXCOMM_KERNEL_MAX_THREADS 1024
 #define MIXCOMM_TAG_AREA_ALIGN 128
 #define MIXCOMM_DEFAULT_SM_COUNT 132
+/* Most rows (of either workspace) one step of a fused mode may need across nodes: 64 nodes of 8
+ * GPUs fit every mode; beyond, a mode needing more is invalid (mixcomm_topology_mode_valid). */
+#define MIXCOMM_MAX_STEP_ROWS 1024
+/* Smallest step (threads) the plan must hold for every valid mode. */
+#define MIXCOMM_MIN_STEP_THREADS 32
+/* Across nodes a CTA takes at least this many bytes per put row and peer over a call, and its
+ * steps are as long as that allows up to the block cap (put fan-out, docs/design.md). */
+#define MIXCOMM_MIN_PUT_BYTES 32768
 
 /* Rows of the node workspace (vmm) and symmetric heap (ns) that one step of (op, mode) uses
  * per CTA. Fused modes only. */
 void mixcomm__rows_needed(const mixcomm_topology_t* t, mixcomm_op_t op, mixcomm_mode_t mode,
                           int* vmm_rows, int* ns_rows);
+
+/* The most rows (the larger of the two workspaces) one step of `mode` needs for any op valid
+ * for the topology. */
+int mixcomm__mode_step_rows(const mixcomm_topology_t* t, mixcomm_mode_t mode);
+
+/* Rows of input blocks one cross-node put of (op, mode) carries per step: K of the one-shot
+ * kernel (REDUCESCATTER: local_size, REDUCESCATTER_ALLREDUCE: local_dp_size), else 1. */
+int mixcomm__put_rows(const mixcomm_topology_t* t, mixcomm_op_t op, mixcomm_mode_t mode);
 
 /* Chunks a step is cut into: 1 one-shot, local_tp_size (OPT_BYTES1), tp_size (OPT_BYTES2). */
 int mixcomm__mode_chunks(const mixcomm_topology_t* t, mixcomm_mode_t mode);

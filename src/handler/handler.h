@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "core/plan.h"
+#include "core/put_model.h"
 #include "kernels/launch.h"
 #include "mixcomm.h"
 #include "transport/vmm.h"
@@ -34,6 +35,7 @@ struct mixcomm_handler {
   int blocks_per_sm; /* fused-kernel CTAs that fit on one SM (co-residency bound) */
   int timeout_ms;
   int pdl; /* launch fused kernels with programmatic dependent launch (MIXCOMM_DISABLE_PDL) */
+  int count_puts; /* kernels count what they put across nodes (debug: put_count.c) */
   mixcomm__state_t state;
 
   /* Node workspace (init_virtual_memory). */
@@ -98,6 +100,17 @@ mixcomm_status_t mixcomm__select_mode(const mixcomm_handler_t* h, mixcomm_op_t o
 
 /* Autotune at creation: from the cache if every rank can use it, else measured. */
 mixcomm_status_t mixcomm__tune_at_creation(mixcomm_handler_t* h);
+
+/* Debug count of what the cross-node kernels put (put_count.c; for tests). enable switches the
+ * counting on for later calls; take reads the counters after the calls enqueued on `stream`
+ * and clears them; model is what a plain call (row_elems 0) or an epilogue call of rows of
+ * row_elems elements of (op, mode) on numel_block elements per rank block should put. */
+mixcomm_status_t mixcomm__put_count_enable(mixcomm_handler_t* h, int on);
+mixcomm_status_t mixcomm__put_count_take(mixcomm_handler_t* h, cudaStream_t stream,
+                                         mixcomm__put_count_t* out);
+mixcomm_status_t mixcomm__put_count_model(const mixcomm_handler_t* h, mixcomm_op_t op,
+                                          mixcomm_mode_t mode, int64_t numel_block,
+                                          int64_t row_elems, mixcomm__put_count_t* out);
 
 /* Zero the ring state and poison the own workspace (creation and checkpoint restore). */
 mixcomm_status_t mixcomm__protocol_reset(mixcomm_handler_t* h);

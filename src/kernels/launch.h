@@ -44,11 +44,14 @@ typedef struct mixcomm__cta_state {
   unsigned long long pad;
 } mixcomm__cta_state_t;
 
-/* Device-side control block: CTA states followed by the error claim word. */
+/* Device-side control block: the error claim words, then the CTA states. */
 typedef struct mixcomm__control {
   int claimed;  /* 0 until a thread records an error */
   int stop;     /* set with claimed: every waiting thread of the handler gives up */
-  int pad[62];
+  /* Debug count of what the cross-node kernels put (kargs count_puts; handler/put_count.c):
+   * bytes of data, and network operations (put-with-signal, or a signal alone). */
+  unsigned long long put_bytes, puts;
+  int pad[58];
   mixcomm__cta_state_t cta[1]; /* grid_size entries */
 } mixcomm__control_t;
 
@@ -95,6 +98,7 @@ typedef struct mixcomm__kargs {
   int world_rank_base; /* world rank of local rank 0 */
   int op, mode, dtype;
   int pdl; /* launch with programmatic dependent launch allowed (launch_fused) */
+  int count_puts; /* add every cross-node put to control->put_bytes/puts (debug, off by default) */
   uint64_t timeout_ns;
   /* Across nodes: the NVSHMEM symmetric workspace (same address on every PE). */
   char* ns_base;          /* data shares, laid out like the node workspace without tags */

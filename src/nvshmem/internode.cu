@@ -7,11 +7,14 @@
  *   AR, AG, AR+AG: its whole input (K = 1 block);
  *   RS:            the blocks of the ranks of node n' (K = L blocks, n' * L + k);
  *   RS+AR:         the blocks of the DP ranks of node n' (K = Ld blocks, k + idp(n') * Ld).
- * It first copies them into its own symmetric staging rows [n' * K + k] (a put's source must be
- * symmetric memory for network transports), then puts them with one put-with-signal per node
- * into the receiver's rows [n * K + k]. The signal word [slot][cta][0][n] of the receiver is SET
- * to a value unique to (call, step) plus a hash of (op, mode, dtype, size): never reset, so an
- * old value can never be taken for a new one, and a different hash is a MISMATCH.
+ * It first copies them into its own symmetric staging area for n' (the K rows from row
+ * I * K + n' * K on: a put's source must be symmetric memory for network transports), packed at
+ * the step's valid length nvalid (block k, vector t at k * nvalid + t), then puts the K * nvalid
+ * vectors with one put-with-signal per node into the receiver's area for n (the K rows from row
+ * n * K on, packed the same way): K * nvalid * 16 bytes, exactly what the receiver reads. The
+ * signal word [slot][cta][0][n] of the receiver is SET to a value unique to (call, step) plus a
+ * hash of (op, mode, dtype, size): never reset, so an old value can never be taken for a new
+ * one, and a different hash is a MISMATCH.
  * The receiver then pre-reduces, in node order, what can be summed over nodes, into "virtual
  * blocks" V:
  *   AR:    V[0] = sum over all nodes;              AG:    V[n] = input of node n (no sum);
@@ -26,6 +29,19 @@
  *   AR, RS, RS+AR: one output, sum over l;   AG: block n * L + l = row [l * I + n];
  *   AR+AG: block ldp + i * Ld = sum over the local ranks l of DP group ldp of row [l * Id + i].
  * Every rank of a TP group sums identical values in identical order: identical bits.
+ *
+ * Bytes on the wire. Every put carries only vectors its receiver reads: here K * nvalid; in
+ * BYTES1 and BYTES2 one chunk piece, cut to the vectors of the call (piece_count). Over a call
+ * a rank puts (I - 1) * K * vecs * 16 bytes here; core/put_model.c derives every mode's count
+ * from the geometry, and the kernels count what they put when kargs.count_puts is on (a debug
+ * switch, handler/put_count.c), so tests compare the two.
+ *
+ * Waits across nodes. A receiver waits for every source node with one thread per node, each
+ * thread taking nodes t, t + blockDim.x, ... (wait_nodes): any number of nodes whatever the
+ * block size. Each local rank has one thread for itself in the node rounds (t < L), which a
+ * block of at least 32 threads always has (L <= MIXCOMM_MAX_LOCAL_SIZE = 16; static_assert
+ * below). After a signal is seen, one NVSHMEM test call on its word gives transports that need
+ * it their consistency step (wait_signal).
  *
  * Pipelining. Every kernel here runs its steps software-pipelined (run_pipelined): produce(s)
  * starts step s up to and including its put across nodes, consume(s) finishes it; each CTA
@@ -49,7 +65,8 @@
  * rows are re-poisoned (node) or read (symmetric) and B's tags and signals were consumed. By
  * (2) A also holds a step s - 2 signal of every node C, sent after C had waited for every
  * step s - 4 put addressed to it: every put of step s - 4 has landed, so its source rows
- * (staging, or in a call of another shape rows at the same place) may be overwritten.
+ * (staging, or in a call of another shape or packing rows at the same place) may be
+ * overwritten.
  * Signal words are never reset: an epoch unique to (call, step) is SET, so a stale value can
  * never satisfy a wait. All waits are bounded (Waiter).
  */
@@ -60,6 +77,9 @@
 
 namespace mixcomm {
 namespace {
+
+/* The node rounds give each local rank one thread (t < L), and a block is at least one warp. */
+static_assert(MIXCOMM_MAX_LOCAL_SIZE <= 32, "node rounds need a thread per local rank");
 
 constexpr uint64_t kEpochMask = (1ull << 40) - 1;
 constexpr int kSignalRow = -2; /* error records: the mismatch was in a cross-node signal */
@@ -118,14 +138,38 @@ __device__ bool wait_signal(Waiter& w, const mixcomm__kargs_t& a, const uint64_t
     record_error(a, MIXCOMM_ERR_MISMATCH, peer, w.step, kSignalRow, &want, &got);
     return false;
   }
+  /* The poll above reads the word directly, so NVSHMEM never saw the wait. A transport whose
+   * data may become visible after its signal (IBRC without GDRCopy: the proxy thread writes
+   * both) needs NVSHMEM's consistency step once a signal is seen; the test API runs it when the
+   * test succeeds (nvshmem_signal_wait_until does not, in NVSHMEM 3.4). The word holds v until
+   * this rank has finished the step, so the test succeeds at once. */
+  nvshmem_uint64_test(const_cast<uint64_t*>(word), NVSHMEM_CMP_EQ, v);
   return true;
+}
+
+/* Wait, one thread per source node and as many nodes per thread as it takes (any number of
+ * nodes, any block size), for the signal of round `round` of every node n != me for which
+ * want(n); then agree across the block. Every thread must call it. */
+template <typename Want>
+__device__ __forceinline__ bool wait_nodes(Waiter& w, const mixcomm__kargs_t& a, uint32_t slot,
+                                           int round, uint64_t expected, Want want, bool ok) {
+  for (int n = threadIdx.x; ok && n < a.inter_size; n += blockDim.x)
+    if (n != a.inter_rank && want(n))
+      ok = wait_signal(w, a, signal_at(a, slot, round, n), expected, n);
+  return __syncthreads_and(ok);
 }
 
 /* Block-wide put of `bytes` bytes with a signal; with nothing to send, the signal alone goes,
  * so every step still orders the two ranks (the ring-reuse argument needs an exchange in
- * every step). Every thread of the block must call it. */
-__device__ __forceinline__ void put_signal(void* dst, const void* src, size_t bytes, uint64_t* sig,
-                                           uint64_t value, int pe) {
+ * every step). Every thread of the block must call it. With a.count_puts (a debug switch,
+ * handler/put_count.c) thread 0 also adds the put to the handler's counters, which tests
+ * compare with the host's model of the call (core/put_model.c). */
+__device__ __forceinline__ void put_signal(const mixcomm__kargs_t& a, void* dst, const void* src,
+                                           size_t bytes, uint64_t* sig, uint64_t value, int pe) {
+  if (a.count_puts && threadIdx.x == 0) {
+    atomicAdd(&a.control->put_bytes, (unsigned long long)bytes);
+    atomicAdd(&a.control->puts, 1ull);
+  }
   if (bytes > 0)
     nvshmemx_putmem_signal_nbi_block(dst, src, bytes, sig, value, NVSHMEM_SIGNAL_SET, pe);
   else if (threadIdx.x == 0)
@@ -202,21 +246,24 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     ok = __syncthreads_and(ok); /* the block-wide put needs every thread */
     if (!ok)
       return;
+    /* The K blocks for node n go packed at the step's valid length (stride nvalid) from the
+     * start of its K staging rows, so the put carries exactly what the receiver reads. */
     if (idx < end) {
       for (int n = 0; n < I; n++) {
         if (n == node)
           continue;
+        uint4* dst = ns_row(a, ns, staging + n * K);
         for (int k = 0; k < K; k++)
-          ns_row(a, ns, staging + n * K + k)[t] =
+          dst[(int64_t)k * nvalid + t] =
               load_contribution<T, kEpilogue>(a.epi, in, inter_block(a, k, n) * a.vecs + idx);
       }
     }
     __syncthreads();
+    const size_t bytes = (size_t)K * (size_t)nvalid * 16;
     for (int n = 0; n < I; n++) {
       if (n == node)
         continue;
-      const size_t bytes = nvalid > 0 ? ((size_t)(K - 1) * a.ns_row_vecs + (size_t)nvalid) * 16 : 0;
-      put_signal(ns_row(a, ns, node * K), ns_row(a, ns, staging + n * K), bytes,
+      put_signal(a, ns_row(a, ns, node * K), ns_row(a, ns, staging + n * K), bytes,
                  signal_at(a, slot_of(ring, s), 0, node), hash | epoch_of(seq, s), n * L + me);
     }
   };
@@ -224,12 +271,12 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   /* Step s once round 1 arrived: pre-reduce across nodes, then round 2 inside the node. */
   auto consume = [&](int s) {
     const uint32_t slot = slot_of(ring, s);
-    const int64_t idx = begin + (int64_t)s * a.block + t;
+    const int64_t step_base = begin + (int64_t)s * a.block;
+    const int64_t idx = step_base + t;
+    const int64_t nvalid = piece_count(step_base, end, a.block); /* the packing stride */
     const bool valid = idx < end;
     char* ns = ns_share(a, slot);
-    if (ok && t < I && t != node)
-      ok = wait_signal(w, a, signal_at(a, slot, 0, t), hash | epoch_of(seq, s), t);
-    ok = __syncthreads_and(ok);
+    ok = wait_nodes(w, a, slot, 0, hash | epoch_of(seq, s), [](int) { return true; }, ok);
 
     const uint4 tag = make_tag(a, seq, s, 0);
     char* mine = L > 1 ? slot_share(a, me, slot) : nullptr;
@@ -255,7 +302,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
           k = 0;
         }
         const uint4 x = n == node ? load_contribution<T, kEpilogue>(a.epi, in, inter_block(a, k, node) * a.vecs + idx)
-                                  : load_volatile(ns_row(a, ns, n * K + k) + t);
+                                  : load_volatile(ns_row(a, ns, n * K) + (int64_t)k * nvalid + t);
         if (terms++ == 0) {
           first = x;
           acc.set(x);
@@ -411,7 +458,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     for (int n = 0; n < I; n++) {
       if (n == node)
         continue;
-      put_signal(ns_row(a, ns, node), ns_row(a, ns, I + (scatter ? n / It : 0)), bytes,
+      put_signal(a, ns_row(a, ns, node), ns_row(a, ns, I + (scatter ? n / It : 0)), bytes,
                  signal_at(a, slot, 0, node), hash | epoch_of(seq, s), n * L + me);
     }
   };
@@ -424,9 +471,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     const uint4 tag2 = make_tag(a, seq, s, 2);
     char* mine = slot_share(a, me, slot);
     char* ns = ns_share(a, slot);
-    if (ok && t < I && t != node)
-      ok = wait_signal(w, a, signal_at(a, slot, 0, t), hash | epoch_of(seq, s), t);
-    ok = __syncthreads_and(ok);
+    ok = wait_nodes(w, a, slot, 0, hash | epoch_of(seq, s), [](int) { return true; }, ok);
 
     if (ok && p3.has(t))
       store_volatile(tag_at(slot_share(a, t, slot), L + me), tag2);
@@ -561,7 +606,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       if (dn == node)
         continue;
       const int q = mt + (scatter ? i % It : i) * Lt;
-      put_signal(ns_row(a, ns, node), ns_row(a, ns, stage + i), (size_t)count(s, q) * 16,
+      put_signal(a, ns_row(a, ns, node), ns_row(a, ns, stage + i), (size_t)count(s, q) * 16,
                  signal_at(a, slot, 0, node), hash | epoch_of(seq, s), dn * L + me);
     }
   };
@@ -571,9 +616,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     const uint32_t slot = slot_of(ring, s);
     const uint64_t sig = hash | epoch_of(seq, s);
     char* ns = ns_share(a, slot);
-    if (ok && t < I && t != node && (scatter || t / It == my_idp))
-      ok = wait_signal(w, a, signal_at(a, slot, 0, t), sig, t);
-    ok = __syncthreads_and(ok);
+    ok = wait_nodes(w, a, slot, 0, sig, [&](int n) { return scatter || n / It == my_idp; }, ok);
     const int64_t mine_count = count(s, q_me);
     if (ok && t < mine_count) {
       Acc<T> acc;
@@ -596,7 +639,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     for (int n = 0; n < I; n++) {
       if (n == node || (scatter && n / It != my_idp))
         continue;
-      put_signal(ns_row(a, ns, I + node), ns_row(a, ns, final_row), (size_t)mine_count * 16,
+      put_signal(a, ns_row(a, ns, I + node), ns_row(a, ns, final_row), (size_t)mine_count * 16,
                  signal_at(a, slot, 1, node), sig, n * L + me);
     }
   };
@@ -608,9 +651,8 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     const uint4 tag2 = make_tag(a, seq, s, 2);
     char* mine = slot_share(a, me, slot);
     char* ns = ns_share(a, slot);
-    if (ok && t < I && t != node && (!scatter || t / It == my_idp))
-      ok = wait_signal(w, a, signal_at(a, slot, 1, t), hash | epoch_of(seq, s), t);
-    ok = __syncthreads_and(ok);
+    ok = wait_nodes(w, a, slot, 1, hash | epoch_of(seq, s),
+                    [&](int n) { return !scatter || n / It == my_idp; }, ok);
 
     if (ok && p4.has(t))
       store_volatile(tag_at(slot_share(a, t, slot), L + me), tag2);

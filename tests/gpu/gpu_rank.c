@@ -3,6 +3,7 @@
  * collective calls; after each checked case the ranks exchange {status, output hashes} through
  * the bootstrap, so TP-rank consistency is checked and a failure on one rank makes every rank
  * abandon the handler together instead of waiting for a peer that left. */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "bootstrap/bootstrap.h"
 #include "common/refdata.h"
 #include "gpu/gpu_suite.h"
+#include "handler/handler.h" /* the debug put count (handler/put_count.c) */
 
 #define MAX_BLOCK_ELEMS (1u << 20) /* elements of one rank block, largest case */
 #define SLACK 256
@@ -636,6 +638,61 @@ static void test_checkpoint(gpu_rank_t* g) {
   agree(g, &rep, MIXCOMM_OP_REDUCESCATTER, "checkpoint");
 }
 
+/* Across nodes: the kernels' count of the bytes and network operations they put equals the
+ * model of the call (core/put_model.c), for every op, fused mode and size; the model itself is
+ * checked against closed forms on the CPU (tests/unit/test_wire.c). Each case runs twice
+ * (run_case repeats the call), so twice the model is expected. */
+static void test_put_count(gpu_rank_t* g) {
+  if (g->topo.inter_size == 1)
+    return;
+  static const int64_t shapes[][2] = {/* rows per DP rank, row elements */
+                                      {1, 8}, {3, 24}, {7, 1024}, {1, 8192}, {100, 4096},
+                                      {4, 65536}};
+  const size_t es = mixcomm_dtype_size(g->dtype);
+  mixcomm_op_t ops[MIXCOMM_NUM_OPS];
+  mixcomm_mode_t modes[MIXCOMM_NUM_MODES];
+  const int nops = valid_ops(g, ops), nmodes = valid_fused_modes(g, modes);
+  mixcomm__put_count_t got, model;
+  if (mixcomm__put_count_enable(g->h, 1) != MIXCOMM_SUCCESS ||
+      mixcomm__put_count_take(g->h, g->stream, &got) != MIXCOMM_SUCCESS) {
+    failf(g, "put count: %s", mixcomm_last_error());
+    return;
+  }
+  int index = 0;
+  for (int oi = 0; oi < nops; oi++) {
+    for (int mi = 0; mi < nmodes; mi++) {
+      for (size_t si = 0; si < sizeof shapes / sizeof shapes[0] && !g->dead; si++) {
+        const int64_t rows = shapes[si][0], elems = shapes[si][1] * 2 / (int64_t)es;
+        run_case(g, ops[oi], modes[mi], rows, elems, 8000 + index++, 0, 0, 0);
+        if (g->dead)
+          break;
+        if (mixcomm__put_count_take(g->h, g->stream, &got) != MIXCOMM_SUCCESS ||
+            mixcomm__put_count_model(g->h, ops[oi], modes[mi], rows * elems, 0, &model) !=
+                MIXCOMM_SUCCESS) {
+          failf(g, "put count: %s", mixcomm_last_error());
+          continue;
+        }
+        if (got.bytes != 2 * model.bytes || got.puts != 2 * model.puts) {
+          failf(g, "put count %s %s, %lld x %lld: the kernels put %llu bytes in %llu operations "
+                   "over two calls, the model says %llu in %llu per call",
+                mixcomm_op_name(ops[oi]), mixcomm_mode_name(modes[mi]), (long long)rows,
+                (long long)elems, (unsigned long long)got.bytes, (unsigned long long)got.puts,
+                (unsigned long long)model.bytes, (unsigned long long)model.puts);
+          continue;
+        }
+        g->passed++;
+        if (g->spawn.rank == 0 && si == 3)
+          printf("  put count: %s %s, %lld-byte rank block: %llu bytes in %llu puts per call "
+                 "(rank 0)\n",
+                 mixcomm_op_name(ops[oi]), mixcomm_mode_name(modes[mi]),
+                 (long long)(rows * elems * (int64_t)es), (unsigned long long)model.bytes,
+                 (unsigned long long)model.puts);
+      }
+    }
+  }
+  mixcomm__put_count_enable(g->h, 0);
+}
+
 /* ---- handler lifetime ------------------------------------------------------------------- */
 
 static mixcomm_status_t create_handler(gpu_rank_t* g, mixcomm_dtype_t dtype, int autotune,
@@ -827,6 +884,14 @@ int gpu_rank_run(gpu_rank_t* g) {
       failf(g, "handler creation: %s", mixcomm_last_error());
       break;
     }
+    if (g->spawn.rank == g->opt->late_rank) {
+      /* Start late: every other rank's first kernels wait for this one. */
+      printf("  rank %d starts its calls %d ms late\n", g->spawn.rank, g->opt->late_ms);
+      fflush(stdout);
+      struct timespec late = {g->opt->late_ms / 1000, (long)(g->opt->late_ms % 1000) * 1000000L};
+      while (nanosleep(&late, &late) != 0 && errno == EINTR) {
+      }
+    }
     if (want(g, "matrix") && !g->dead)
       test_matrix(g);
     if (want(g, "edge") && !g->dead)
@@ -841,6 +906,8 @@ int gpu_rank_run(gpu_rank_t* g) {
       test_checkpoint(g);
     if (want(g, "epilogue") && !g->dead)
       test_epilogue(g);
+    if (want(g, "putcount") && !g->dead)
+      test_put_count(g);
     destroy_handler(g);
   }
   if (want(g, "lifecycle"))

@@ -16,6 +16,11 @@ typedef struct gpu_options {
   char only[32];
   int grid;
   int timeout_ms;
+  int inter_tp[8]; /* --inter-tp: only these inter tp sizes (ninter_tp 0: every divisor) */
+  int ninter_tp;
+  int late_rank;   /* --late-rank: this world rank waits late_ms before each handler's first
+                      call (-1: nobody), which the others' kernels must wait out */
+  int late_ms;
 } gpu_options_t;
 
 typedef struct gpu_rank {

@@ -8,7 +8,11 @@
  * overall.
  *
  *   mixcomm-gpu-tests [--sizes 2,3,4,6,8] [--nodes 1] [--dtypes fp16,bf16,fp32] [--quick]
- *                     [--only TEST] [--grid N] [--timeout-ms MS]
+ *                     [--only TEST] [--grid N] [--timeout-ms MS] [--inter-tp 1,2]
+ *                     [--late-rank R] [--late-ms MS]
+ * --inter-tp keeps only the topologies with those inter tp sizes (many emulated nodes have many
+ * factorisations); --late-rank R makes world rank R start every handler's calls --late-ms
+ * (default 3000) late, so the others' kernels wait for it (every call must still succeed).
  */
 #include <math.h>
 #include <stdio.h>
@@ -46,11 +50,19 @@ static void usage(void) {
           "usage: mixcomm-gpu-tests [--sizes 2,3,4,6,8] [--nodes N[,N...]] "
           "[--dtypes fp16,bf16,fp32]\n"
           "                         [--quick] [--only TEST] [--grid N] [--timeout-ms MS]\n"
+          "                         [--inter-tp N[,N...]] [--late-rank R] [--late-ms MS]\n"
           "tests: matrix, edge, errors, burst, graph, default_mode, autotune, checkpoint, "
-          "lifecycle, faults\n");
+          "lifecycle, putcount, epilogue\n");
 }
 
 /* ---- per-topology driver ---------------------------------------------------------------- */
+
+static int inter_tp_wanted(const gpu_options_t* opt, int it) {
+  for (int k = 0; k < opt->ninter_tp; k++)
+    if (opt->inter_tp[k] == it)
+      return 1;
+  return opt->ninter_tp == 0;
+}
 
 typedef struct topo_job {
   const gpu_options_t* opt;
@@ -80,6 +92,8 @@ int main(int argc, char** argv) {
   opt.dtypes[1] = MIXCOMM_BFLOAT16;
   opt.dtypes[2] = MIXCOMM_FLOAT32;
   opt.timeout_ms = 10000;
+  opt.late_rank = -1;
+  opt.late_ms = 3000;
   for (int i = 1; i < argc; i++) {
     const char* a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -112,12 +126,25 @@ int main(int argc, char** argv) {
     } else if (!strcmp(a, "--timeout-ms") && v) {
       opt.timeout_ms = atoi(v);
       i++;
+    } else if (!strcmp(a, "--inter-tp") && v) {
+      opt.ninter_tp = parse_list(v, opt.inter_tp, 8);
+      if (opt.ninter_tp < 1) {
+        usage();
+        return 2;
+      }
+      i++;
+    } else if (!strcmp(a, "--late-rank") && v) {
+      opt.late_rank = atoi(v);
+      i++;
+    } else if (!strcmp(a, "--late-ms") && v) {
+      opt.late_ms = atoi(v);
+      i++;
     } else {
       usage();
       return 2;
     }
   }
-  if (nsizes < 1 || nnodes < 1 || opt.ndtypes < 1) {
+  if (nsizes < 1 || nnodes < 1 || opt.ndtypes < 1 || opt.late_ms < 0) {
     usage();
     return 2;
   }
@@ -131,7 +158,7 @@ int main(int argc, char** argv) {
         if (L % lt)
           continue;
         for (int it = 1; it <= I; it++) {
-          if (I % it)
+          if (I % it || !inter_tp_wanted(&opt, it))
             continue;
           topo_job_t job = {&opt, L, lt, I, it};
           printf("== topology: %d node(s) x %d ranks, local tp %d x dp %d, inter tp %d x dp %d\n",

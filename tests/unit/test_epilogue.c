@@ -249,9 +249,7 @@ TEST_IMPL(epilogue_geometry_rows) {
     mixcomm__geometry_t g;
     const mixcomm_status_t st = mixcomm__geometry_rows(&plan, &t, op, mode, (size_t)esize,
                                                        rows * row_elems, row_elems, 256, 4, &g);
-    if (st == MIXCOMM_ERR_UNSUPPORTED && t.inter_size > 1)
-      continue; /* the plan's rows cannot hold a 32-thread step: said with max_block_size */
-    ASSERT_OK(st);
+    ASSERT_OK(st); /* the plan holds a 32-thread step of every valid mode, across nodes too */
     char what[256];
     snprintf(what, sizeof what, "W=%d L=%d %s %s grid=%d rows=%lld row_vecs=%lld -> grid %d span "
              "%lld block %d steps %d chunks %d", t.world_size, t.local_size, mixcomm_op_name(op),
@@ -278,9 +276,10 @@ TEST_IMPL(epilogue_geometry_rows) {
     const int64_t m = (g.span + g.chunks - 1) / g.chunks;
     if (t.inter_size == 1 && m <= plan.max_block_size && g.steps != 1)
       FAIL("%s: a CTA whose rows fit one step took %d", what, g.steps);
-    /* As many CTAs as rows allow, up to the plan. */
+    /* As many CTAs as rows allow, up to the plan (across nodes the put fan-out floor gives
+     * each CTA more: tests/unit/test_wire.c). */
     const int64_t expect = rows < plan.grid_size ? rows : plan.grid_size;
-    if (g.grid < (expect + 1) / 2)
+    if (t.inter_size == 1 && g.grid < (expect + 1) / 2)
       FAIL("%s: only %d CTAs for %lld rows", what, g.grid, (long long)rows);
     one_cta += g.grid == 1;
     checked++;

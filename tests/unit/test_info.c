@@ -746,6 +746,17 @@ TEST_IMPL(info_text_and_help) {
   }
   ASSERT_EQ(rank_lines, 16);
 
+  /* Many nodes: the tool lists the modes a handler would (BYTES2 at 34 nodes and grid 2 runs:
+   * tests/unit/test_wire.c), and past the workspace bound leaves modes out with the reason. */
+  run_result_t many = run_info("--world-size 34 --local-size 1 --grid-size 2");
+  ASSERT_EQ(many.status, 0);
+  run_result_t huge = run_info("--world-size 1024 --local-size 8 --local-dp-size 8");
+  ASSERT_EQ(huge.status, 0);
+  if (MIXCOMM_HAVE_NVSHMEM) {
+    ASSERT_CONTAINS(many.out, "Valid modes: FUSED_OPT_WAITS_UC, FUSED_OPT_BYTES2_UC");
+    ASSERT_CONTAINS(huge.out, "MIXCOMM_MAX_STEP_ROWS");
+  }
+
   run_result_t h = run_info("--help");
   ASSERT_EQ(h.status, 0);
   ASSERT_CONTAINS(h.out, "--world-size");
