@@ -61,18 +61,25 @@ namespace {
 template <typename T, bool kEpilogue>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     oneshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
+  const int t = threadIdx.x;
+  const CtaRange cta = cta_range(a);
+  const int64_t begin = cta.begin, end = cta.end;
+  const bool scatter = is_scatter(a.op);
   CallState call;
-  if (!begin_call(a, call))
+  /* Step 0 loads vector begin + t of every input block this rank reads. */
+  auto prefetch = [&] {
+    if (begin + t < end)
+      for (int k = 0; k < (scatter ? a.local_dp : 1); k++)
+        prefetch_input(a, k, begin + t);
+  };
+  if (!begin_call(a, call, prefetch))
     return;
   const uint32_t ring = call.ring, seq = call.seq;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp;
   const int md = me / Lt;
-  const bool gather = is_gather(a.op), scatter = is_scatter(a.op);
+  const bool gather = is_gather(a.op);
   const int group = gather ? Lt : L;         /* ranks summed into one output block */
   const int outputs = gather ? a.local_dp : 1;
-  const int t = threadIdx.x;
-  const CtaRange cta = cta_range(a);
-  const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
   const int64_t own_block = scatter ? (int64_t)md * a.vecs : 0;
   Waiter w(a);
@@ -138,18 +145,28 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
 template <typename T, bool kEpilogue>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     twoshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
+  const int t = threadIdx.x;
+  const CtaRange cta = cta_range(a);
+  const int64_t begin = cta.begin, end = cta.end;
+  const bool scatter = is_scatter(a.op);
   CallState call;
-  if (!begin_call(a, call))
+  /* Step 0 loads vector t of every chunk of every input block this rank reads. */
+  auto prefetch = [&] {
+    for (int j = 0; j < a.chunks; j++) {
+      const int64_t idx = begin + (int64_t)j * a.block + t;
+      if (idx < end)
+        for (int k = 0; k < (scatter ? a.local_dp : 1); k++)
+          prefetch_input(a, k, idx);
+    }
+  };
+  if (!begin_call(a, call, prefetch))
     return;
   const uint32_t ring = call.ring, seq = call.seq;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp;
   const int mt = me % Lt, md = me / Lt;
-  const bool gather = is_gather(a.op), scatter = is_scatter(a.op);
+  const bool gather = is_gather(a.op);
   /* Ranks I contribute to / receive phase 1 from, and receive phase 2 from / send it to. */
   const RankRange p1 = reduce_peers(a, md), p2 = deliver_peers(a, md);
-  const int t = threadIdx.x;
-  const CtaRange cta = cta_range(a);
-  const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
   Waiter w(a);
   bool ok = true;
