@@ -58,6 +58,14 @@
 namespace mixcomm {
 namespace {
 
+/* Every kernel is built twice: for blocks of up to kSmallBlock threads, which small calls get
+ * (plan.c's per-CTA floor keeps them there), with the registers a 1024-thread bound would
+ * take away (at 1024 threads a thread may hold 64 registers and these kernels spill), and for
+ * any block up to MIXCOMM_KERNEL_MAX_THREADS. Only the small build prefetches its first input
+ * under the ring claim: small calls are where that latency shows, and in the large build the
+ * extra live values cost the step loop registers (measured slower at 256 MiB). */
+constexpr int kSmallBlock = 256;
+
 template <typename T, bool kEpilogue, int kMaxThreads>
 __global__ void __launch_bounds__(kMaxThreads)
     oneshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
@@ -72,7 +80,7 @@ __global__ void __launch_bounds__(kMaxThreads)
       for (int k = 0; k < (scatter ? a.local_dp : 1); k++)
         prefetch_input(a, k, begin + t);
   };
-  if (!begin_call(a, call, prefetch))
+  if (!(kMaxThreads <= kSmallBlock ? begin_call(a, call, prefetch) : begin_call(a, call)))
     return;
   const uint32_t ring = call.ring, seq = call.seq;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp;
@@ -159,7 +167,7 @@ __global__ void __launch_bounds__(kMaxThreads)
           prefetch_input(a, k, idx);
     }
   };
-  if (!begin_call(a, call, prefetch))
+  if (!(kMaxThreads <= kSmallBlock ? begin_call(a, call, prefetch) : begin_call(a, call)))
     return;
   const uint32_t ring = call.ring, seq = call.seq;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp;
@@ -252,12 +260,6 @@ __global__ void __launch_bounds__(kMaxThreads)
   };
   run_pipelined(a, call, w, produce, consume, relay, finish);
 }
-
-/* Every kernel is built twice: for blocks of up to kSmallBlock threads, which small calls get
- * (plan.c's per-CTA floor keeps them there), with the registers a 1024-thread bound would
- * take away (at 1024 threads a thread may hold 64 registers and these kernels spill), and for
- * any block up to MIXCOMM_KERNEL_MAX_THREADS. */
-constexpr int kSmallBlock = 256;
 
 template <typename T, bool kEpilogue, int kMaxThreads>
 int launch_bounded(const mixcomm__kargs_t* a, unsigned grid, cudaStream_t stream) {
