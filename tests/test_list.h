@@ -10,6 +10,7 @@
 #include "unit/list_epilogue.h"
 #include "unit/list_inputs.h"
 #include "unit/list_wire.h"
+#include "unit/list_latency.h"
 
 #define TEST_LIST(X) \
   TEST_LIST_CORE(X)  \
@@ -18,6 +19,7 @@
   TEST_LIST_TUNE(X) \
   TEST_LIST_EPILOGUE(X) \
   TEST_LIST_INPUTS(X) \
-  TEST_LIST_WIRE(X)
+  TEST_LIST_WIRE(X) \
+  TEST_LIST_LATENCY(X)
 
 #endif

@@ -33,6 +33,13 @@
  *            the consumed row), times L ranks. mem_GBps = mem / t; frac_copy = mem_GBps / the
  *            device copy bandwidth measured in the same run.
  *   lat_x_rtt = t / (cross-process flag round trip measured in the same run), smallest size only.
+ *   floor_us  = launch floor of the call's own launch shape (CTAs x threads), measured in the
+ *            same run on every rank at once: a graph of kernels of that shape whose threads
+ *            load and store 16 bytes each (tools/launch_floor.cu); sizes up to 1 MiB.
+ *   x_floor   = t / (floor_us + flag round trip): how far a small call is from the least any
+ *            kernel of its shape plus one exchange between two processes can take.
+ * With a library built with -DMIXCOMM_PHASE_STAMPS=ON, every small size also gets a
+ * "# breakdown" line: the mean duration of each phase of rank 0's calls (tools/perf_latency.h).
  *
  * Exit status: 0 if every call ran and every checked element was right; 1 otherwise; 2 for bad
  * arguments.
@@ -61,6 +68,8 @@
 #include "common/refdata.h"
 #include "common/spawn.h"
 #include "mixcomm.h"
+#include "kernels/launch.h"
+#include "perf_latency.h"
 #include "pingpong.h"
 #include "transport/vmm.h"
 
@@ -76,6 +85,7 @@
 #define RTT_WARM_ROUNDS 100
 #define RTT_REPS 3
 #define RTT_BUDGET_S 1.0 /* shrink the round count if a round trip is very slow (no MPS) */
+#define SMALL_MAX_BYTES (1u << 20) /* sizes that get a launch floor (and a breakdown) */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Options                                                                                    */
@@ -625,6 +635,8 @@ typedef struct row {
   double time_us, algbw, busbw;
   int64_t wrong;
   double mem_bytes, mem_gbps, frac_copy, lat_x_rtt; /* NAN: not applicable */
+  double floor_us, x_floor;                         /* NAN: not measured */
+  int grid, block, steps;                           /* launch shape (0: no fused kernel) */
   int failed;
   double* rank_us; /* world_size medians */
 } row_t;
@@ -646,6 +658,7 @@ typedef struct ctx {
   double copy_gbps, copy_bytes;
   double rtt_us, rtt_event_us;
   int rtt_rounds;
+  perf_floor_cache_t floors;
   /* Buffers. */
   void *d_in, *d_out;
   size_t in_cap, out_cap;
@@ -1237,20 +1250,23 @@ static void fmt_opt(char* buf, size_t cap, const char* fmt, double v) {
 }
 
 static void print_row(const ctx_t* c, const row_t* r) {
-  char mem[32], frac[32], lat[32];
+  char mem[32], frac[32], lat[32], flo[32], xfl[32];
   fmt_opt(mem, sizeof mem, "%.1f", r->mem_gbps);
   fmt_opt(frac, sizeof frac, "%.3f", r->frac_copy);
   fmt_opt(lat, sizeof lat, "%.2f", r->lat_x_rtt);
+  fmt_opt(flo, sizeof flo, "%.2f", r->floor_us);
+  fmt_opt(xfl, sizeof xfl, "%.2f", r->x_floor);
   const size_t esz = mixcomm_dtype_size(c->o->dtype);
   if (r->failed)
-    printf("%12zu %12zu %5s %23s %19s %10s %11s %11s %7lld %9s %9s %9s\n", r->size.bytes,
-           r->size.bytes / esz, short_dtype(c->o->dtype), mixcomm_op_name(r->op),
-           mixcomm_mode_name(r->mode), "error", "-", "-", (long long)r->wrong, "-", "-", "-");
+    printf("%12zu %12zu %5s %23s %19s %10s %11s %11s %7lld %9s %9s %9s %8s %7s\n",
+           r->size.bytes, r->size.bytes / esz, short_dtype(c->o->dtype), mixcomm_op_name(r->op),
+           mixcomm_mode_name(r->mode), "error", "-", "-", (long long)r->wrong, "-", "-", "-", "-",
+           "-");
   else
-    printf("%12zu %12zu %5s %23s %19s %10.2f %11.2f %11.2f %7lld %9s %9s %9s\n", r->size.bytes,
-           r->size.bytes / esz, short_dtype(c->o->dtype), mixcomm_op_name(r->op),
+    printf("%12zu %12zu %5s %23s %19s %10.2f %11.2f %11.2f %7lld %9s %9s %9s %8s %7s\n",
+           r->size.bytes, r->size.bytes / esz, short_dtype(c->o->dtype), mixcomm_op_name(r->op),
            mixcomm_mode_name(r->mode), r->time_us, r->algbw, r->busbw, (long long)r->wrong, mem,
-           frac, lat);
+           frac, lat, flo, xfl);
   fflush(stdout);
 }
 
@@ -1278,6 +1294,16 @@ static int run_case(ctx_t* c, mixcomm_op_t op, mixcomm_mode_t mode, const size_c
     ok = 0;
   if (ok && time_case(c, op, mode, s, graph, &mine.median_us) != 0)
     ok = 0;
+  perf_breakdown_t bd;
+  int have_bd = 0;
+  if (ok && c->rank == 0 && s->bytes <= SMALL_MAX_BYTES && perf_breakdown_available(c->h)) {
+    char err[256];
+    const int calls = o->graph ? o->iters * o->graph_calls : o->iters;
+    if (perf_breakdown_read(c->h, calls, &bd, err, sizeof err) == 0)
+      have_bd = 1;
+    else
+      fprintf(stderr, TOOL ": rank 0: %s\n", err);
+  }
   if (ok && graph && o->check) {
     int64_t w = checked_call(c, op, mode, s, ref, graph);
     if (w < 0)
@@ -1345,10 +1371,31 @@ static int run_case(ctx_t* c, mixcomm_op_t op, mixcomm_mode_t mode, const size_c
     r.time_us = r.algbw = r.busbw = NAN;
     r.mem_bytes = r.mem_gbps = r.frac_copy = r.lat_x_rtt = NAN;
   }
+  r.floor_us = r.x_floor = NAN;
+  if (!any_failed && s->bytes <= SMALL_MAX_BYTES &&
+      mixcomm__launch_shape(c->h, op, mode, c->d_in, c->d_out, input_rows(c, op, s),
+                            s->row_elems, &r.grid, &r.block, &r.steps) == MIXCOMM_SUCCESS &&
+      r.grid > 0) {
+    char err[256];
+    if (perf_floor(&c->floors, c->bs, c->world, r.grid, r.block, o->graph ? o->graph_calls : 10,
+                   c->stream, &r.floor_us, err, sizeof err) != 0) {
+      msg_fail(c, "%s", err);
+      free(r.rank_us);
+      return -1;
+    }
+    if (!isnan(c->rtt_us) && r.time_us > 0)
+      r.x_floor = r.time_us / (r.floor_us + c->rtt_us);
+  }
   c->total_wrong += r.wrong;
   c->own_wrong += mine.wrong;
   if (c->rank == 0) {
     print_row(c, &r);
+    if (have_bd)
+      printf("# breakdown (rank 0, CTA 0, mean of %d calls, us): gap %.2f wait-prev %.2f claim "
+             "%.2f produce %.2f relay %.2f consume %.2f finish %.2f exit %.2f | shape %d x %d, "
+             "%d step(s)\n",
+             bd.calls, bd.gap, bd.resolve, bd.claim, bd.produce, bd.relay, bd.consume, bd.finish,
+             bd.exit, r.grid, r.block, r.steps);
     if (add_row(c, &r) != 0) {
       free(r.rank_us);
       msg_fail(c, "out of host memory");
@@ -1408,6 +1455,10 @@ static const char* const k_def_frac =
     "mem_GBps = mem / time; frac_copy = mem_GBps / device copy bandwidth (same run)";
 static const char* const k_def_lat =
     "lat_x_rtt = time / cross-process flag round trip (same run), smallest size only";
+static const char* const k_def_floor =
+    "floor_us = launch floor of the call's launch shape (same run, every rank at once: a graph "
+    "of kernels of that grid and block whose threads load and store 16 bytes), sizes <= 1 MiB; "
+    "x_floor = time / (floor_us + flag round trip)";
 
 static void print_left_out(const ctx_t* c) {
   if (c->rank != 0 || !c->o->mode_all)
@@ -1465,12 +1516,12 @@ static void print_header(const ctx_t* c) {
            "one GPU\n",
            c->rtt_us);
   print_left_out(c);
-  printf("# %s\n# %s\n# %s\n# %s\n# %s\n# %s\n# %s\n", k_def_size, k_def_time, k_def_algbw,
-         k_def_busbw, k_def_mem, k_def_frac, k_def_lat);
+  printf("# %s\n# %s\n# %s\n# %s\n# %s\n# %s\n# %s\n# %s\n", k_def_size, k_def_time,
+         k_def_algbw, k_def_busbw, k_def_mem, k_def_frac, k_def_lat, k_def_floor);
   printf("# GB/s = 1e9 bytes per second; '-' = not applicable\n#\n");
-  printf("# %10s %12s %5s %23s %19s %10s %11s %11s %7s %9s %9s %9s\n", "size(B)", "count",
-         "type", "op", "mode", "time_us", "algbw(GB/s)", "busbw(GB/s)", "#wrong", "mem_GBps",
-         "frac_copy", "lat_x_rtt");
+  printf("# %10s %12s %5s %23s %19s %10s %11s %11s %7s %9s %9s %9s %8s %7s\n", "size(B)",
+         "count", "type", "op", "mode", "time_us", "algbw(GB/s)", "busbw(GB/s)", "#wrong",
+         "mem_GBps", "frac_copy", "lat_x_rtt", "floor_us", "x_floor");
   fflush(stdout);
 }
 
@@ -1533,6 +1584,8 @@ static int write_json(const ctx_t* c, const char* path) {
   json_str(f, k_def_frac);
   fprintf(f, ",\n      \"lat_x_rtt\": ");
   json_str(f, k_def_lat);
+  fprintf(f, ",\n      \"floor_us\": ");
+  json_str(f, k_def_floor);
   fprintf(f, "\n    }\n  },\n  \"rows\": [");
   const size_t esz = mixcomm_dtype_size(o->dtype);
   for (int i = 0; i < c->n_rows; i++) {
@@ -1557,6 +1610,11 @@ static int write_json(const ctx_t* c, const char* path) {
     json_num(f, r->frac_copy);
     fprintf(f, ", \"lat_x_rtt\": ");
     json_num(f, r->lat_x_rtt);
+    fprintf(f, ", \"floor_us\": ");
+    json_num(f, r->floor_us);
+    fprintf(f, ", \"x_floor\": ");
+    json_num(f, r->x_floor);
+    fprintf(f, ", \"grid\": %d, \"block\": %d, \"steps\": %d", r->grid, r->block, r->steps);
     fprintf(f, ", \"rank_median_us\": [");
     for (int k = 0; r->rank_us != NULL && k < c->world; k++) {
       if (k)
@@ -1834,6 +1892,7 @@ static void release(ctx_t* c) {
   if (c->d_out)
     cudaFree(c->d_out);
   c->d_in = c->d_out = NULL;
+  perf_floor_free(&c->floors);
   free(c->h_out);
   c->h_out = NULL;
   for (int i = 0; i < c->n_rows; i++)

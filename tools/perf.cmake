@@ -5,6 +5,8 @@
 add_executable(mixcomm-perf
   ${MIXCOMM_ROOT}/tools/mixcomm_perf.c
   ${MIXCOMM_ROOT}/tools/pingpong.cu
+  ${MIXCOMM_ROOT}/tools/launch_floor.cu
+  ${MIXCOMM_ROOT}/tools/perf_latency.c
   ${MIXCOMM_ROOT}/tools/common/args.c
   ${MIXCOMM_ROOT}/tools/common/refdata.c
   ${MIXCOMM_ROOT}/tools/common/spawn.c)

@@ -315,7 +315,20 @@ mixcomm_status_t mixcomm__geometry(const mixcomm_workspace_plan_t* plan,
   int64_t cap;
   MIXCOMM_CHECK(block_cap(plan, t, op, mode, &cap));
   const int64_t per_chunk = ceil_div(g->vecs, g->chunks);
-  int64_t m = ceil_div(per_chunk, plan->grid_size); /* vectors per chunk per CTA */
+  /* Vectors per chunk per CTA: spread over the plan's CTAs, but no thinner than a floor. Every
+   * CTA pays the same fixed cost (ring claim, tags, waits, release) whatever it moves, and a
+   * launch costs more the more CTAs it starts, so thin CTAs only add cost; but a CTA's data
+   * also crosses one SM's memory pipes once per peer, so the floor shrinks as the node grows:
+   * a CTA handles at least 2 * min_block_size / L vectors in all (one min_block_size block for
+   * two ranks), or the whole call if smaller (measured: docs/results/latency-h200.md). */
+  int64_t m = ceil_div(per_chunk, plan->grid_size);
+  const int L = t->local_size > 2 ? t->local_size : 2;
+  int64_t least = ceil_div(ceil_div(2 * (int64_t)min_block_size, L), g->chunks);
+  if (least > per_chunk)
+    least = per_chunk;
+  if (m < least)
+    m = least;
+  /* Across nodes, puts of at least MIXCOMM_MIN_PUT_BYTES (put_floor). */
   int64_t floor_vecs = 0;
   if (put_floor(t, op, mode, cap, &floor_vecs, &min_block_size) && m < floor_vecs)
     m = floor_vecs < per_chunk ? floor_vecs : per_chunk;

@@ -258,8 +258,13 @@ static mixcomm_status_t setup_device(mixcomm_handler_t* h, rank_info_t* info) {
   memcpy(info->uuid, &prop.uuid, sizeof info->uuid);
 
   size_t control = h->plan.control_bytes + sizeof(mixcomm__control_t);
-  MIXCOMM_CUDA_CHECK(cudaMalloc((void**)&h->control, control), "allocating the control block");
-  MIXCOMM_CUDA_CHECK(cudaMemset(h->control, 0, control), "clearing the control block");
+  const size_t stamps = MIXCOMM_PHASE_STAMPS ? MIXCOMM_STAMP_CALLS * sizeof(mixcomm__stamp_call_t)
+                                             : 0;
+  MIXCOMM_CUDA_CHECK(cudaMalloc((void**)&h->control, control + stamps),
+                     "allocating the control block");
+  MIXCOMM_CUDA_CHECK(cudaMemset(h->control, 0, control + stamps), "clearing the control block");
+  if (stamps > 0)
+    h->stamps = (mixcomm__stamp_call_t*)((char*)h->control + control);
   MIXCOMM_CUDA_CHECK(cudaHostAlloc((void**)&h->host, sizeof *h->host, cudaHostAllocMapped),
                      "allocating host-mapped error flags");
   memset((void*)h->host, 0, sizeof *h->host);

@@ -46,6 +46,7 @@ struct mixcomm_handler {
   mixcomm__control_t* control;
   mixcomm__host_flags_t* host;     /* host address */
   mixcomm__host_flags_t* host_dev; /* the same page as the device sees it */
+  mixcomm__stamp_call_t* stamps;   /* after the control block; phase-stamps builds only */
 
   /* Autotune: chosen mode per op and bucket, and how many buckets were measured. */
   int tuned;

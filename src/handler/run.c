@@ -130,6 +130,7 @@ void mixcomm__kargs_init(const mixcomm_handler_t* h, mixcomm__kargs_t* a) {
   a->timeout_ns = (uint64_t)h->timeout_ms * 1000000ull;
   a->pdl = h->pdl;
   a->count_puts = h->count_puts;
+  a->stamps = h->stamps;
   if (h->nvshmem_ws != NULL) {
     a->ns_base = (char*)h->nvshmem_ws;
     a->ns_signals = (uint64_t*)(a->ns_base + (size_t)MIXCOMM_RING_SLOTS * h->plan.grid_size *

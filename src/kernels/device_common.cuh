@@ -346,7 +346,35 @@ constexpr unsigned long long kBusyBit = 1ull << 63;
 /* The CTA's ring position and call counter at the start of a call. */
 struct CallState {
   uint32_t ring, seq;
+#if MIXCOMM_PHASE_STAMPS
+  uint64_t entry, resolved; /* thread 0's clock before and after the PDL wait */
+#endif
 };
+
+/* ---- phase stamps (launch.h; builds with MIXCOMM_PHASE_STAMPS only) ----------------------- */
+
+#if MIXCOMM_PHASE_STAMPS
+__device__ __forceinline__ void stamp(const mixcomm__kargs_t& a, uint32_t seq, int field) {
+  if (threadIdx.x == 0 && blockIdx.x == 0 && a.stamps != nullptr)
+    a.stamps[seq % MIXCOMM_STAMP_CALLS].t[field] = global_time_ns();
+}
+__device__ __forceinline__ void stamp_begin(const mixcomm__kargs_t& a, const CallState& c) {
+  if (threadIdx.x != 0 || blockIdx.x != 0 || a.stamps == nullptr)
+    return;
+  mixcomm__stamp_call_t* slot = &a.stamps[c.seq % MIXCOMM_STAMP_CALLS];
+  slot->t[MIXCOMM_STAMP_ENTRY] = c.entry;
+  slot->t[MIXCOMM_STAMP_RESOLVED] = c.resolved;
+  slot->t[MIXCOMM_STAMP_CLAIMED] = global_time_ns();
+  slot->t[MIXCOMM_STAMP_SEQ] = (unsigned long long)c.seq + 1;
+}
+__device__ __forceinline__ void stamp_exit(const mixcomm__kargs_t& a, uint32_t seq) {
+  stamp(a, seq, MIXCOMM_STAMP_EXIT);
+}
+#else
+__device__ __forceinline__ void stamp(const mixcomm__kargs_t&, uint32_t, int) {}
+__device__ __forceinline__ void stamp_begin(const mixcomm__kargs_t&, const CallState&) {}
+__device__ __forceinline__ void stamp_exit(const mixcomm__kargs_t&, uint32_t) {}
+#endif
 
 /* Start of every fused kernel. First wait for the previous kernel of the stream (a no-op
  * unless launched with programmatic dependent launch, launch_fused), then claim this CTA's
@@ -354,22 +382,56 @@ struct CallState {
  * once (calls on two unsynchronised streams) would share slots and corrupt each other: the
  * second one finds the busy bit set, records INVALID_USAGE and does nothing. Returns false
  * (uniformly over the block, so the caller may return before any barrier) if the kernel must
- * do nothing. */
-__device__ __forceinline__ bool begin_call(const mixcomm__kargs_t& a, CallState& c) {
+ * do nothing.
+ * prefetch() runs on every thread while thread 0's atomic is in flight: it may only issue
+ * loads that need no ring state (the first step's input, prefetch_input), so the input's trip
+ * from L2 overlaps the claim's instead of following it. It runs after the wait for the
+ * previous kernel, which may have written the input. */
+template <typename Prefetch>
+__device__ __forceinline__ bool begin_call(const mixcomm__kargs_t& a, CallState& c,
+                                           Prefetch prefetch) {
+#if MIXCOMM_PHASE_STAMPS
+  c.entry = global_time_ns();
+#endif
 #if __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+#if MIXCOMM_PHASE_STAMPS
+  c.resolved = global_time_ns();
+#endif
   __shared__ unsigned long long state;
+  unsigned long long claimed = 0;
+  if (threadIdx.x == 0)
+    claimed = atomicOr(&a.control->cta[blockIdx.x].word, kBusyBit);
+  prefetch();
   if (threadIdx.x == 0) {
-    state = atomicOr(&a.control->cta[blockIdx.x].word, kBusyBit);
-    if (state & kBusyBit)
+    state = claimed;
+    if (claimed & kBusyBit)
       record_error(a, MIXCOMM_ERR_INVALID_USAGE, kNoPeer, 0, -1, nullptr, nullptr);
   }
   __syncthreads();
   const unsigned long long st = state;
   c.ring = (uint32_t)(st >> 32) & 0xFFu;
   c.seq = (uint32_t)st;
-  return (st & kBusyBit) == 0;
+  if ((st & kBusyBit) != 0)
+    return false;
+  stamp_begin(a, c);
+  return true;
+}
+
+struct NoPrefetch {
+  __device__ void operator()() const {}
+};
+
+__device__ __forceinline__ bool begin_call(const mixcomm__kargs_t& a, CallState& c) {
+  return begin_call(a, c, NoPrefetch());
+}
+
+/* Bring vector `idx` of input block `blk` into this SM's L1 (a hint: no value, no fault, no
+ * ordering), for a load that follows shortly. */
+__device__ __forceinline__ void prefetch_input(const mixcomm__kargs_t& a, int64_t blk, int64_t idx) {
+  const uint4* p = static_cast<const uint4*>(a.x_in) + blk * a.vecs + idx;
+  asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
 }
 
 /* End of every fused kernel, once this CTA waits for nobody any more: let the next kernel of
@@ -386,6 +448,20 @@ __device__ __forceinline__ void save_ring(const mixcomm__kargs_t& a, uint32_t ri
         ((unsigned long long)((ring + (uint32_t)a.steps) % kRing) << 32) | (uint32_t)(seq + 1);
     atomicExch(&a.control->cta[blockIdx.x].word, next);
   }
+  stamp_exit(a, seq);
+}
+
+/* The ring-reuse fence (run_pipelined). What the proofs need is message passing across ranks:
+ * rank B's reads and re-poisoning of a slot, then B's fence, then B's strong store that rank A
+ * observes with a strong (volatile = relaxed.sys) load, then A's fence, then A's stores into
+ * that slot. A fence.acq_rel on each side is the release and the acquire half of that pattern
+ * (PTX memory model: fence-fence synchronisation through a morally strong store/load pair),
+ * so B's earlier accesses happen before A's later stores. No pattern here needs the single
+ * total order of fence.sc (store buffering between ranks never decides anything: every wait is
+ * on data or a flag written after the fence), and fence.sc would also wait for that order.
+ * System scope, because on real hardware the peers are other GPUs (and other processes). */
+__device__ __forceinline__ void fence_acq_rel_sys() {
+  asm volatile("fence.acq_rel.sys;" ::: "memory");
 }
 
 /* The software-pipelined step loop of every fused kernel: produce(s) starts step s with the
@@ -405,11 +481,13 @@ __device__ __forceinline__ void run_pipelined(const mixcomm__kargs_t& a, const C
   for (int s = 0; s <= steps; s++) {
     if (s < steps) {
       if (s >= 2) {
-        __threadfence_system();
+        fence_acq_rel_sys();
         __syncthreads();
       }
       w.step = s;
       produce(s);
+      if (s == 0)
+        stamp(a, call.seq, MIXCOMM_STAMP_PRODUCED);
     }
     if (s > 0) {
       w.step = s - 1;
@@ -418,9 +496,13 @@ __device__ __forceinline__ void run_pipelined(const mixcomm__kargs_t& a, const C
     if (s < steps) {
       w.step = s;
       relay(s);
+      if (s == 0)
+        stamp(a, call.seq, MIXCOMM_STAMP_RELAYED);
     }
   }
+  stamp(a, call.seq, MIXCOMM_STAMP_CONSUMED);
   finish();
+  stamp(a, call.seq, MIXCOMM_STAMP_FINISHED);
   save_ring(a, call.ring, call.seq);
 }
 

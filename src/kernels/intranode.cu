@@ -58,21 +58,36 @@
 namespace mixcomm {
 namespace {
 
-template <typename T, bool kEpilogue>
-__global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
+/* Every kernel is built twice: for blocks of up to kSmallBlock threads, which small calls get
+ * (plan.c's per-CTA floor keeps them there), with the registers a 1024-thread bound would
+ * take away (at 1024 threads a thread may hold 64 registers and these kernels spill), and for
+ * any block up to MIXCOMM_KERNEL_MAX_THREADS. Only the small build prefetches its first input
+ * under the ring claim: small calls are where that latency shows, and in the large build the
+ * extra live values cost the step loop registers (measured slower at 256 MiB). */
+constexpr int kSmallBlock = 256;
+
+template <typename T, bool kEpilogue, int kMaxThreads>
+__global__ void __launch_bounds__(kMaxThreads)
     oneshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
+  const int t = threadIdx.x;
+  const CtaRange cta = cta_range(a);
+  const int64_t begin = cta.begin, end = cta.end;
+  const bool scatter = is_scatter(a.op);
   CallState call;
-  if (!begin_call(a, call))
+  /* Step 0 loads vector begin + t of every input block this rank reads. */
+  auto prefetch = [&] {
+    if (begin + t < end)
+      for (int k = 0; k < (scatter ? a.local_dp : 1); k++)
+        prefetch_input(a, k, begin + t);
+  };
+  if (!(kMaxThreads <= kSmallBlock ? begin_call(a, call, prefetch) : begin_call(a, call)))
     return;
   const uint32_t ring = call.ring, seq = call.seq;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp;
   const int md = me / Lt;
-  const bool gather = is_gather(a.op), scatter = is_scatter(a.op);
+  const bool gather = is_gather(a.op);
   const int group = gather ? Lt : L;         /* ranks summed into one output block */
   const int outputs = gather ? a.local_dp : 1;
-  const int t = threadIdx.x;
-  const CtaRange cta = cta_range(a);
-  const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
   const int64_t own_block = scatter ? (int64_t)md * a.vecs : 0;
   Waiter w(a);
@@ -135,21 +150,31 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   run_pipelined(a, call, w, produce, consume, NoPhase(), finish);
 }
 
-template <typename T, bool kEpilogue>
-__global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
+template <typename T, bool kEpilogue, int kMaxThreads>
+__global__ void __launch_bounds__(kMaxThreads)
     twoshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
+  const int t = threadIdx.x;
+  const CtaRange cta = cta_range(a);
+  const int64_t begin = cta.begin, end = cta.end;
+  const bool scatter = is_scatter(a.op);
   CallState call;
-  if (!begin_call(a, call))
+  /* Step 0 loads vector t of every chunk of every input block this rank reads. */
+  auto prefetch = [&] {
+    for (int j = 0; j < a.chunks; j++) {
+      const int64_t idx = begin + (int64_t)j * a.block + t;
+      if (idx < end)
+        for (int k = 0; k < (scatter ? a.local_dp : 1); k++)
+          prefetch_input(a, k, idx);
+    }
+  };
+  if (!(kMaxThreads <= kSmallBlock ? begin_call(a, call, prefetch) : begin_call(a, call)))
     return;
   const uint32_t ring = call.ring, seq = call.seq;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp;
   const int mt = me % Lt, md = me / Lt;
-  const bool gather = is_gather(a.op), scatter = is_scatter(a.op);
+  const bool gather = is_gather(a.op);
   /* Ranks I contribute to / receive phase 1 from, and receive phase 2 from / send it to. */
   const RankRange p1 = reduce_peers(a, md), p2 = deliver_peers(a, md);
-  const int t = threadIdx.x;
-  const CtaRange cta = cta_range(a);
-  const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
   Waiter w(a);
   bool ok = true;
@@ -236,11 +261,18 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   run_pipelined(a, call, w, produce, consume, relay, finish);
 }
 
+template <typename T, bool kEpilogue, int kMaxThreads>
+int launch_bounded(const mixcomm__kargs_t* a, unsigned grid, cudaStream_t stream) {
+  if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC)
+    return launch_fused(twoshot_kernel<T, kEpilogue, kMaxThreads>, grid, *a, stream);
+  return launch_fused(oneshot_kernel<T, kEpilogue, kMaxThreads>, grid, *a, stream);
+}
+
 template <typename T, bool kEpilogue>
 int launch_variant(const mixcomm__kargs_t* a, unsigned grid, cudaStream_t stream) {
-  if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC)
-    return launch_fused(twoshot_kernel<T, kEpilogue>, grid, *a, stream);
-  return launch_fused(oneshot_kernel<T, kEpilogue>, grid, *a, stream);
+  if (a->block <= kSmallBlock)
+    return launch_bounded<T, kEpilogue, kSmallBlock>(a, grid, stream);
+  return launch_bounded<T, kEpilogue, MIXCOMM_KERNEL_MAX_THREADS>(a, grid, stream);
 }
 
 template <typename T>
@@ -252,18 +284,30 @@ int launch_typed(const mixcomm__kargs_t* a, cudaStream_t stream) {
                    : launch_variant<T, false>(a, grid, stream);
 }
 
-/* CTAs of `block` threads that fit on one SM for every kernel of dtype T (both variants). */
+/* CTAs of `block` threads that fit on one SM for every kernel of dtype T that a call with that
+ * block may run (both epilogue variants; the small-block build for blocks it serves, and the
+ * general one at `block`), so the co-residency bound of the handler holds for either. */
 template <typename T>
 cudaError_t blocks_per_sm(int block, int* blocks) {
-  const void* kernels[] = {(const void*)oneshot_kernel<T, false>, (const void*)twoshot_kernel<T, false>,
-                           (const void*)oneshot_kernel<T, true>, (const void*)twoshot_kernel<T, true>};
+  const void* general[] = {
+      (const void*)oneshot_kernel<T, false, MIXCOMM_KERNEL_MAX_THREADS>,
+      (const void*)twoshot_kernel<T, false, MIXCOMM_KERNEL_MAX_THREADS>,
+      (const void*)oneshot_kernel<T, true, MIXCOMM_KERNEL_MAX_THREADS>,
+      (const void*)twoshot_kernel<T, true, MIXCOMM_KERNEL_MAX_THREADS>};
+  const void* small[] = {(const void*)oneshot_kernel<T, false, kSmallBlock>,
+                         (const void*)twoshot_kernel<T, false, kSmallBlock>,
+                         (const void*)oneshot_kernel<T, true, kSmallBlock>,
+                         (const void*)twoshot_kernel<T, true, kSmallBlock>};
   int fewest = 1 << 30;
-  for (const void* k : kernels) {
-    int n = 0;
-    const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, block, 0);
-    if (e != cudaSuccess)
-      return e;
-    fewest = n < fewest ? n : fewest;
+  for (int set = 0; set < 2; set++) {
+    const int b = set == 0 ? block : (block < kSmallBlock ? block : kSmallBlock);
+    for (const void* k : set == 0 ? general : small) {
+      int n = 0;
+      const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, b, 0);
+      if (e != cudaSuccess)
+        return e;
+      fewest = n < fewest ? n : fewest;
+    }
   }
   *blocks = fewest;
   return cudaSuccess;

@@ -78,6 +78,32 @@ typedef struct mixcomm__epilogue_args {
   const float* scale;
 } mixcomm__epilogue_args_t;
 
+/* Phase stamps: builds configured with -DMIXCOMM_PHASE_STAMPS=ON only (mixcomm-perf prints
+ * them as a "# breakdown" line; docs/results/latency-h200.md). Thread 0 of CTA 0 records
+ * %globaltimer at the phase boundaries of every call into slot (CTA 0's call number %
+ * MIXCOMM_STAMP_CALLS). Only CTA 0: the other CTAs' call numbers differ from CTA 0's whenever
+ * earlier calls used fewer CTAs, so their stamps could not be matched to the same call.
+ * Release builds compile none of it. */
+#ifndef MIXCOMM_PHASE_STAMPS
+#define MIXCOMM_PHASE_STAMPS 0
+#endif
+#define MIXCOMM_STAMP_CALLS 64
+enum {
+  MIXCOMM_STAMP_ENTRY = 0, /* CTA 0 starts (before waiting for the previous kernel) */
+  MIXCOMM_STAMP_RESOLVED,  /* the previous kernel of the stream has finished (PDL wait) */
+  MIXCOMM_STAMP_CLAIMED,   /* ring state claimed (begin_call) */
+  MIXCOMM_STAMP_PRODUCED,  /* produce(0) done: step 0's sends written */
+  MIXCOMM_STAMP_RELAYED,   /* relay(0) done (two-shot: phase 1 received, phase 2 sent) */
+  MIXCOMM_STAMP_CONSUMED,  /* the last step's consume done: every wait is over */
+  MIXCOMM_STAMP_FINISHED,  /* the epilogue's row pass done (same as CONSUMED without one) */
+  MIXCOMM_STAMP_EXIT,      /* ring state released */
+  MIXCOMM_STAMP_SEQ,       /* call number + 1 of the call in this slot */
+  MIXCOMM_STAMP_FIELDS = 16
+};
+typedef struct mixcomm__stamp_call {
+  unsigned long long t[MIXCOMM_STAMP_FIELDS];
+} mixcomm__stamp_call_t;
+
 typedef struct mixcomm__kargs {
   /* Workspaces of the node, indexed by local rank (each mapped into this process). */
   char* peers[MIXCOMM_MAX_LOCAL_SIZE];
@@ -108,6 +134,7 @@ typedef struct mixcomm__kargs {
   int ns_row_vecs; /* stride of symmetric-workspace rows, cut the same way */
   int inter_rank, inter_size, inter_tp, inter_dp;
   mixcomm__epilogue_args_t epi;
+  mixcomm__stamp_call_t* stamps; /* MIXCOMM_STAMP_CALLS slots; NULL unless a stamps build */
 } mixcomm__kargs_t;
 
 /* How many CTAs of `block` threads of the single-node kernels fit on one SM at once (the
@@ -153,6 +180,18 @@ typedef struct mixcomm__sum_args {
   int dtype;
 } mixcomm__sum_args_t;
 int mixcomm__launch_sum_blocks(const mixcomm__sum_args_t* args, cudaStream_t stream);
+
+/* Copy the handler's phase stamps (MIXCOMM_STAMP_CALLS slots) to `out`. MIXCOMM_ERR_UNSUPPORTED
+ * unless the library was built with MIXCOMM_PHASE_STAMPS (src/handler/stamps.c). */
+mixcomm_status_t mixcomm__debug_stamps(const mixcomm_handler_t* h, mixcomm__stamp_call_t* out);
+
+/* The launch shape (CTAs, threads per CTA, steps) of the plain call mixcomm_run(h, op, x_in,
+ * x_out, rows, row_elems, mode) would make, without making it; all 0 when the call launches no
+ * fused kernel (NCCL modes, zero rows, one rank). DEFAULT and AUTOTUNE are resolved as
+ * mixcomm_run would. src/handler/introspect.c. */
+mixcomm_status_t mixcomm__launch_shape(mixcomm_handler_t* h, mixcomm_op_t op, mixcomm_mode_t mode,
+                                       const void* x_in, const void* x_out, int64_t rows,
+                                       int64_t row_elems, int* grid, int* block, int* steps);
 
 #ifdef __cplusplus
 }

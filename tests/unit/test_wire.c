@@ -461,11 +461,12 @@ TEST_IMPL(wire_put_fanout) {
   ASSERT_EQ(g.span, 2048);
   ASSERT_EQ(g.block, 1024);
   ASSERT_EQ(g.steps, 2);
-  /* One node keeps the plain spread over the plan's CTAs. */
+  /* One node has no put floor, only the per-CTA floor of small calls (2 * 256 / 8 = 64
+   * vectors, tests/unit/test_latency_geometry.c): 1024 vectors in 16 CTAs. */
   const mixcomm_topology_t one = resolved(1, 8, 8, 1, 0);
   ASSERT_OK(mixcomm__plan_for_topology(&one, 132, 0, 256, &p));
   ASSERT_OK(mixcomm__geometry(&p, &one, MIXCOMM_OP_ALLREDUCE, MIXCOMM_MODE_FUSED_OPT_WAITS_UC, 2,
                               8192, 256, 4, &g));
-  ASSERT_EQ(g.grid, 128);
+  ASSERT_EQ(g.grid, 16);
   return 0;
 }
