@@ -783,10 +783,10 @@ static void test_autotune(gpu_rank_t* g) {
 static int setup(gpu_rank_t* g) {
   int ndev = 0;
   CUDA_OR_FAIL(cudaGetDeviceCount(&ndev));
-  CUDA_OR_FAIL(cudaSetDevice(g->spawn.local_rank % ndev));
+  CUDA_OR_FAIL(cudaSetDevice(g->spawn.host_rank % ndev));
   int sms = 0;
   CUDA_OR_FAIL(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount,
-                                      g->spawn.local_rank % ndev));
+                                      g->spawn.host_rank % ndev));
   /* Every rank of the job runs on this host (nodes are emulated): they share the GPUs. */
   const int world = g->local_size * g->inter_size;
   const int sharing = (world + ndev - 1) / ndev;
