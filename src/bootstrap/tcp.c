@@ -52,7 +52,8 @@
  * collectives, never reading from them. Rank 0, told that rank k's connection closed
  * (mixcomm__tcp_report_lost), marks the bootstrap broken with MIXCOMM_ERR_PEER_LOST and sends
  * ERROR with b = k + 1 to every other rank before shutting its side, exactly as for a failed
- * collective; a collective of rank 0 holds `lock` for its whole duration, so that notice never
+ * collective (whose ERROR also carries b = k + 1 when it failed because rank k's connection
+ * closed); a collective of rank 0 holds `lock` for its whole duration, so that notice never
  * lands inside another message. A non-root that sees rank 0's side close finds the notice
  * still queued (a peek, mixcomm__tcp_lost_rank), or remembers it if its own collective read it.
  *
@@ -235,8 +236,13 @@ static int xfer_step(xfer_t* x) {
   }
 }
 
+/* The rank whose connection this thread last found closed (-1: none): rank 0 names it in the
+ * ERROR notice, so that the other ranks' watches blame that rank, not rank 0. */
+static _Thread_local int closed_peer = -1;
+
 static mixcomm_status_t xfer_fail(const xfer_t* x, int r, const char* what) {
   if (r == -1) {
+    closed_peer = x->peer;
     if (errno != 0)
       return mixcomm__error(MIXCOMM_ERR_BOOTSTRAP,
                             "%s: rank %d closed the connection (%s); it probably exited or "
@@ -374,16 +380,15 @@ static mixcomm_status_t recv_text(int fd, int peer, uint64_t len, char* text, si
 /* Failure state                                                                              */
 /* ------------------------------------------------------------------------------------------ */
 
-/* The ERROR notice's b: lost rank + 1 for a lost peer, else 0. */
-static uint32_t lost_wire(tcp_ctx_t* c, mixcomm_status_t st) {
+/* The ERROR notice's b: the rank whose connection closed + 1, else 0. */
+static uint32_t lost_wire(tcp_ctx_t* c) {
   const int lost = __atomic_load_n(&c->lost_rank, __ATOMIC_ACQUIRE);
-  return st == MIXCOMM_ERR_PEER_LOST && lost >= 0 ? (uint32_t)lost + 1 : 0;
+  return lost >= 0 ? (uint32_t)lost + 1 : 0;
 }
 
-/* A non-root read rank 0's ERROR notice h: remember a lost rank it names. */
+/* A non-root read rank 0's ERROR notice h: remember the closed rank it names. */
 static void note_lost(tcp_ctx_t* c, const mixcomm__tcp_hdr_t* h) {
-  if (mixcomm__tcp_status_from_wire(h->a) == MIXCOMM_ERR_PEER_LOST && h->b >= 1 &&
-      h->b <= (uint32_t)c->size)
+  if (h->b >= 1 && h->b <= (uint32_t)c->size)
     __atomic_store_n(&c->lost_rank, (int)h->b - 1, __ATOMIC_RELEASE);
 }
 
@@ -392,6 +397,11 @@ static void note_lost(tcp_ctx_t* c, const mixcomm__tcp_hdr_t* h) {
  * 0 sees it gone at once. Returns st. */
 static mixcomm_status_t mark_broken(tcp_ctx_t* c, mixcomm_status_t st, uint64_t seq,
                                     int notify) {
+  if (c->rank == 0 && closed_peer > 0 && closed_peer < c->size) {
+    int none = -1;
+    __atomic_compare_exchange_n(&c->lost_rank, &none, closed_peer, 0, __ATOMIC_ACQ_REL,
+                                __ATOMIC_ACQUIRE);
+  }
   c->broken = st;
   snprintf(c->broken_msg, sizeof c->broken_msg, "%s", mixcomm_last_error());
   int first = c->rank == 0 ? 1 : 0, last = c->rank == 0 ? c->size - 1 : 0;
@@ -399,7 +409,7 @@ static mixcomm_status_t mark_broken(tcp_ctx_t* c, mixcomm_status_t st, uint64_t 
     if (c->fds[r] < 0)
       continue;
     if (notify)
-      send_now(c->fds[r], MIXCOMM__MSG_ERROR, st, lost_wire(c, st), seq, c->broken_msg);
+      send_now(c->fds[r], MIXCOMM__MSG_ERROR, st, lost_wire(c), seq, c->broken_msg);
     if (shutdown(c->fds[r], SHUT_WR) != 0)
       MIXCOMM_DEBUG("bootstrap: shutdown of the connection to rank %d: %s", r, strerror(errno));
   }
@@ -416,6 +426,7 @@ static mixcomm_status_t root_allgather(tcp_ctx_t* c, const void* send, void* rec
   const size_t total = (size_t)c->size * bytes;
   const long long deadline = now_ms() + c->timeout_ms;
   mixcomm_status_t st = MIXCOMM_SUCCESS;
+  closed_peer = -1;
   unsigned char* hdrs = malloc((size_t)c->size * HDR_SIZE);
   xfer_t* x = malloc((size_t)n * sizeof *x);
   if (hdrs == NULL || x == NULL) {
