@@ -355,6 +355,17 @@ static void test_errors(gpu_rank_t* g) {
   }
   EXPECT_ERR(mixcomm_run(g->h, op, g->d_in, g->d_out, -1, re, MIXCOMM_MODE_DEFAULT, g->stream),
              MIXCOMM_ERR_INVALID_ARGUMENT, "rows=-1");
+  /* A call made while another GPU is current is refused before anything is enqueued (only
+   * testable with two GPUs or more); the handler stays usable. */
+  int ndev = 0, cur = -1;
+  if (cudaGetDeviceCount(&ndev) == cudaSuccess && ndev >= 2 && cudaGetDevice(&cur) == cudaSuccess) {
+    if (cudaSetDevice((cur + 1) % ndev) == cudaSuccess) {
+      EXPECT_ERR(mixcomm_run(g->h, op, g->d_in, g->d_out, rows, re, MIXCOMM_MODE_DEFAULT,
+                             g->stream),
+                 MIXCOMM_ERR_INVALID_USAGE, "but the handler uses device");
+      cudaSetDevice(cur);
+    }
+  }
   (void)nops;
 }
 
