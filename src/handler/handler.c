@@ -302,12 +302,11 @@ mixcomm_status_t mixcomm_init_virtual_memory(mixcomm_handler_t* h) {
      * that every rank fails at once (naming it) instead of waiting for it. */
     mixcomm_status_t st = mixcomm__vmm_reserve(&h->vmm, h->device, h->topo.local_rank,
                                                h->topo.local_size, h->plan.vmm_bytes);
-    st = mixcomm__vmm_map(&h->vmm, h->bs, h->timeout_ms, st);
-    if (st == MIXCOMM_SUCCESS)
-      st = mixcomm__protocol_reset(h);
+    st = mixcomm__vmm_map(&h->vmm, h->bs, h->timeout_ms, st); /* fails on every rank or none */
     /* No rank may write into a peer's workspace before the peer has poisoned it: this
      * agreement is the barrier, and fails every rank if one could not reset. */
-    st = mixcomm__bs_agree(h->bs, st, "init_virtual_memory");
+    if (st == MIXCOMM_SUCCESS)
+      st = mixcomm__bs_agree(h->bs, mixcomm__protocol_reset(h), "init_virtual_memory");
     if (st != MIXCOMM_SUCCESS) {
       mixcomm__vmm_destroy(&h->vmm);
       return mixcomm__error_context(st, "init_virtual_memory");
