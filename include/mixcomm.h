@@ -11,8 +11,10 @@
  * - Collective calls (mixcomm_run) only enqueue work on the given CUDA stream; they never
  *   synchronise the host and can be captured into CUDA graphs.
  * - Functions marked COLLECTIVE must be called by every rank of the handler, in the same order.
- * - Every wait on another rank is bounded by the configured timeout; a dead or diverging peer
- *   gives MIXCOMM_ERR_TIMEOUT or MIXCOMM_ERR_MISMATCH naming that peer.
+ * - Every wait on another rank is bounded by the configured timeout, counted from the start of
+ *   that wait; a silent or diverging peer gives MIXCOMM_ERR_TIMEOUT or MIXCOMM_ERR_MISMATCH
+ *   naming that peer. With the built-in TCP bootstrap, a peer whose process dies is seen within
+ *   about a second as a closed connection and gives MIXCOMM_ERR_PEER_LOST naming it.
  */
 #ifndef MIXCOMM_H_
 #define MIXCOMM_H_
@@ -59,7 +61,8 @@ extern "C" {
   X(MIXCOMM_ERR_MISMATCH, 10, "ranks disagree (configuration or call sequence)")              \
   X(MIXCOMM_ERR_ABORTED, 11, "aborted")                                                        \
   X(MIXCOMM_ERR_OUT_OF_MEMORY, 12, "out of memory")                                           \
-  X(MIXCOMM_ERR_INTERNAL, 13, "internal error (a bug in mixcomm)")
+  X(MIXCOMM_ERR_INTERNAL, 13, "internal error (a bug in mixcomm)")                           \
+  X(MIXCOMM_ERR_PEER_LOST, 14, "a peer rank's connection closed (the process died)")
 
 typedef enum mixcomm_status {
 #define MIXCOMM_X_ENUM(name, value, text) name = value,
@@ -244,7 +247,8 @@ typedef struct mixcomm_config {
   int should_init_nvshmem; /* default 1; 0 = the application already started NVSHMEM */
   int use_autotune;      /* default 1 */
   /* Beyond FlashInfer's MixedCommHandler. */
-  int timeout_ms;        /* bound on every wait for a peer; 0 = MIXCOMM_TIMEOUT_MS or 30000 */
+  int timeout_ms;        /* bound on each wait for a peer, from its start; 0 = MIXCOMM_TIMEOUT_MS
+                          * or 600000 (10 minutes, as PyTorch's NCCL process groups) */
   const char* autotune_cache_dir; /* NULL = MIXCOMM_CACHE_DIR, else $XDG_CACHE_HOME/mixcomm,
                                      else ~/.cache/mixcomm; "" disables the cache */
 } mixcomm_config_t;
@@ -342,8 +346,10 @@ MIXCOMM_API mixcomm_status_t mixcomm_select_autotune_mode(const mixcomm_handler_
  *   (divisible by dp_size) and write rows/dp_size rows (README.md has the table).
  * Checked before anything is enqueued: op and mode valid, rows >= 0 (0 is accepted and does
  * nothing), row_elems * element size a multiple of 16 bytes, x_in and x_out 16-byte aligned and
- * not overlapping. mode may be MIXCOMM_MODE_DEFAULT. Returns an earlier asynchronous error
- * (timeout, mismatch, abort) if one was recorded: the handler is then unusable. */
+ * not overlapping. mode may be MIXCOMM_MODE_DEFAULT. The current CUDA device must be the
+ * handler's (MIXCOMM_ERR_INVALID_USAGE naming both otherwise). Returns an earlier asynchronous
+ * error (timeout, mismatch, abort, lost peer) if one was recorded: the handler is then
+ * unusable. */
 MIXCOMM_API mixcomm_status_t mixcomm_run(mixcomm_handler_t* h, mixcomm_op_t op, const void* x_in,
                                          void* x_out, int64_t rows, int64_t row_elems,
                                          mixcomm_mode_t mode, cudaStream_t stream);
@@ -417,8 +423,9 @@ MIXCOMM_API mixcomm_status_t mixcomm_run_epilogue(mixcomm_handler_t* h, mixcomm_
 MIXCOMM_API int64_t mixcomm_output_rows(const mixcomm_handler_t* h, mixcomm_op_t op,
                                         int64_t rows);
 
-/* Asynchronous error recorded by the kernels (never blocks): MIXCOMM_SUCCESS, or the error
- * and, if peer is not NULL, the world rank it concerns (-1 if none). */
+/* Asynchronous error recorded by the kernels or by the watch on the peers' connections (never
+ * blocks): MIXCOMM_SUCCESS, or the error and, if peer is not NULL, the world rank it concerns
+ * (-1 if none); MIXCOMM_ERR_PEER_LOST names the rank whose connection closed. */
 MIXCOMM_API mixcomm_status_t mixcomm_handler_async_error(const mixcomm_handler_t* h, int* peer);
 
 /* Thread-safe: make every outstanding and future kernel of the handler stop waiting and

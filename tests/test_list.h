@@ -11,6 +11,7 @@
 #include "unit/list_inputs.h"
 #include "unit/list_wire.h"
 #include "unit/list_latency.h"
+#include "unit/list_reliability.h"
 
 #define TEST_LIST(X) \
   TEST_LIST_CORE(X)  \
@@ -20,6 +21,7 @@
   TEST_LIST_EPILOGUE(X) \
   TEST_LIST_INPUTS(X) \
   TEST_LIST_WIRE(X) \
-  TEST_LIST_LATENCY(X)
+  TEST_LIST_LATENCY(X) \
+  TEST_LIST_RELIABILITY(X)
 
 #endif

@@ -260,7 +260,7 @@ static int rank_main(const spawn_rank_t* r, void* arg) {
     fail(&b, "finding a GPU", "no CUDA driver or GPU found");
     return 1;
   }
-  const int device = r->rank % ndev;
+  const int device = r->host_rank % ndev;
   int sms = 0;
   if (cudaSetDevice(device) != cudaSuccess ||
       cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)

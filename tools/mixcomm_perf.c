@@ -904,7 +904,7 @@ static int measure_rtt(ctx_t* c) {
     rc = a < 0 ? -1 : 0;
     goto out;
   }
-  st = mixcomm__vmm_map(&v, c->bs, timeout_ms);
+  st = mixcomm__vmm_map(&v, c->bs, timeout_ms, MIXCOMM_SUCCESS);
   if (st != MIXCOMM_SUCCESS) {
     lib_fail(c, "mapping the ping-pong pages (flag round trip ceiling)", st);
     ok = 0;
@@ -1926,7 +1926,7 @@ static int rank_main(const spawn_rank_t* r, void* arg) {
       fprintf(stderr, TOOL ": rank %d: %s (%s)\n", c.rank, missing, cudaGetErrorName(e));
     return 1;
   }
-  c.device = r->local_rank % n_dev;
+  c.device = r->host_rank % n_dev; /* emulated nodes on distinct GPUs when there are enough */
   e = cudaSetDevice(c.device);
   if (e != cudaSuccess) {
     cuda_fail(&c, "cudaSetDevice", e);

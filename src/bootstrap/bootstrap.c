@@ -15,6 +15,7 @@
  * MIXCOMM_ERR_BOOTSTRAP with a message naming `what` and the returned value.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,4 +135,61 @@ void mixcomm_bootstrap_destroy(mixcomm_bootstrap_t* bootstrap) {
   void* ctx = bootstrap->ctx;
   if (destroy != NULL)
     destroy(ctx);
+}
+
+/* One rank's word in mixcomm__bs_agree: its status and, for a failure, why (truncated). */
+typedef struct agree_record {
+  int32_t status;
+  char text[252];
+} agree_record_t;
+
+mixcomm_status_t mixcomm__bs_agree(mixcomm_bootstrap_t* bs, mixcomm_status_t mine,
+                                   const char* what) {
+  if (what == NULL)
+    what = "bootstrap agreement";
+  MIXCOMM_CHECK(check_bs(bs, what));
+  agree_record_t rec;
+  memset(&rec, 0, sizeof rec);
+  rec.status = (int32_t)mine;
+  char own[1024] = ""; /* the allgather clears this thread's last error */
+  if (mine != MIXCOMM_SUCCESS) {
+    snprintf(own, sizeof own, "%s", mixcomm_last_error());
+    snprintf(rec.text, sizeof rec.text, "%s", own);
+  }
+  agree_record_t* all = calloc((size_t)bs->size, sizeof *all);
+  if (all == NULL)
+    return mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY, "%s: out of host memory (%d records)",
+                          what, bs->size);
+  mixcomm_status_t st = mixcomm__bs_allgather(bs, &rec, all, sizeof rec, what);
+  if (st != MIXCOMM_SUCCESS) {
+    free(all);
+    return st;
+  }
+  int first = -1, failed = 0;
+  for (int r = 0; r < bs->size; r++) {
+    if (all[r].status == MIXCOMM_SUCCESS)
+      continue;
+    failed++;
+    if (first < 0)
+      first = r;
+  }
+  if (first < 0) {
+    free(all);
+    return MIXCOMM_SUCCESS;
+  }
+  const int32_t s = all[first].status;
+  /* A status from another build that this one does not know stays a failure. */
+  st = s > 0 && s < MIXCOMM_NUM_STATUS ? (mixcomm_status_t)s : MIXCOMM_ERR_INTERNAL;
+  all[first].text[sizeof all[first].text - 1] = '\0';
+  for (char* p = all[first].text; *p != '\0'; p++)
+    if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+      *p = '?';
+  if (first == bs->rank)
+    st = mixcomm__error(mine, "%s: rank %d (this rank) failed (%d of %d ranks failed): %s",
+                        what, bs->rank, failed, bs->size, own);
+  else
+    st = mixcomm__error(st, "%s: rank %d failed (%d of %d ranks failed): %s", what, first,
+                        failed, bs->size, all[first].text);
+  free(all);
+  return st;
 }

@@ -32,6 +32,27 @@ mixcomm_status_t mixcomm__bs_broadcast(mixcomm_bootstrap_t* bs, void* buf, size_
 mixcomm_status_t mixcomm__fd_exchange(mixcomm_bootstrap_t* bs, int local_rank, int local_size,
                                       int my_fd, int timeout_ms, int* peer_fds);
 
+/* COLLECTIVE over the world: every rank contributes its status `mine` (its message, for a
+ * failure, is the current mixcomm_last_error()). Every rank returns MIXCOMM_SUCCESS if all
+ * succeeded, else the lowest failing rank's status with "<what>: rank R failed (N ranks
+ * failed): <R's message>", so that a failure on one rank fails all of them at once instead of
+ * leaving them at the next collective until its timeout. A bootstrap failure is returned as
+ * it is. */
+mixcomm_status_t mixcomm__bs_agree(mixcomm_bootstrap_t* bs, mixcomm_status_t mine,
+                                   const char* what);
+
+/* The built-in TCP bootstrap's view of its connections, for the handler's watch on lost peers
+ * (peer_watch.c); tcp.c describes the protocol. Each is a no-op (0 / -1) for a bootstrap made
+ * of a framework's callbacks. */
+/* Connections this rank holds (rank 0: to every rank; others: to rank 0): up to cap file
+ * descriptors and the rank at the other end of each. */
+int mixcomm__tcp_links(const mixcomm_bootstrap_t* bs, int* fds, int* ranks, int cap);
+/* Rank 0: rank's connection closed. Breaks the bootstrap with MIXCOMM_ERR_PEER_LOST and tells
+ * every other rank which rank it was, then closes rank 0's side. Once; thread-safe. */
+void mixcomm__tcp_report_lost(mixcomm_bootstrap_t* bs, int rank);
+/* Non-root, after rank 0's side closed: the lost rank rank 0 announced, or -1 if none. */
+int mixcomm__tcp_lost_rank(const mixcomm_bootstrap_t* bs);
+
 #ifdef __cplusplus
 }
 #endif

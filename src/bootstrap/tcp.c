@@ -48,6 +48,15 @@
  * that all ranks fail with the same message instead of waiting. After any failure the
  * bootstrap is unusable: later calls fail at once with the first error.
  *
+ * Lost peers (peer_watch.c). A handler watches these connections for a close between
+ * collectives, never reading from them. Rank 0, told that rank k's connection closed
+ * (mixcomm__tcp_report_lost), marks the bootstrap broken with MIXCOMM_ERR_PEER_LOST and sends
+ * ERROR with b = k + 1 to every other rank before shutting its side, exactly as for a failed
+ * collective (whose ERROR also carries b = k + 1 when it failed because rank k's connection
+ * closed); a collective of rank 0 holds `lock` for its whole duration, so that notice never
+ * lands inside another message. A non-root that sees rank 0's side close finds the notice
+ * still queued (a peek, mixcomm__tcp_lost_rank), or remembers it if its own collective read it.
+ *
  * Timeouts. Every wait (connect, accept, send, receive) is a poll() against a deadline of
  * timeout_ms from the start of the call; non-roots wait for rank 0's answer a grace period
  * longer (timeout/2, clamped to [0.5 s, 5 s]) so that rank 0, which sees all the ranks, is the
@@ -64,6 +73,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +102,8 @@ typedef struct tcp_ctx {
   uint64_t seq;
   mixcomm_status_t broken; /* not MIXCOMM_SUCCESS after a failed collective */
   char broken_msg[768];
+  int lost_rank; /* rank whose connection closed (ERROR with b = rank + 1), -1: none; atomic */
+  pthread_mutex_t lock; /* rank 0: held by a collective and by mixcomm__tcp_report_lost */
 } tcp_ctx_t;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -224,8 +236,13 @@ static int xfer_step(xfer_t* x) {
   }
 }
 
+/* The rank whose connection this thread last found closed (-1: none): rank 0 names it in the
+ * ERROR notice, so that the other ranks' watches blame that rank, not rank 0. */
+static _Thread_local int closed_peer = -1;
+
 static mixcomm_status_t xfer_fail(const xfer_t* x, int r, const char* what) {
   if (r == -1) {
+    closed_peer = x->peer;
     if (errno != 0)
       return mixcomm__error(MIXCOMM_ERR_BOOTSTRAP,
                             "%s: rank %d closed the connection (%s); it probably exited or "
@@ -328,12 +345,13 @@ static mixcomm_status_t send_msg(int fd, int peer, const void* hdr, const void* 
 
 /* Best effort, never blocks: send a short message at once or not at all (used on the way out
  * of a failure, to tell a peer why). */
-static void send_now(int fd, uint32_t type, mixcomm_status_t st, uint64_t seq, const char* text) {
+static void send_now(int fd, uint32_t type, mixcomm_status_t st, uint32_t b, uint64_t seq,
+                     const char* text) {
   unsigned char buf[HDR_SIZE + 2048];
   size_t len = strlen(text);
   if (len > sizeof buf - HDR_SIZE)
     len = sizeof buf - HDR_SIZE;
-  mixcomm__tcp_encode_hdr(buf, type, (uint32_t)st, 0, seq, len);
+  mixcomm__tcp_encode_hdr(buf, type, (uint32_t)st, b, seq, len);
   memcpy(buf + HDR_SIZE, text, len);
   ssize_t r;
   do {
@@ -362,11 +380,28 @@ static mixcomm_status_t recv_text(int fd, int peer, uint64_t len, char* text, si
 /* Failure state                                                                              */
 /* ------------------------------------------------------------------------------------------ */
 
+/* The ERROR notice's b: the rank whose connection closed + 1, else 0. */
+static uint32_t lost_wire(tcp_ctx_t* c) {
+  const int lost = __atomic_load_n(&c->lost_rank, __ATOMIC_ACQUIRE);
+  return lost >= 0 ? (uint32_t)lost + 1 : 0;
+}
+
+/* A non-root read rank 0's ERROR notice h: remember the closed rank it names. */
+static void note_lost(tcp_ctx_t* c, const mixcomm__tcp_hdr_t* h) {
+  if (h->b >= 1 && h->b <= (uint32_t)c->size)
+    __atomic_store_n(&c->lost_rank, (int)h->b - 1, __ATOMIC_RELEASE);
+}
+
 /* Remember the current error as fatal for this bootstrap. Rank 0 tells every other rank why
  * (ERROR) before shutting its side of the connections; a non-root shuts its connection so rank
  * 0 sees it gone at once. Returns st. */
 static mixcomm_status_t mark_broken(tcp_ctx_t* c, mixcomm_status_t st, uint64_t seq,
                                     int notify) {
+  if (c->rank == 0 && closed_peer > 0 && closed_peer < c->size) {
+    int none = -1;
+    __atomic_compare_exchange_n(&c->lost_rank, &none, closed_peer, 0, __ATOMIC_ACQ_REL,
+                                __ATOMIC_ACQUIRE);
+  }
   c->broken = st;
   snprintf(c->broken_msg, sizeof c->broken_msg, "%s", mixcomm_last_error());
   int first = c->rank == 0 ? 1 : 0, last = c->rank == 0 ? c->size - 1 : 0;
@@ -374,7 +409,7 @@ static mixcomm_status_t mark_broken(tcp_ctx_t* c, mixcomm_status_t st, uint64_t 
     if (c->fds[r] < 0)
       continue;
     if (notify)
-      send_now(c->fds[r], MIXCOMM__MSG_ERROR, st, seq, c->broken_msg);
+      send_now(c->fds[r], MIXCOMM__MSG_ERROR, st, lost_wire(c), seq, c->broken_msg);
     if (shutdown(c->fds[r], SHUT_WR) != 0)
       MIXCOMM_DEBUG("bootstrap: shutdown of the connection to rank %d: %s", r, strerror(errno));
   }
@@ -391,6 +426,7 @@ static mixcomm_status_t root_allgather(tcp_ctx_t* c, const void* send, void* rec
   const size_t total = (size_t)c->size * bytes;
   const long long deadline = now_ms() + c->timeout_ms;
   mixcomm_status_t st = MIXCOMM_SUCCESS;
+  closed_peer = -1;
   unsigned char* hdrs = malloc((size_t)c->size * HDR_SIZE);
   xfer_t* x = malloc((size_t)n * sizeof *x);
   if (hdrs == NULL || x == NULL) {
@@ -434,7 +470,7 @@ fail_quiet:
 
 /* If a complete ERROR message from rank 0 is already waiting on fd, consume it, record it as
  * the error and return 1; else leave the socket alone and return 0. Never blocks. */
-static int pending_error(int fd, const char* what, mixcomm_status_t* st) {
+static int pending_error(tcp_ctx_t* c, int fd, const char* what, mixcomm_status_t* st) {
   unsigned char buf[HDR_SIZE + MAX_TEXT];
   ssize_t got;
   do {
@@ -453,6 +489,7 @@ static int pending_error(int fd, const char* what, mixcomm_status_t* st) {
   } while (r < 0 && errno == EINTR);
   if (r < 0)
     MIXCOMM_DEBUG("bootstrap: reading rank 0's error notice: %s", strerror(errno));
+  note_lost(c, &h);
   *st = mixcomm__error(mixcomm__tcp_status_from_wire(h.a), "%s failed, as reported by rank 0: %s",
                        what, text);
   return 1;
@@ -478,7 +515,7 @@ static mixcomm_status_t nonroot_allgather(tcp_ctx_t* c, const void* send, void* 
     if (r < 0) {
       /* Rank 0 may have told us why before it closed: that is the better message. */
       int e = errno;
-      if (pending_error(fd, what, &st))
+      if (pending_error(c, fd, what, &st))
         return mark_broken(c, st, seq, 0);
       errno = e;
       st = xfer_fail(&x, r, what);
@@ -533,6 +570,7 @@ static mixcomm_status_t nonroot_allgather(tcp_ctx_t* c, const void* send, void* 
   if (kind == MIXCOMM__ANSWER_ERROR) {
     char text[MAX_TEXT];
     st = recv_text(fd, 0, h.len, text, sizeof text, answer_deadline, c->timeout_ms, what);
+    note_lost(c, &h);
     if (st == MIXCOMM_SUCCESS)
       st = mixcomm__error(mixcomm__tcp_status_from_wire(h.a),
                           "%s failed, as reported by rank 0: %s", what, text);
@@ -555,8 +593,8 @@ static mixcomm_status_t nonroot_allgather(tcp_ctx_t* c, const void* send, void* 
   return MIXCOMM_SUCCESS;
 }
 
-static mixcomm_status_t tcp_collective(tcp_ctx_t* c, const void* send, void* recv, size_t bytes,
-                                       const char* kind) {
+static mixcomm_status_t collective(tcp_ctx_t* c, const void* send, void* recv, size_t bytes,
+                                   const char* kind) {
   char what[128];
   if (c->broken != MIXCOMM_SUCCESS)
     return mixcomm__error(c->broken,
@@ -578,6 +616,18 @@ static mixcomm_status_t tcp_collective(tcp_ctx_t* c, const void* send, void* rec
   if (c->rank == 0)
     return root_allgather(c, send, recv, bytes, seq, what);
   return nonroot_allgather(c, send, recv, bytes, seq, what);
+}
+
+/* Rank 0 runs each collective under the lock (a lost-peer notice never interleaves with it,
+ * and c->broken is read and written under it). */
+static mixcomm_status_t tcp_collective(tcp_ctx_t* c, const void* send, void* recv, size_t bytes,
+                                       const char* kind) {
+  if (c->rank != 0)
+    return collective(c, send, recv, bytes, kind);
+  pthread_mutex_lock(&c->lock);
+  mixcomm_status_t st = collective(c, send, recv, bytes, kind);
+  pthread_mutex_unlock(&c->lock);
+  return st;
 }
 
 static int tcp_allgather(void* ctx, const void* send, void* recv, size_t bytes) {
@@ -623,6 +673,7 @@ static void tcp_destroy(void* ctx) {
       close_gracefully(c->fds[r]);
     free(c->fds);
   }
+  pthread_mutex_destroy(&c->lock);
   free(c->self);
   free(c);
 }
@@ -700,7 +751,7 @@ static void refuse(pending_t* p, mixcomm_status_t st, const char* reason, char* 
                    size_t cap) {
   MIXCOMM_INFO("bootstrap: rank 0 refused a connection from %s: %s", p->from, reason);
   snprintf(last_refusal, cap, "%s (from %s)", reason, p->from);
-  send_now(p->fd, MIXCOMM__MSG_REJECT, st, 0, reason);
+  send_now(p->fd, MIXCOMM__MSG_REJECT, st, 0, 0, reason);
   close_fd(p->fd);
   p->fd = -1;
 }
@@ -895,7 +946,7 @@ static mixcomm_status_t root_setup(tcp_ctx_t* c, int lfd, const unsigned char* t
     free(missing);
     for (int r = 1; r < c->size; r++)
       if (c->fds[r] >= 0)
-        send_now(c->fds[r], MIXCOMM__MSG_ABORT, MIXCOMM_ERR_TIMEOUT, 0, text);
+        send_now(c->fds[r], MIXCOMM__MSG_ABORT, MIXCOMM_ERR_TIMEOUT, 0, 0, text);
     st = mixcomm__error(MIXCOMM_ERR_TIMEOUT, "bootstrap: %s", text);
     goto out;
   }
@@ -1149,6 +1200,8 @@ mixcomm_status_t mixcomm_bootstrap_tcp_create(const mixcomm_tcp_options_t* optio
   c->timeout_ms = timeout_ms;
   c->fds = fds;
   c->broken = MIXCOMM_SUCCESS;
+  c->lost_rank = -1;
+  pthread_mutex_init(&c->lock, NULL);
   if (strchr(addr, ':') != NULL)
     snprintf(c->where, sizeof c->where, "[%s]:%d", addr, port);
   else
@@ -1178,4 +1231,75 @@ mixcomm_status_t mixcomm_bootstrap_tcp_create(const mixcomm_tcp_options_t* optio
   *out = bs;
   MIXCOMM_INFO("bootstrap ready: rank %d of %d via %s", rank, size, size > 1 ? c->where : "-");
   return MIXCOMM_SUCCESS;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Lost peers (see the opening comment)                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+int mixcomm__tcp_links(const mixcomm_bootstrap_t* bs, int* fds, int* ranks, int cap) {
+  if (bs == NULL || bs->allgather != tcp_allgather || bs->ctx == NULL)
+    return 0;
+  const tcp_ctx_t* c = (const tcp_ctx_t*)bs->ctx;
+  int n = 0;
+  for (int r = 0; r < c->size && n < cap; r++) {
+    if (r == c->rank || c->fds[r] < 0)
+      continue;
+    fds[n] = c->fds[r];
+    ranks[n] = r;
+    n++;
+  }
+  return n;
+}
+
+void mixcomm__tcp_report_lost(mixcomm_bootstrap_t* bs, int rank) {
+  if (bs == NULL || bs->allgather != tcp_allgather || bs->ctx == NULL)
+    return;
+  tcp_ctx_t* c = (tcp_ctx_t*)bs->ctx;
+  if (c->rank != 0 || rank <= 0 || rank >= c->size)
+    return;
+  pthread_mutex_lock(&c->lock);
+  if (c->broken == MIXCOMM_SUCCESS) {
+    /* Not through mixcomm__error: this runs on the watch thread, which must not log. */
+    int expected = -1;
+    __atomic_compare_exchange_n(&c->lost_rank, &expected, rank, 0, __ATOMIC_ACQ_REL,
+                                __ATOMIC_ACQUIRE);
+    c->broken = MIXCOMM_ERR_PEER_LOST;
+    snprintf(c->broken_msg, sizeof c->broken_msg,
+             "rank %d closed its bootstrap connection to rank 0 (its process died or its "
+             "bootstrap failed)",
+             rank);
+    for (int r = 1; r < c->size; r++) {
+      if (c->fds[r] < 0)
+        continue;
+      if (r != rank)
+        send_now(c->fds[r], MIXCOMM__MSG_ERROR, MIXCOMM_ERR_PEER_LOST, (uint32_t)rank + 1,
+                 c->seq, c->broken_msg);
+      shutdown(c->fds[r], SHUT_WR); /* the peers see this side close: the watch's signal */
+    }
+  }
+  pthread_mutex_unlock(&c->lock);
+}
+
+int mixcomm__tcp_lost_rank(const mixcomm_bootstrap_t* bs) {
+  if (bs == NULL || bs->allgather != tcp_allgather || bs->ctx == NULL)
+    return -1;
+  tcp_ctx_t* c = (tcp_ctx_t*)bs->ctx;
+  const int known = __atomic_load_n(&c->lost_rank, __ATOMIC_ACQUIRE);
+  if (known >= 0 || c->rank == 0 || c->fds[0] < 0)
+    return known;
+  /* Look at rank 0's unread notice without taking it: the main thread may still read it. */
+  unsigned char buf[HDR_SIZE + MAX_TEXT];
+  ssize_t got;
+  do {
+    got = recv(c->fds[0], buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+  } while (got < 0 && errno == EINTR);
+  if (got < HDR_SIZE)
+    return __atomic_load_n(&c->lost_rank, __ATOMIC_ACQUIRE);
+  mixcomm__tcp_hdr_t h;
+  char text[MAX_TEXT];
+  if (mixcomm__tcp_parse_error_notice(buf, (size_t)got, &h, text, sizeof text) == 0)
+    return -1;
+  note_lost(c, &h);
+  return __atomic_load_n(&c->lost_rank, __ATOMIC_ACQUIRE);
 }

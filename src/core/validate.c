@@ -116,3 +116,17 @@ mixcomm_status_t mixcomm__validate_run_ex(const mixcomm_topology_t* t, mixcomm_d
                           x_out, (long long)out_bytes, x_in, (long long)in_bytes);
   return MIXCOMM_SUCCESS;
 }
+
+mixcomm_status_t mixcomm__validate_current_device(int current, int handler_device, int world_rank,
+                                                  const char* what) {
+  if (current == handler_device)
+    return MIXCOMM_SUCCESS;
+  /* The kernels would launch on the current device and touch the handler's device memory from
+   * there: at best slow peer traffic, at worst a fault or a hang. */
+  return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE,
+                        "%s on rank %d: the current CUDA device is %d but the handler uses "
+                        "device %d; select the handler's device before the call "
+                        "(cudaSetDevice(%d), torch.cuda.set_device(%d))",
+                        what, world_rank, current, handler_device, handler_device,
+                        handler_device);
+}

@@ -42,6 +42,11 @@ mixcomm_status_t mixcomm__validate_epilogue(const mixcomm_topology_t* t, mixcomm
                                             const mixcomm__run_shape_t* shape,
                                             const mixcomm_epilogue_t* e);
 
+/* A collective call runs on the handler's GPU: `current` (cudaGetDevice) must be
+ * handler_device, else MIXCOMM_ERR_INVALID_USAGE naming both and what to do. */
+mixcomm_status_t mixcomm__validate_current_device(int current, int handler_device, int world_rank,
+                                                  const char* what);
+
 /* "ALLREDUCE, ALLGATHER" style list of the ops valid for t, into buf. */
 void mixcomm__valid_ops_text(const mixcomm_topology_t* t, char* buf, size_t size);
 

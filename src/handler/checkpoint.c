@@ -38,10 +38,14 @@ mixcomm_status_t mixcomm_checkpoint_restore(mixcomm_handler_t* h) {
     return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE,
                           "checkpoint_restore: no checkpoint to restore (state %d)", (int)h->state);
   if (h->vmm.reserved) {
-    MIXCOMM_CHECK(mixcomm__vmm_map(&h->vmm, h->bs, h->timeout_ms));
-    MIXCOMM_CHECK(mixcomm__protocol_reset(h));
+    /* The mapping fails on every rank or none. Then the barrier before any rank writes into a
+     * re-poisoned workspace; one rank's failure to reset fails them all. */
+    MIXCOMM_CHECK(mixcomm__vmm_map(&h->vmm, h->bs, h->timeout_ms, MIXCOMM_SUCCESS));
+    MIXCOMM_CHECK(
+        mixcomm__bs_agree(h->bs, mixcomm__protocol_reset(h), "checkpoint_restore"));
+  } else {
+    MIXCOMM_CHECK(mixcomm__bs_barrier(h->bs, "checkpoint_restore"));
   }
-  MIXCOMM_CHECK(mixcomm__bs_barrier(h->bs, "checkpoint_restore"));
   h->state = MIXCOMM_STATE_READY;
   return MIXCOMM_SUCCESS;
 }

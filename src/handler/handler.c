@@ -10,6 +10,7 @@
 #include <cuda_runtime_api.h>
 
 #include "bootstrap/bootstrap.h"
+#include "bootstrap/peer_watch.h"
 #include "core/build_config.h"
 #include "core/env.h"
 #include "core/error.h"
@@ -19,7 +20,10 @@
 #include "transport/nccl.h"
 #include "transport/nvshmem.h"
 
-#define MIXCOMM_DEFAULT_TIMEOUT_MS 30000
+/* As generous as PyTorch's NCCL process-group default (10 minutes): ranks are legitimately far
+ * apart at the first call after weight loading or compilation, and a dead peer is detected
+ * through its closed connection (peer_watch.c), not by this bound. */
+#define MIXCOMM_DEFAULT_TIMEOUT_MS 600000
 
 /* Every live handler, so a call on a handler that was shut down (or shut down twice) is a clear
  * INVALID_USAGE error instead of a read of freed memory. */
@@ -299,18 +303,22 @@ mixcomm_status_t mixcomm_init_virtual_memory(mixcomm_handler_t* h) {
    * nodes even with one GPU per node (they stage through the rank's own rows). */
   if ((h->topo.local_size > 1 || h->topo.inter_size > 1) &&
       h->topo.local_size <= MIXCOMM_MAX_LOCAL_SIZE) {
-    MIXCOMM_CHECK(mixcomm__vmm_reserve(&h->vmm, h->device, h->topo.local_rank,
-                                       h->topo.local_size, h->plan.vmm_bytes));
-    mixcomm_status_t st = mixcomm__vmm_map(&h->vmm, h->bs, h->timeout_ms);
+    /* A rank that fails to reserve still takes part in the mapping's collective steps, so
+     * that every rank fails at once (naming it) instead of waiting for it. */
+    mixcomm_status_t st = mixcomm__vmm_reserve(&h->vmm, h->device, h->topo.local_rank,
+                                               h->topo.local_size, h->plan.vmm_bytes);
+    st = mixcomm__vmm_map(&h->vmm, h->bs, h->timeout_ms, st); /* fails on every rank or none */
+    /* No rank may write into a peer's workspace before the peer has poisoned it: this
+     * agreement is the barrier, and fails every rank if one could not reset. */
     if (st == MIXCOMM_SUCCESS)
-      st = mixcomm__protocol_reset(h);
+      st = mixcomm__bs_agree(h->bs, mixcomm__protocol_reset(h), "init_virtual_memory");
     if (st != MIXCOMM_SUCCESS) {
       mixcomm__vmm_destroy(&h->vmm);
       return mixcomm__error_context(st, "init_virtual_memory");
     }
+  } else {
+    MIXCOMM_CHECK(mixcomm__bs_barrier(h->bs, "init_virtual_memory"));
   }
-  /* No rank may write into a peer's workspace before the peer has poisoned it. */
-  MIXCOMM_CHECK(mixcomm__bs_barrier(h->bs, "init_virtual_memory"));
   h->vmm_ready = 1;
   return MIXCOMM_SUCCESS;
 }
@@ -327,6 +335,24 @@ mixcomm_status_t mixcomm_init_nvshmem(mixcomm_handler_t* h) {
                                                        : mixcomm__nvshmem_unavailable_reason(),
                           h->topo.inter_size);
   return mixcomm__nvshmem_setup(h);
+}
+
+/* The watch thread saw a peer's connection close: make the kernels stop waiting (they poll
+ * host->peer_lost) and calls report it. */
+static void on_peer_lost(void* arg, int lost, int via) {
+  mixcomm_handler_t* h = arg;
+  h->lost_via = via;
+  __sync_synchronize();
+  if (h->host->peer_lost == 0)
+    h->host->peer_lost = lost + 1;
+  __sync_synchronize();
+}
+
+const char* mixcomm__peer_watch_how(const mixcomm_handler_t* h) {
+  const int lost = h->host->peer_lost - 1;
+  if (h->lost_via == lost)
+    return "this rank saw its connection close";
+  return "rank 0 saw its connection close and told this rank";
 }
 
 static mixcomm_status_t create(const mixcomm_config_t* config, mixcomm_bootstrap_t* bs,
@@ -365,6 +391,8 @@ static mixcomm_status_t create(const mixcomm_config_t* config, mixcomm_bootstrap
 
   rank_info_t mine;
   MIXCOMM_CHECK(setup_device(h, &mine));
+  /* From here a peer that dies stops this rank's kernels within a second (peer_watch.c). */
+  MIXCOMM_CHECK(mixcomm__peer_watch_start(bs, on_peer_lost, h, &h->watch));
   rank_info_t* all = calloc((size_t)t.world_size, sizeof *all);
   if (all == NULL)
     return mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY, "allocating %d rank records", t.world_size);
@@ -396,6 +424,8 @@ static mixcomm_status_t create(const mixcomm_config_t* config, mixcomm_bootstrap
 }
 
 static void release(mixcomm_handler_t* h) {
+  mixcomm__peer_watch_stop(h->watch); /* first: it writes into h->host */
+  h->watch = NULL;
   mixcomm__nvshmem_teardown(h, h->state == MIXCOMM_STATE_READY ||
                                    h->state == MIXCOMM_STATE_CHECKPOINTED);
   mixcomm__nccl_teardown(h->nccl, h->state != MIXCOMM_STATE_READY);
@@ -448,6 +478,11 @@ mixcomm_status_t mixcomm_handler_shutdown(mixcomm_handler_t* h) {
   cudaError_t e = cudaDeviceSynchronize();
   if (e != cudaSuccess)
     st = mixcomm__cuda_error((int)e, "shutdown: waiting for the handler's kernels");
+  /* Stop watching before the barrier: once any rank is past it, it may close its bootstrap,
+   * and every watch must be gone by then so that this is not taken for a death. A rank that
+   * dies from here on is seen by the barrier itself. */
+  mixcomm__peer_watch_stop(h->watch);
+  h->watch = NULL;
   /* Peers may still be reading or writing my workspace until they pass this barrier. */
   if (st == MIXCOMM_SUCCESS)
     st = mixcomm__bs_barrier(h->bs, "shutdown");

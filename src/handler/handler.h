@@ -61,10 +61,19 @@ struct mixcomm_handler {
   /* NCCL communicators (NULL when NCCL modes are invalid). */
   struct mixcomm__nccl* nccl;
 
+  /* Watch on the bootstrap's connections (NULL: none); who saw the lost peer's connection close
+   * (written by the watch thread before host->peer_lost). */
+  struct mixcomm__peer_watch* watch;
+  volatile int lost_via;
+
   /* The last stream a collective was enqueued on (misuse detection). */
   cudaStream_t last_stream;
   int have_last_stream;
 };
+
+/* How this rank learned of its lost peer, for messages ("its connection to this rank closed",
+ * or that rank 0 saw it and told this rank). */
+const char* mixcomm__peer_watch_how(const mixcomm_handler_t* h);
 
 /* Checks shared by every public entry point taking a handler. */
 mixcomm_status_t mixcomm__handler_usable(const mixcomm_handler_t* h, const char* what);

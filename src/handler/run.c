@@ -38,6 +38,14 @@ mixcomm_status_t mixcomm__handler_poll_error(mixcomm_handler_t* h) {
                           "rank %d: the handler was aborted (mixcomm_handler_abort); shut it down",
                           h->topo.world_rank);
   const int status = h->host->error.status;
+  if (status == 0 && h->host->peer_lost != 0) { /* no kernel was waiting when it was seen */
+    h->state = MIXCOMM_STATE_FAILED;
+    return mixcomm__error(MIXCOMM_ERR_PEER_LOST,
+                          "rank %d: the connection to rank %d closed (%s): its process died or "
+                          "its bootstrap failed; the handler is unusable, shut it down",
+                          h->topo.world_rank, h->host->peer_lost - 1,
+                          mixcomm__peer_watch_how(h));
+  }
   if (status == 0)
     return MIXCOMM_SUCCESS;
   h->state = MIXCOMM_STATE_FAILED;
@@ -82,6 +90,13 @@ mixcomm_status_t mixcomm__handler_poll_error(mixcomm_handler_t* h) {
                             "handler's calls on one stream, or make the streams wait for each "
                             "other with events; the handler is unusable, shut it down",
                             h->topo.world_rank, op ? op : "?", mode ? mode : "?");
+    case MIXCOMM_ERR_PEER_LOST:
+      return mixcomm__error(MIXCOMM_ERR_PEER_LOST,
+                            "rank %d: a %s %s kernel (step %d, CTA %d) stopped waiting because "
+                            "the connection to rank %d closed (%s): its process died or its "
+                            "bootstrap failed; the handler is unusable, shut it down",
+                            h->topo.world_rank, op ? op : "?", mode ? mode : "?", e->step, e->cta,
+                            e->peer_world_rank, mixcomm__peer_watch_how(h));
     case MIXCOMM_ERR_ABORTED:
       return mixcomm__error(MIXCOMM_ERR_ABORTED,
                             "rank %d: a %s %s kernel stopped because the handler was aborted",
@@ -96,8 +111,14 @@ mixcomm_status_t mixcomm_handler_async_error(const mixcomm_handler_t* h, int* pe
   if (peer != NULL)
     *peer = -1;
   MIXCOMM_CHECK(mixcomm__handler_usable(h, "async_error"));
-  if (h->host->error.status == 0)
+  if (h->host->error.status == 0) {
+    if (h->host->peer_lost != 0) {
+      if (peer != NULL)
+        *peer = h->host->peer_lost - 1;
+      return MIXCOMM_ERR_PEER_LOST;
+    }
     return h->host->abort ? MIXCOMM_ERR_ABORTED : MIXCOMM_SUCCESS;
+  }
   if (peer != NULL)
     *peer = h->host->error.peer_world_rank;
   return (mixcomm_status_t)h->host->error.status;
@@ -249,7 +270,9 @@ mixcomm_status_t mixcomm__run_admit(mixcomm_handler_t* h) {
   if (h->state != MIXCOMM_STATE_READY)
     return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE, "run: the handler is not ready (state %d)",
                           (int)h->state);
-  return MIXCOMM_SUCCESS;
+  int current = -1;
+  MIXCOMM_CUDA_CHECK(cudaGetDevice(&current), "run: reading the current CUDA device");
+  return mixcomm__validate_current_device(current, h->device, h->topo.world_rank, "run");
 }
 
 mixcomm_status_t mixcomm_run(mixcomm_handler_t* h, mixcomm_op_t op, const void* x_in,

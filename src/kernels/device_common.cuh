@@ -233,13 +233,18 @@ static __device__ __noinline__ void record_error(const mixcomm__kargs_t& a, int 
   atomicExch(&a.control->stop, 1);
 }
 
-/* One thread's view of its deadline. keep_waiting() is called every kSpinsPerCheck polls;
- * it returns false (after recording why) when the wait must end. */
+/* One thread's view of its deadline. Every wait calls start_wait() first, so the timeout
+ * bounds each wait from its start (a rank that is legitimately late for one call, minutes after
+ * the previous, is not charged for the time earlier waits took); the deadline itself is read
+ * lazily on the first keep_waiting() of the wait, which is called every kSpinsPerCheck polls
+ * and returns false (after recording why) when the wait must end. */
 struct Waiter {
   const mixcomm__kargs_t& a;
   uint64_t deadline = 0;
   int step = 0;
   __device__ explicit Waiter(const mixcomm__kargs_t& args) : a(args) {}
+
+  __device__ __forceinline__ void start_wait() { deadline = 0; }
 
   __device__ __noinline__ bool keep_waiting(int peer, int row) {
     const uint64_t now = global_time_ns();
@@ -251,6 +256,12 @@ struct Waiter {
       record_error(a, MIXCOMM_ERR_ABORTED, kNoPeer, step, row, nullptr, nullptr);
       return false;
     }
+    const int lost = a.host->peer_lost;
+    if (lost != 0) { /* a peer's connection closed: it is dead, stop waiting for anyone */
+      record_error(a, MIXCOMM_ERR_PEER_LOST, lost - 1 - a.world_rank_base, step, row, nullptr,
+                   nullptr);
+      return false;
+    }
     if (now > deadline) {
       record_error(a, MIXCOMM_ERR_TIMEOUT, peer, step, row, nullptr, nullptr);
       return false;
@@ -260,6 +271,7 @@ struct Waiter {
 
   /* Spin until *p holds no poison; false if the wait had to end. */
   __device__ __forceinline__ bool poll(const uint4* p, uint4& v, int peer, int row) {
+    start_wait();
     v = load_volatile(p);
     int spins = 0;
     while (poisoned(v)) {

@@ -30,6 +30,9 @@ typedef struct mixcomm__error_record {
 typedef struct mixcomm__host_flags {
   mixcomm__error_record_t error; /* written by kernels */
   volatile int abort;            /* written by the host (mixcomm_handler_abort) */
+  /* World rank + 1 of a peer whose connection closed (0: none), written by the handler's
+   * watch thread (handler/peer_watch.c); waiting kernels stop with MIXCOMM_ERR_PEER_LOST. */
+  volatile int peer_lost;
 } mixcomm__host_flags_t;
 
 /* Per-CTA state kept in device memory between calls (the ring position is never on the host,

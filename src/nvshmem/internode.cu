@@ -122,6 +122,7 @@ __device__ __forceinline__ uint64_t load_acquire(const uint64_t* p) {
 __device__ bool wait_signal(Waiter& w, const mixcomm__kargs_t& a, const uint64_t* word,
                             uint64_t expected, int node) {
   const int peer = (node - a.inter_rank) * a.local_size + a.local_rank; /* from world_rank_base */
+  w.start_wait(); /* the timeout bounds this wait from its start */
   uint64_t v = load_acquire(word);
   int spins = 0;
   while ((v & kEpochMask) != (expected & kEpochMask)) {

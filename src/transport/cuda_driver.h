@@ -29,7 +29,11 @@ extern "C" {
   X(cuMemAddressFree, 10020)                \
   X(cuMemMap, 10020)                        \
   X(cuMemUnmap, 10020)                      \
-  X(cuMemSetAccess, 10020)
+  X(cuMemSetAccess, 10020)                  \
+  X(cuDeviceCanAccessPeer, 4000)            \
+  X(cuDeviceGetByPCIBusId, 4010)            \
+  X(cuDeviceGetPCIBusId, 4010)              \
+  X(cuDeviceGetP2PAttribute, 8000)
 
 typedef struct mixcomm__driver {
 #define MIXCOMM_X_FIELD(name, ver) PFN_##name##_v##ver name;

@@ -26,9 +26,14 @@ typedef struct mixcomm__vmm {
 /* Reserve address ranges for local_size workspaces of at least `bytes` bytes on device. */
 mixcomm_status_t mixcomm__vmm_reserve(mixcomm__vmm_t* v, int device, int local_rank,
                                       int local_size, size_t bytes);
-/* COLLECTIVE over the world (uses the bootstrap): create this rank's allocation, exchange
- * descriptors with the node, map every local rank's allocation at its reserved address. */
-mixcomm_status_t mixcomm__vmm_map(mixcomm__vmm_t* v, mixcomm_bootstrap_t* bs, int timeout_ms);
+/* COLLECTIVE over the world (uses the bootstrap): check that the node's GPUs can access each
+ * other, create this rank's allocation, exchange descriptors with the node, map every local
+ * rank's allocation at its reserved address. `prior` is a failure this rank already had (its
+ * reservation, say; its message in mixcomm_last_error()) or MIXCOMM_SUCCESS: a failing rank
+ * still takes part in every collective step, and all ranks agree after the checks and after
+ * the mapping, so that a failure anywhere fails every rank at once, naming the rank. */
+mixcomm_status_t mixcomm__vmm_map(mixcomm__vmm_t* v, mixcomm_bootstrap_t* bs, int timeout_ms,
+                                  mixcomm_status_t prior);
 /* Unmap every mapping; the physical memory is freed once every process of the node did so.
  * The address ranges stay reserved. */
 mixcomm_status_t mixcomm__vmm_unmap(mixcomm__vmm_t* v);

@@ -12,7 +12,7 @@
  *   mixcomm-fault-tests [--ranks 4[,2,...]] [--tp T] [--victim R] [--only NAME[,NAME...]]
  *                       [--list] [--timeout-ms 2000] [--bootstrap-timeout-ms 10000]
  *                       [--margin-ms 3000] [--limit-s 60] [--total-limit-s 540] [--calls 40]
- *                       [--dtype bf16] [--verbose]
+ *                       [--late-ms 60000] [--dtype bf16] [--verbose]
  *
  * Output: one line per scenario, "fault <name>: ok (<who reported what, how long it took>)" or
  * "fault <name>: FAIL (<why> | <what each rank reported>)", then "faults injected N, survived
@@ -26,6 +26,13 @@
  * wait for another survivor that is itself stuck on the culprit, and name that one; those
  * scenarios require every survivor to fail with a named peer and at least one to name the
  * culprit, and list who named whom.
+ *
+ * With the default timeout (10 minutes): kill-detected requires every survivor to report the
+ * killed rank as MIXCOMM_ERR_PEER_LOST within 2 s of its death (the watch on the bootstrap's
+ * connections, not the timeout); late-peer requires a call to succeed on every rank although
+ * one rank starts it --late-ms after the others. map-fails injects a mapping failure on the
+ * culprit (MIXCOMM_DEBUG_FAIL_MAP) and requires every rank's creation to fail naming it, well
+ * before the bootstrap timeout.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -76,6 +83,7 @@ typedef struct options {
   int limit_s;            /* hard limit of one scenario */
   int total_limit_s;      /* scenarios not started by then are counted as failed */
   int calls;              /* calls before the victim dies in kill-mid-stream */
+  int late_ms;            /* how late the late rank is in late-peer */
   mixcomm_dtype_t dtype;
   char only[256];
   int verbose;
@@ -123,6 +131,9 @@ typedef struct rank_result {
   double tuned_create_ms; /* kill-in-autotune: a throw-away creation with autotune, empty cache */
   double kill_delay_ms; /* victim: when it killed itself, after entering creation */
   double create_ms;
+  double error_at_ms;   /* now_ms() when the first error was recorded (one clock for all) */
+  double killed_at_ms;  /* victim of kill-detected: now_ms() right before it killed itself */
+  double call_ms;       /* late-peer: how long the late call took */
   int checks_ok, checks_failed; /* misuse scenarios */
   char msg[MSG_BYTES];
   char shutdown_msg[MSG_BYTES / 2];
@@ -286,7 +297,8 @@ static void record_error(rank_ctx_t* c, int status, int peer, int where, double 
   m->status = status;
   m->peer = peer;
   m->where = where;
-  m->detect_ms = now_ms() - t0;
+  m->error_at_ms = now_ms();
+  m->detect_ms = m->error_at_ms - t0;
   copy_msg(m->msg, sizeof m->msg, msg);
   if (c->opt->verbose) {
     fprintf(stderr, "    [%s] rank %d: %s at %s after %.0f ms (peer %d): %s\n", c->sc->name,
@@ -1059,6 +1071,84 @@ static void rank_checkpointed(rank_ctx_t* c) {
   }
 }
 
+/* (h) Dead versus slow peers with the default timeout (10 minutes; MIXCOMM_TIMEOUT_MS is
+ * cleared so that it cannot shorten it). */
+static mixcomm_status_t create_with_default_timeout(rank_ctx_t* c) {
+  unsetenv("MIXCOMM_TIMEOUT_MS");
+  mixcomm_status_t st = create_handler(c, 0, 0, NULL);
+  if (st != MIXCOMM_SUCCESS)
+    notef(c, "create failed: %s", mixcomm_last_error());
+  return st;
+}
+
+/* The victim dies while every other rank waits for it inside a one-shot call. */
+static void rank_kill_detected(rank_ctx_t* c) {
+  if (create_with_default_timeout(c) != MIXCOMM_SUCCESS)
+    return;
+  for (int i = 0; i < 3; i++) {
+    if (checked_call(c, c->ti->ops[0], MIXCOMM_MODE_FUSED_OPT_WAITS_UC, 8, 512, 400 + i) != 0) {
+      notef(c, "warm-up call %d failed", i);
+      break;
+    }
+  }
+  if (c->me->status == 0) {
+    if (my_role(c) == ROLE_VICTIM) {
+      sleep_ms(300); /* the others are in their kernels by now, waiting for this rank */
+      c->me->killed_at_ms = now_ms();
+      die_now(c, "while the others wait for it in a call");
+    }
+    if (unchecked_call(c, c->ti->ops[0], MIXCOMM_MODE_FUSED_OPT_WAITS_UC,
+                       rows_in_for(c, c->ti->ops[0], 8), 1024) == MIXCOMM_SUCCESS)
+      notef(c, "the call succeeded although a rank died");
+  }
+  c->me->state = ST_REPORTED;
+  wait_reported(c, 5000 + c->opt->margin_ms);
+  shutdown_handler(c);
+}
+
+/* The sleeper starts a call late_ms after the others; the call must succeed everywhere. */
+static void rank_late_peer(rank_ctx_t* c) {
+  if (create_with_default_timeout(c) != MIXCOMM_SUCCESS)
+    return;
+  for (int i = 0; i < 2; i++)
+    if (checked_call(c, c->ti->ops[0], MIXCOMM_MODE_FUSED_OPT_WAITS_UC, 8, 512, 500 + i) != 0)
+      notef(c, "warm-up call %d failed", i);
+  if (c->me->status == 0) {
+    if (my_role(c) == ROLE_SLEEPER) {
+      notef(c, "sleeping %d ms before the call", c->opt->late_ms);
+      sleep_ms(c->opt->late_ms);
+    }
+    const double t0 = now_ms();
+    if (checked_call(c, c->ti->ops[0], MIXCOMM_MODE_FUSED_OPT_WAITS_UC, 8, 512, 502) != 0)
+      notef(c, "the late call failed");
+    c->me->call_ms = now_ms() - t0;
+    /* The handler is still healthy: a two-shot call (several waits per kernel) right after. */
+    if (c->me->status == 0 && c->ti->twoshot &&
+        checked_call(c, c->ti->ops[0], MIXCOMM_MODE_FUSED_OPT_BYTES1_UC, 8, 512, 503) != 0)
+      notef(c, "the two-shot call after the late one failed");
+  }
+  c->me->state = ST_REPORTED;
+  shutdown_handler(c);
+}
+
+/* (i) The culprit's node-workspace mapping fails (MIXCOMM_DEBUG_FAIL_MAP, as a failed
+ * cuMemSetAccess would): every rank's creation must fail at once, naming it. */
+static void rank_map_fails(rank_ctx_t* c) {
+  char v[16];
+  snprintf(v, sizeof v, "%d", c->ti->victim);
+  setenv("MIXCOMM_DEBUG_FAIL_MAP", v, 1);
+  double ms = 0;
+  const double t0 = now_ms();
+  mixcomm_status_t st = create_handler(c, c->opt->timeout_ms, 0, &ms);
+  unsetenv("MIXCOMM_DEBUG_FAIL_MAP");
+  c->me->create_ms = ms;
+  if (st != MIXCOMM_SUCCESS)
+    record_error(c, st, -1, AT_CREATE, t0, mixcomm_last_error());
+  else
+    notef(c, "creation succeeded although rank %d's mapping failed", c->ti->victim);
+  c->me->state = ST_REPORTED;
+}
+
 /* ---- scenarios: judges (parent side) ------------------------------------------------------ */
 
 static int exited_ok(int st) { return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0; }
@@ -1183,16 +1273,18 @@ static int judge_kill_in_autotune(const options_t* o, const topo_info_t* ti, con
 static int judge_kill_mid_stream(const options_t* o, const topo_info_t* ti, const shared_t* sh,
                                  const int* exits, judge_t* j) {
   judge_exits(ti, sh, exits, j);
-  judge_named(ti, sh, j, ti->victim, 1, BIT(MIXCOMM_ERR_TIMEOUT), o->timeout_ms + o->margin_ms);
+  /* The watch on the bootstrap usually sees the death first (PEER_LOST); the timeout is the
+   * bound either way. */
+  judge_named(ti, sh, j, ti->victim, 1, BIT(MIXCOMM_ERR_TIMEOUT) | BIT(MIXCOMM_ERR_PEER_LOST),
+              o->timeout_ms + o->margin_ms);
   for (int r = 0; r < ti->world; r++) {
     const rank_result_t* m = &sh->r[r];
     if (m->calls_ok < o->calls)
       jfail(j, "rank %d: only %d of the %d calls before the kill were correct", r, m->calls_ok,
             o->calls);
-    if (m->role == ROLE_SURVIVOR && m->status == MIXCOMM_ERR_TIMEOUT &&
-        m->next_status != MIXCOMM_ERR_TIMEOUT)
-      jfail(j, "rank %d: the next mixcomm_run returned %s, not TIMEOUT", r,
-            short_status(m->next_status));
+    if (m->role == ROLE_SURVIVOR && m->status != 0 && m->next_status != m->status)
+      jfail(j, "rank %d: the next mixcomm_run returned %s, not %s", r,
+            short_status(m->next_status), short_status(m->status));
   }
   judge_shutdown(o, ti, sh, j, 0);
   return j->ok;
@@ -1317,6 +1409,71 @@ static int judge_misuse(const options_t* o, const topo_info_t* ti, const shared_
   return j->ok;
 }
 
+static int judge_kill_detected(const options_t* o, const topo_info_t* ti, const shared_t* sh,
+                               const int* exits, judge_t* j) {
+  judge_exits(ti, sh, exits, j);
+  judge_named(ti, sh, j, ti->victim, 1, BIT(MIXCOMM_ERR_PEER_LOST), 1e9);
+  const double killed = sh->r[ti->victim].killed_at_ms;
+  if (killed <= 0)
+    jfail(j, "the victim (rank %d) never got to kill itself", ti->victim);
+  for (int r = 0; r < ti->world && killed > 0; r++) {
+    const rank_result_t* m = &sh->r[r];
+    if (m->role != ROLE_SURVIVOR || m->status == 0)
+      continue;
+    const double after = m->error_at_ms - killed;
+    if (after > 2000)
+      jfail(j, "rank %d reported the lost peer %.0f ms after its death (limit 2000 ms)", r,
+            after);
+    if (m->next_status != MIXCOMM_ERR_PEER_LOST)
+      jfail(j, "rank %d: the next mixcomm_run returned %s, not PEER_LOST", r,
+            short_status(m->next_status));
+  }
+  judge_shutdown(o, ti, sh, j, 0);
+  return j->ok;
+}
+
+static int judge_late_peer(const options_t* o, const topo_info_t* ti, const shared_t* sh,
+                           const int* exits, judge_t* j) {
+  judge_exits(ti, sh, exits, j);
+  const int want = 3 + (ti->twoshot ? 1 : 0);
+  for (int r = 0; r < ti->world; r++) {
+    const rank_result_t* m = &sh->r[r];
+    if (m->status != 0)
+      jfail(j, "rank %d: %s: %.300s", r, short_status(m->status), m->msg);
+    else if (m->calls_ok != want || m->wrong != 0)
+      jfail(j, "rank %d: %d of %d calls correct (%lld wrong elements)", r, m->calls_ok, want,
+            m->wrong);
+    /* The others really waited for the late rank (else this proved nothing). */
+    if (m->role == ROLE_SURVIVOR && m->status == 0 && m->call_ms < 0.9 * o->late_ms)
+      jfail(j, "rank %d's late call took only %.0f ms (the late rank slept %d ms)", r, m->call_ms,
+            o->late_ms);
+  }
+  judge_shutdown(o, ti, sh, j, 1);
+  return j->ok;
+}
+
+static int judge_map_fails(const options_t* o, const topo_info_t* ti, const shared_t* sh,
+                           const int* exits, judge_t* j) {
+  judge_exits(ti, sh, exits, j);
+  const double bound = o->bs_timeout_ms / 2.0;
+  for (int r = 0; r < ti->world; r++) {
+    const rank_result_t* m = &sh->r[r];
+    if (m->status == 0) {
+      jfail(j, "rank %d: creation succeeded%s%s", r, m->note[0] ? ": " : "", m->note);
+      continue;
+    }
+    if (m->where != AT_CREATE)
+      jfail(j, "rank %d failed at %s, not in creation", r, where_name(m->where));
+    if (!names_rank(m->msg, ti->victim) || strstr(m->msg, "MIXCOMM_DEBUG_FAIL_MAP") == NULL)
+      jfail(j, "rank %d's error does not name rank %d's injected failure: %.300s", r, ti->victim,
+            m->msg);
+    if (m->detect_ms > bound)
+      jfail(j, "rank %d's creation took %.0f ms to fail (limit %.0f ms, half the bootstrap "
+            "timeout)", r, m->detect_ms, bound);
+  }
+  return j->ok;
+}
+
 /* ---- the scenario table ---------------------------------------------------------------------- */
 
 static const char* skip_never(const topo_info_t* ti) {
@@ -1357,6 +1514,12 @@ static const scenario_t k_scenarios[] = {
      assign_none, rank_after_shutdown, judge_misuse},
     {"checkpointed", "run while a checkpoint has released the workspace", skip_never, assign_none,
      rank_checkpointed, judge_misuse},
+    {"kill-detected", "a rank is SIGKILLed while the others wait for it (default timeout)",
+     skip_never, assign_victim, rank_kill_detected, judge_kill_detected},
+    {"late-peer", "a rank starts a call --late-ms after the others (default timeout)",
+     skip_never, assign_sleeper, rank_late_peer, judge_late_peer},
+    {"map-fails", "one rank's node-workspace mapping fails (MIXCOMM_DEBUG_FAIL_MAP)", skip_never,
+     assign_diverger, rank_map_fails, judge_map_fails},
 };
 #define NUM_SCENARIOS ((int)(sizeof k_scenarios / sizeof k_scenarios[0]))
 
@@ -1423,6 +1586,11 @@ static void summarize(const topo_info_t* ti, const shared_t* sh, const int* exit
   }
 }
 
+/* The hard limit of one scenario: late-peer waits --late-ms on top. */
+static int scenario_limit_s(const options_t* o, const scenario_t* sc) {
+  return strcmp(sc->name, "late-peer") == 0 ? o->limit_s + o->late_ms / 1000 : o->limit_s;
+}
+
 static int run_scenario(const options_t* o, const topo_info_t* ti, const scenario_t* sc,
                         const char* tmpdir) {
   const int W = ti->world;
@@ -1465,7 +1633,7 @@ static int run_scenario(const options_t* o, const topo_info_t* ti, const scenari
       return 0;
     }
     if (pids[r] == 0) {
-      alarm((unsigned)o->limit_s + 5); /* backstop: the parent kills first */
+      alarm((unsigned)scenario_limit_s(o, sc) + 5); /* backstop: the parent kills first */
       rank_ctx_t c = base;
       c.rank = r;
       c.me = &sh->r[r];
@@ -1486,7 +1654,7 @@ static int run_scenario(const options_t* o, const topo_info_t* ti, const scenari
     }
   }
   int remaining = W;
-  const double deadline = t0 + o->limit_s * 1000.0;
+  const double deadline = t0 + scenario_limit_s(o, sc) * 1000.0;
   while (remaining > 0) {
     for (int r = 0; r < W; r++) {
       if (pids[r] <= 0)
@@ -1555,7 +1723,7 @@ static void usage(void) {
           "                           [--only NAME[,NAME...]] [--list] [--timeout-ms 2000]\n"
           "                           [--bootstrap-timeout-ms 10000] [--margin-ms 3000]\n"
           "                           [--limit-s 60] [--total-limit-s 540] [--calls 40]\n"
-          "                           [--dtype bf16] [--verbose]\n");
+          "                           [--late-ms 60000] [--dtype bf16] [--verbose]\n");
 }
 
 static int wanted(const options_t* o, const char* name) {
@@ -1586,6 +1754,7 @@ int main(int argc, char** argv) {
   o.limit_s = 60;
   o.total_limit_s = 540;
   o.calls = 40;
+  o.late_ms = 60000;
   o.dtype = MIXCOMM_BFLOAT16;
   for (int i = 1; i < argc; i++) {
     const char* a = argv[i];
@@ -1629,6 +1798,8 @@ int main(int argc, char** argv) {
       bad = args_parse_int(v, 10, 86400, &o.total_limit_s);
     } else if (!strcmp(a, "--calls")) {
       bad = args_parse_int(v, 1, 100000, &o.calls);
+    } else if (!strcmp(a, "--late-ms")) {
+      bad = args_parse_int(v, 0, 3600000, &o.late_ms);
     } else if (!strcmp(a, "--dtype")) {
       bad = mixcomm_dtype_from_name(v, &o.dtype) != MIXCOMM_SUCCESS;
     } else {
@@ -1707,7 +1878,7 @@ int main(int argc, char** argv) {
         printf("fault %s: skipped (%s)\n", sc->name, why);
         continue;
       }
-      if (now_ms() - t0 + o.limit_s * 1000.0 > o.total_limit_s * 1000.0) {
+      if (now_ms() - t0 + scenario_limit_s(&o, sc) * 1000.0 > o.total_limit_s * 1000.0) {
         printf("fault %s: FAIL (not run: it could end after the %d s total limit)\n", sc->name,
                o.total_limit_s);
         failed++;

@@ -357,6 +357,17 @@ static void test_errors(gpu_rank_t* g) {
   }
   EXPECT_ERR(mixcomm_run(g->h, op, g->d_in, g->d_out, -1, re, MIXCOMM_MODE_DEFAULT, g->stream),
              MIXCOMM_ERR_INVALID_ARGUMENT, "rows=-1");
+  /* A call made while another GPU is current is refused before anything is enqueued (only
+   * testable with two GPUs or more); the handler stays usable. */
+  int ndev = 0, cur = -1;
+  if (cudaGetDeviceCount(&ndev) == cudaSuccess && ndev >= 2 && cudaGetDevice(&cur) == cudaSuccess) {
+    if (cudaSetDevice((cur + 1) % ndev) == cudaSuccess) {
+      EXPECT_ERR(mixcomm_run(g->h, op, g->d_in, g->d_out, rows, re, MIXCOMM_MODE_DEFAULT,
+                             g->stream),
+                 MIXCOMM_ERR_INVALID_USAGE, "but the handler uses device");
+      cudaSetDevice(cur);
+    }
+  }
   (void)nops;
 }
 
@@ -840,10 +851,10 @@ static void test_autotune(gpu_rank_t* g) {
 static int setup(gpu_rank_t* g) {
   int ndev = 0;
   CUDA_OR_FAIL(cudaGetDeviceCount(&ndev));
-  CUDA_OR_FAIL(cudaSetDevice(g->spawn.local_rank % ndev));
+  CUDA_OR_FAIL(cudaSetDevice(g->spawn.host_rank % ndev));
   int sms = 0;
   CUDA_OR_FAIL(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount,
-                                      g->spawn.local_rank % ndev));
+                                      g->spawn.host_rank % ndev));
   /* Every rank of the job runs on this host (nodes are emulated): they share the GPUs. */
   const int world = g->local_size * g->inter_size;
   const int sharing = (world + ndev - 1) / ndev;

@@ -578,14 +578,14 @@ static int soak_setup(soak_rank_t* g, int dp) {
     errorf(g, "no CUDA device: %s", cudaGetErrorString(e));
     return -1;
   }
-  const int dev = g->spawn.local_rank % ndev;
+  const int dev = g->spawn.host_rank % ndev;
   int sms = 0;
   if ((e = cudaSetDevice(dev)) != cudaSuccess ||
       (e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) {
     errorf(g, "CUDA setup: %s", cudaGetErrorString(e));
     return -1;
   }
-  const int sharing = (g->spawn.local_size + ndev - 1) / ndev;
+  const int sharing = (g->spawn.world_size + ndev - 1) / ndev; /* every rank on this host */
   g->grid = sms / sharing;
   if (g->grid > 32 && sharing > 1)
     g->grid = 32;

@@ -70,6 +70,8 @@ int spawn_ranks(int world_size, int local_size, int timeout_s, spawn_fn fn, void
         env_int("LOCAL_WORLD_SIZE", local_size, 1, r.world_size, &r.local_size) != 0 ||
         env_int("LOCAL_RANK", r.rank % local_size, 0, r.local_size - 1, &r.local_rank) != 0)
       return 1;
+    const char* lr = getenv("LOCAL_RANK");
+    r.host_rank = lr != NULL && lr[0] != '\0' ? r.local_rank : r.rank;
     return fn(&r, arg); /* mixcomm reads MASTER_ADDR / MASTER_PORT itself */
   }
   if (world_size < 1 || world_size > 1024 || local_size < 1 || world_size % local_size) {
@@ -103,6 +105,7 @@ int spawn_ranks(int world_size, int local_size, int timeout_s, spawn_fn fn, void
     if (p == 0) {
       r.rank = i;
       r.local_rank = i % local_size;
+      r.host_rank = i;
       int rc = fn(&r, arg);
       fflush(stdout);
       fflush(stderr);

@@ -15,6 +15,10 @@ extern "C" {
 typedef struct spawn_rank {
   int rank, world_size;
   int local_rank, local_size; /* as the launcher says, or rank % local_size when forked */
+  /* Index of this process among the ranks on its host, to pick a GPU (host_rank % ngpu): the
+   * world rank when forked (every rank, of every emulated node, runs on this host, so nodes
+   * get distinct GPUs whenever there are enough), LOCAL_RANK under a launcher. */
+  int host_rank;
   mixcomm_tcp_options_t tcp;  /* where to rendezvous */
 } spawn_rank_t;
 
