@@ -54,16 +54,18 @@
  * failing thread records the error for the host and every thread of the handler stops waiting.
  */
 #include "kernels/epilogue.cuh"
+#include "kernels/uneven.cuh"
 
 namespace mixcomm {
 namespace {
 
-template <typename T, bool kEpilogue>
+template <typename T, bool kEpilogue, bool kUneven>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     oneshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
   CallState call;
   if (!begin_call(a, call))
     return;
+  const Blocks<kUneven> B = make_blocks<kUneven>(a);
   const uint32_t ring = call.ring, seq = call.seq;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp;
   const int md = me / Lt;
@@ -74,7 +76,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const CtaRange cta = cta_range(a);
   const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
-  const int64_t own_block = scatter ? (int64_t)md * a.vecs : 0;
+  const int64_t own_block = scatter ? B.at(md) : 0;
   Waiter w(a);
   bool ok = true;
 
@@ -85,14 +87,19 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     const uint32_t slot = slot_of(ring, s);
     const int64_t idx = begin + (int64_t)s * a.block + t;
     if (t < L && t != me)
-      store_volatile(tag_at(slot_share(a, t, slot), me), make_tag(a, seq, s, 0));
+      store_volatile(tag_at(slot_share(a, t, slot), me), call_tag(a, B, seq, s, 0));
     if (idx >= end)
       return;
-    const uint4 own = canon(load_contribution<T, kEpilogue>(a.epi, in, own_block + idx));
+    /* Uneven: my own block's vector may not exist (gather: the only one I send). */
+    const bool own_ok = B.has(md, idx);
+    if (!scatter && !own_ok)
+      return;
+    const uint4 own = own_ok ? canon(load_contribution<T, kEpilogue>(a.epi, in, own_block + idx))
+                             : make_uint4(0, 0, 0, 0);
     for (int r = 0; r < L; r++) {
-      if (r == me)
+      if (r == me || (scatter && !B.has(r / Lt, idx)))
         continue;
-      const uint4 v = scatter ? canon(load_input(in + (int64_t)(r / Lt) * a.vecs + idx)) : own;
+      const uint4 v = scatter ? canon(load_input(in + B.at(r / Lt) + idx)) : own;
       store_volatile(row_at(a, slot_share(a, r, slot), me) + t, v);
     }
   };
@@ -104,12 +111,14 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     char* mine = slot_share(a, me, slot);
     /* Issued before the wait, so that its latency hides behind the peers'. */
     const uint4 own =
-        idx < end ? canon(load_contribution<T, kEpilogue>(a.epi, in, own_block + idx)) : make_uint4(0, 0, 0, 0);
+        idx < end && B.has(md, idx) ? canon(load_contribution<T, kEpilogue>(a.epi, in, own_block + idx)) : make_uint4(0, 0, 0, 0);
     if (ok && t < L && t != me)
-      ok = w.check_tag(mine, t, t, make_tag(a, seq, s, 0));
+      ok = w.check_tag(mine, t, t, call_tag(a, B, seq, s, 0));
     if (!ok || idx >= end)
       return;
     for (int k = 0; k < outputs; k++) {
+      if (!B.has(gather ? k : md, idx))
+        continue; /* uneven: nobody sent this vector */
       const int first = gather ? k * Lt : 0;
       uint4 v;
       if (group == 1) {
@@ -121,26 +130,28 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         ok = reduce_rows<T>(w, a, mine, 0, first, group, me, own, t, acc) && ok;
         v = acc.pack();
       }
-      store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, k, idx, v);
+      store_result_at<T, kEpilogue>(a.epi, a.x_out, (gather ? B.at(k) : 0) + idx, k, idx, v);
     }
     for (int r = 0; r < L; r++)
-      if (r != me)
+      if (r != me && B.has(scatter ? md : r / Lt, idx))
         store_volatile(row_at(a, mine, r) + t, poison_vec());
   };
 
   auto finish = [&] {
     if constexpr (kEpilogue)
-      epilogue_rows<T>(a.epi, a.vecs, outputs, begin, end, ok);
+      epilogue_rows<T>(a.epi, a.vecs, outputs, begin, end, ok,
+                       gather ? B.offsets() : nullptr, B.lengths_from(gather ? 0 : md));
   };
   run_pipelined(a, call, w, produce, consume, NoPhase(), finish);
 }
 
-template <typename T, bool kEpilogue>
+template <typename T, bool kEpilogue, bool kUneven>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     twoshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
   CallState call;
   if (!begin_call(a, call))
     return;
+  const Blocks<kUneven> B = make_blocks<kUneven>(a);
   const uint32_t ring = call.ring, seq = call.seq;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp;
   const int mt = me % Lt, md = me / Lt;
@@ -163,13 +174,13 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     const uint32_t slot = slot_of(ring, s);
     const int64_t base = base_of(s);
     if (p1.has(t) && t != me)
-      store_volatile(tag_at(slot_share(a, t, slot), me), make_tag(a, seq, s, 1));
+      store_volatile(tag_at(slot_share(a, t, slot), me), call_tag(a, B, seq, s, 1));
     for (int o = p1.lo; o < p1.hi; o++) {
       const int64_t idx = base + (int64_t)(o % Lt) * a.block;
-      if (o == me || idx >= end)
+      if (o == me || idx >= end || !B.has(scatter ? o / Lt : md, idx))
         continue;
       const uint4 v =
-          canon(load_contribution<T, kEpilogue>(a.epi, in, (scatter ? (int64_t)(o / Lt) * a.vecs : 0) + idx));
+          canon(load_contribution<T, kEpilogue>(a.epi, in, (scatter ? B.at(o / Lt) : 0) + idx));
       store_volatile(row_at(a, slot_share(a, o, slot), me) + t, v);
     }
   };
@@ -178,15 +189,15 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   auto relay = [&](int s) {
     const uint32_t slot = slot_of(ring, s);
     const int64_t mine_idx = base_of(s) + (int64_t)mt * a.block;
-    const bool mine_valid = mine_idx < end;
+    const bool mine_valid = mine_idx < end && B.has(md, mine_idx);
     char* mine = slot_share(a, me, slot);
     /* Issued before the wait, so that its latency hides behind the peers'. */
     const uint4 own = mine_valid
                           ? canon(load_contribution<T, kEpilogue>(a.epi, in,
-                                                       (scatter ? (int64_t)md * a.vecs : 0) + mine_idx))
+                                                       (scatter ? B.at(md) : 0) + mine_idx))
                           : make_uint4(0, 0, 0, 0);
     if (ok && p1.has(t) && t != me)
-      ok = w.check_tag(mine, t, t, make_tag(a, seq, s, 1));
+      ok = w.check_tag(mine, t, t, call_tag(a, B, seq, s, 1));
     uint4 result = make_uint4(0, 0, 0, 0);
     if (ok && mine_valid) {
       Acc<T> acc;
@@ -199,12 +210,13 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     if (!ok)
       return;
     if (p2.has(t) && t != me)
-      store_volatile(tag_at(slot_share(a, t, slot), L + me), make_tag(a, seq, s, 2));
+      store_volatile(tag_at(slot_share(a, t, slot), L + me), call_tag(a, B, seq, s, 2));
     if (mine_valid) {
       for (int r = p2.lo; r < p2.hi; r++)
         if (r != me)
           store_volatile(row_at(a, slot_share(a, r, slot), L + me) + t, result);
-      store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, gather ? md : 0, mine_idx, result);
+      store_result_at<T, kEpilogue>(a.epi, a.x_out, (gather ? B.at(md) : 0) + mine_idx,
+                                    gather ? md : 0, mine_idx, result);
     }
   };
 
@@ -214,49 +226,61 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     const int64_t base = base_of(s);
     char* mine = slot_share(a, me, slot);
     if (ok && p2.has(t) && t != me)
-      ok = w.check_tag(mine, L + t, t, make_tag(a, seq, s, 2));
+      ok = w.check_tag(mine, L + t, t, call_tag(a, B, seq, s, 2));
     for (int r = p2.lo; r < p2.hi && ok; r++) {
       const int64_t idx = base + (int64_t)(r % Lt) * a.block;
-      if (r == me || idx >= end)
+      if (r == me || idx >= end || !B.has(gather ? r / Lt : md, idx))
         continue;
       uint4* src = row_at(a, mine, L + r) + t;
       uint4 v;
       ok = w.poll(src, v, r, L + r);
       if (!ok)
         break;
-      store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, gather ? r / Lt : 0, idx, v);
+      store_result_at<T, kEpilogue>(a.epi, a.x_out, (gather ? B.at(r / Lt) : 0) + idx,
+                                    gather ? r / Lt : 0, idx, v);
       store_volatile(src, poison_vec());
     }
   };
 
   auto finish = [&] {
     if constexpr (kEpilogue)
-      epilogue_rows<T>(a.epi, a.vecs, gather ? a.local_dp : 1, begin, end, ok);
+      epilogue_rows<T>(a.epi, a.vecs, gather ? a.local_dp : 1, begin, end, ok,
+                       gather ? B.offsets() : nullptr, B.lengths_from(gather ? 0 : md));
   };
   run_pipelined(a, call, w, produce, consume, relay, finish);
 }
 
-template <typename T, bool kEpilogue>
+template <typename T, bool kEpilogue, bool kUneven>
 int launch_variant(const mixcomm__kargs_t* a, unsigned grid, cudaStream_t stream) {
   if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC)
-    return launch_fused(twoshot_kernel<T, kEpilogue>, grid, *a, stream);
-  return launch_fused(oneshot_kernel<T, kEpilogue>, grid, *a, stream);
+    return launch_fused(twoshot_kernel<T, kEpilogue, kUneven>, grid, *a, stream);
+  return launch_fused(oneshot_kernel<T, kEpilogue, kUneven>, grid, *a, stream);
 }
 
 template <typename T>
 int launch_typed(const mixcomm__kargs_t* a, cudaStream_t stream) {
-  const unsigned grid = a->steps > 0 ? (unsigned)((a->vecs + a->span - 1) / a->span) : 0u;
+  unsigned grid = a->steps > 0 ? (unsigned)((a->vecs + a->span - 1) / a->span) : 0u;
+  /* An uneven call whose largest block is empty still exchanges its tags (one CTA, one step),
+   * so a rank with another list reports a mismatch rather than leaving its peers waiting. */
+  if (a->uneven.on && a->steps > 0 && a->vecs == 0)
+    grid = 1;
   if (grid == 0)
     return cudaSuccess;
-  return a->epi.on ? launch_variant<T, true>(a, grid, stream)
-                   : launch_variant<T, false>(a, grid, stream);
+  if (a->uneven.on)
+    return a->epi.on ? launch_variant<T, true, true>(a, grid, stream)
+                     : launch_variant<T, false, true>(a, grid, stream);
+  return a->epi.on ? launch_variant<T, true, false>(a, grid, stream)
+                   : launch_variant<T, false, false>(a, grid, stream);
 }
 
 /* CTAs of `block` threads that fit on one SM for every kernel of dtype T (both variants). */
 template <typename T>
 cudaError_t blocks_per_sm(int block, int* blocks) {
-  const void* kernels[] = {(const void*)oneshot_kernel<T, false>, (const void*)twoshot_kernel<T, false>,
-                           (const void*)oneshot_kernel<T, true>, (const void*)twoshot_kernel<T, true>};
+  const void* kernels[] = {
+      (const void*)oneshot_kernel<T, false, false>, (const void*)twoshot_kernel<T, false, false>,
+      (const void*)oneshot_kernel<T, true, false>,  (const void*)twoshot_kernel<T, true, false>,
+      (const void*)oneshot_kernel<T, false, true>,  (const void*)twoshot_kernel<T, false, true>,
+      (const void*)oneshot_kernel<T, true, true>,   (const void*)twoshot_kernel<T, true, true>};
   int fewest = 1 << 30;
   for (const void* k : kernels) {
     int n = 0;

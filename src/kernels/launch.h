@@ -75,6 +75,19 @@ typedef struct mixcomm__epilogue_args {
   const float* scale;
 } mixcomm__epilogue_args_t;
 
+/* Uneven rows per DP rank (mixcomm_run_v, mixcomm_run_v_device; kernels/uneven.cuh). DP block k
+ * holds rows[k] rows of row_vecs vectors, the blocks packed in dp order (block k starts at the sum
+ * of the rows before it); the call's geometry (kargs vecs) is cut for the largest block allowed,
+ * max_rows. on = 0 for every equal-size call, whose kernels then run exactly their plain code. */
+typedef struct mixcomm__uneven {
+  int on;
+  int blocks;               /* dp_size entries */
+  int64_t row_vecs;         /* 16-byte vectors per row */
+  int64_t max_rows;         /* rows of the largest block the geometry allows (kargs vecs) */
+  const int32_t* rows_dev;  /* device form: counts read by every CTA at its start; NULL: rows[] */
+  int64_t rows[MIXCOMM_MAX_DP_SIZE]; /* host form */
+} mixcomm__uneven_t;
+
 typedef struct mixcomm__kargs {
   /* Workspaces of the node, indexed by local rank (each mapped into this process). */
   char* peers[MIXCOMM_MAX_LOCAL_SIZE];
@@ -104,6 +117,7 @@ typedef struct mixcomm__kargs {
   int ns_row_vecs; /* stride of symmetric-workspace rows, cut the same way */
   int inter_rank, inter_size, inter_tp, inter_dp;
   mixcomm__epilogue_args_t epi;
+  mixcomm__uneven_t uneven;
 } mixcomm__kargs_t;
 
 /* How many CTAs of `block` threads of the single-node kernels fit on one SM at once (the
@@ -149,6 +163,11 @@ typedef struct mixcomm__sum_args {
   int dtype;
 } mixcomm__sum_args_t;
 int mixcomm__launch_sum_blocks(const mixcomm__sum_args_t* args, cudaStream_t stream);
+
+/* A world of one rank with device-array counts (mixcomm_run_v_device): copy rows_dev[0] rows of
+ * a->uneven.row_vecs vectors from a->x_in to a->x_out, or record MIXCOMM_ERR_INVALID_ARGUMENT in
+ * the handler's error record if the count is outside [0, max_rows]. Returns a cudaError_t. */
+int mixcomm__launch_copy_rows(const mixcomm__kargs_t* a, cudaStream_t stream);
 
 #ifdef __cplusplus
 }
