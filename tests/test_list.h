@@ -9,6 +9,7 @@
 #include "unit/list_tune.h"
 #include "unit/list_epilogue.h"
 #include "unit/list_inputs.h"
+#include "unit/list_uneven.h"
 
 #define TEST_LIST(X) \
   TEST_LIST_CORE(X)  \
@@ -16,6 +17,7 @@
   TEST_LIST_TOOLS(X) \
   TEST_LIST_TUNE(X) \
   TEST_LIST_EPILOGUE(X) \
-  TEST_LIST_INPUTS(X)
+  TEST_LIST_INPUTS(X) \
+  TEST_LIST_UNEVEN(X)
 
 #endif

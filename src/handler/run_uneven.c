@@ -92,13 +92,13 @@ static mixcomm_status_t run_uneven(mixcomm_handler_t* h, mixcomm_op_t op, const 
                             "run_v_device: an epilogue in a world of one rank is not supported "
                             "(the rows are not known on the host): use mixcomm_run_v");
   }
-  MIXCOMM_CHECK(resolve_mode_v(h, op, eq_rows, row_elems, epi, device_counts, &mode));
   if (x_in != NULL)
     MIXCOMM_CHECK(mixcomm__check_device_pointer(h, x_in, "x_in"));
   if (x_out != NULL)
     MIXCOMM_CHECK(mixcomm__check_device_pointer(h, x_out, "x_out"));
   if (device_counts)
     MIXCOMM_CHECK(mixcomm__check_device_pointer(h, u->rows_dev, "dp_rows_dev"));
+  MIXCOMM_CHECK(resolve_mode_v(h, op, eq_rows, row_elems, epi, device_counts, &mode));
   if (epi)
     return mixcomm__run_epilogue_v(h, op, mode, x_in, x_out, row_elems, &shape, epilogue, u,
                                    stream);

@@ -841,6 +841,9 @@ int gpu_rank_run(gpu_rank_t* g) {
       test_checkpoint(g);
     if (want(g, "epilogue") && !g->dead)
       test_epilogue(g);
+    /* Last: it ends with the checks that leave the handler unusable. */
+    if (want(g, "uneven") && !g->dead)
+      test_uneven(g);
     destroy_handler(g);
   }
   if (want(g, "lifecycle"))

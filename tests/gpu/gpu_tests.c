@@ -47,7 +47,7 @@ static void usage(void) {
           "[--dtypes fp16,bf16,fp32]\n"
           "                         [--quick] [--only TEST] [--grid N] [--timeout-ms MS]\n"
           "tests: matrix, edge, errors, burst, graph, default_mode, autotune, checkpoint, "
-          "lifecycle, faults\n");
+          "lifecycle, faults, epilogue, uneven\n");
 }
 
 /* ---- per-topology driver ---------------------------------------------------------------- */
