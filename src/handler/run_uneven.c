@@ -83,7 +83,7 @@ static mixcomm_status_t run_uneven(mixcomm_handler_t* h, mixcomm_op_t op, const 
   shape.numel_block = u->max_rows * row_elems;
   if (epi) {
     MIXCOMM_CHECK(mixcomm__validate_epilogue(&h->topo, h->config.dtype, op, x_in, x_out,
-                                             own_rows, row_elems, &shape, epilogue));
+                                             own_rows > 0 ? own_rows : 1, row_elems, &shape, epilogue));
     if (x_out == NULL && !mixcomm__epilogue_requested(epilogue))
       return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
                             "run_v: no output: give x_out, residual_out, norm_out or quant_out");
