@@ -462,8 +462,10 @@ MIXCOMM_API mixcomm_status_t mixcomm_run_v(mixcomm_handler_t* h, mixcomm_op_t op
  * Modes: the fused modes of one node (DEFAULT and AUTOTUNE resolve to one, chosen for the
  * largest call max_rows allows); the NCCL modes need host counts (MIXCOMM_ERR_UNSUPPORTED).
  * An epilogue is supported except in a world of one rank (MIXCOMM_ERR_UNSUPPORTED). Every count
- * equal still runs the uneven kernels (the host cannot see the counts): the same values as
- * mixcomm_run, but not necessarily the same bits for the reducing ops. */
+ * equal still runs the uneven kernels (the host cannot see the counts); without an epilogue they
+ * give the bits of mixcomm_run in the same fused mode (each output vector sums the same
+ * contributions in the same rank order whatever the geometry); with one, the row sums of RMSNorm
+ * may round differently (their order follows the geometry). */
 MIXCOMM_API mixcomm_status_t mixcomm_run_v_device(mixcomm_handler_t* h, mixcomm_op_t op,
                                                   const void* x_in, void* x_out,
                                                   const int32_t* dp_rows_dev, int64_t max_rows,

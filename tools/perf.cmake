@@ -30,7 +30,7 @@ target_compile_definitions(mixcomm-bench-epilogue PRIVATE _GNU_SOURCE)
 target_compile_options(mixcomm-bench-epilogue PRIVATE ${MIXCOMM_WARN_FLAGS})
 
 # mixcomm-bench-uneven: uneven rows per DP rank against padding and an equal-size call of the
-# same bytes (tools/bench_uneven.c; docs/results/uneven-h200.md).
+# same bytes (tools/bench_uneven.c).
 add_executable(mixcomm-bench-uneven
   ${MIXCOMM_ROOT}/tools/bench_uneven.c
   ${MIXCOMM_ROOT}/tools/common/args.c
