@@ -9,7 +9,8 @@
  *
  * Ranks of the node: local rank r has tp(r) = r % Lt, dp(r) = r / Lt. "gather" ops (AG, AR+AG)
  * write one output block per local DP group, "scatter" ops (RS, RS+AR) read one input block per
- * local DP group; block k starts at k * vecs.
+ * local DP group; block k starts at k * vecs. Uneven rows per DP rank (kUneven, uneven.cuh):
+ * block k starts at the table's offset, and a vector past its length is neither sent nor polled.
  *
  * One-shot (WAITS), one exchange per step:
  *   every rank r writes canon(its input block (scatter ? dp(d) : 0)) into row r of every other
