@@ -42,6 +42,8 @@ extern "C" {
 
 /* Largest number of ranks on one node that the fused kernels support. */
 #define MIXCOMM_MAX_LOCAL_SIZE 16
+/* Largest dp_size for uneven rows per DP rank (mixcomm_run_v, mixcomm_run_v_device). */
+#define MIXCOMM_MAX_DP_SIZE 64
 
 /* ------------------------------------------------------------------------------------------ */
 /* Status codes                                                                               */
@@ -414,6 +416,65 @@ MIXCOMM_API void mixcomm_epilogue_init(mixcomm_epilogue_t* epilogue);
  * epilogue outputs. Argument errors are MIXCOMM_ERR_INVALID_ARGUMENT naming the argument. */
 MIXCOMM_API mixcomm_status_t mixcomm_run_epilogue(mixcomm_handler_t* h, mixcomm_op_t op,
                                                   const void* x_in, void* x_out, int64_t rows,
+                                                  int64_t row_elems,
+                                                  const mixcomm_epilogue_t* epilogue,
+                                                  mixcomm_mode_t mode, cudaStream_t stream);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Uneven rows per DP rank: gather-v and scatter-v                                             */
+/* ------------------------------------------------------------------------------------------ */
+
+/* COLLECTIVE, enqueue-only, CUDA-graph capturable. The DP ops with a different number of rows
+ * on each DP rank. dp_rows: a host array of dp_size counts (entry d = rows of DP rank d), the
+ * same list on every rank; any count may be 0. Rows have row_elems elements of the handler's
+ * dtype; blocks are packed in dp order (block d starts after the rows of blocks 0..d-1):
+ *   ALLGATHER, ALLREDUCE_ALLGATHER: x_in holds dp_rows[dp_rank] rows; x_out receives
+ *     sum(dp_rows) rows, block d (dp_rows[d] rows) = what the equal-size op puts in block d.
+ *   REDUCESCATTER, REDUCESCATTER_ALLREDUCE: x_in holds sum(dp_rows) rows; x_out receives
+ *     dp_rows[dp_rank] rows = the equal-size op's result for this rank's block.
+ * ALLREDUCE has no DP group: MIXCOMM_ERR_INVALID_ARGUMENT (use mixcomm_run).
+ * epilogue: NULL, or the fused epilogue of mixcomm_run_epilogue with the shapes above (R = this
+ * rank's own rows: residual_in and residual_out hold dp_rows[dp_rank] rows; norm_out and quant_out
+ * as many rows as x_out). Every rank must pass the same kind of epilogue.
+ * An all-equal list is exactly mixcomm_run_epilogue with rows = dp_rows[0] (gather ops) or
+ * dp_size * dp_rows[0] (scatter ops): the same kernels and bits. Otherwise only the real rows
+ * move (padding never travels). Modes: the single-node fused modes and the NCCL modes
+ * (grouped send/receive); the fused modes across nodes do not take uneven rows yet
+ * (MIXCOMM_ERR_UNSUPPORTED if asked for; DEFAULT and AUTOTUNE pick a mode that does, chosen as
+ * for an equal-size call of the same total size).
+ * Errors before anything is enqueued (MIXCOMM_ERR_INVALID_ARGUMENT naming the value): dp_rows
+ * NULL, a negative count, a sum that overflows, the checks of mixcomm_run on the buffers;
+ * dp_size > MIXCOMM_MAX_DP_SIZE is MIXCOMM_ERR_UNSUPPORTED. The C call cannot see the length of
+ * the array: it reads exactly dp_size entries. A rank whose list differs from its peers' gets
+ * MIXCOMM_ERR_MISMATCH (asynchronously, like every cross-rank error) naming the rank that
+ * differs, never wrong data. */
+MIXCOMM_API mixcomm_status_t mixcomm_run_v(mixcomm_handler_t* h, mixcomm_op_t op,
+                                           const void* x_in, void* x_out, const int64_t* dp_rows,
+                                           int64_t row_elems, const mixcomm_epilogue_t* epilogue,
+                                           mixcomm_mode_t mode, cudaStream_t stream);
+
+/* COLLECTIVE, enqueue-only, the graph form of mixcomm_run_v: the counts are read by the kernel
+ * from dp_rows_dev, a device array of dp_size int32 (on the handler's GPU, 4-byte aligned) that
+ * may change between replays of a captured graph (write it on the stream before the call). The
+ * buffers are sized for max_rows rows per DP rank, the bound given at capture: x_in holds
+ * max_rows (gather ops) or dp_size * max_rows rows (scatter ops) of capacity, x_out
+ * dp_size * max_rows (gather ops) or max_rows (scatter ops); the rows are written packed exactly
+ * as by mixcomm_run_v, the rest of x_out is left as it was. One captured graph serves every list
+ * with counts in [0, max_rows]. The geometry (CTAs, steps) is cut for max_rows, so a call costs
+ * about what its real rows cost plus a fixed part for max_rows; every rank must pass the same
+ * max_rows. A count outside [0, max_rows] is found by the kernel: it writes nothing and records
+ * MIXCOMM_ERR_INVALID_ARGUMENT (returned by the next call or mixcomm_handler_async_error; the
+ * handler is then unusable like after any asynchronous error); its peers see a MISMATCH.
+ * Modes: the fused modes of one node (DEFAULT and AUTOTUNE resolve to one, chosen for the
+ * largest call max_rows allows); the NCCL modes need host counts (MIXCOMM_ERR_UNSUPPORTED).
+ * An epilogue is supported except in a world of one rank (MIXCOMM_ERR_UNSUPPORTED). Every count
+ * equal still runs the uneven kernels (the host cannot see the counts); without an epilogue they
+ * give the bits of mixcomm_run in the same fused mode (each output vector sums the same
+ * contributions in the same rank order whatever the geometry); with one, the row sums of RMSNorm
+ * may round differently (their order follows the geometry). */
+MIXCOMM_API mixcomm_status_t mixcomm_run_v_device(mixcomm_handler_t* h, mixcomm_op_t op,
+                                                  const void* x_in, void* x_out,
+                                                  const int32_t* dp_rows_dev, int64_t max_rows,
                                                   int64_t row_elems,
                                                   const mixcomm_epilogue_t* epilogue,
                                                   mixcomm_mode_t mode, cudaStream_t stream);

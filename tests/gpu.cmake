@@ -5,6 +5,7 @@ add_executable(mixcomm-gpu-tests
   ${MIXCOMM_ROOT}/tests/gpu/gpu_tests.c
   ${MIXCOMM_ROOT}/tests/gpu/gpu_rank.c
   ${MIXCOMM_ROOT}/tests/gpu/epilogue.c
+  ${MIXCOMM_ROOT}/tests/gpu/uneven.c
   ${MIXCOMM_ROOT}/tools/common/refdata.c
   ${MIXCOMM_ROOT}/tools/common/spawn.c)
 target_include_directories(mixcomm-gpu-tests PRIVATE

@@ -12,6 +12,7 @@
 #include "unit/list_wire.h"
 #include "unit/list_latency.h"
 #include "unit/list_reliability.h"
+#include "unit/list_uneven.h"
 
 #define TEST_LIST(X) \
   TEST_LIST_CORE(X)  \
@@ -22,6 +23,7 @@
   TEST_LIST_INPUTS(X) \
   TEST_LIST_WIRE(X) \
   TEST_LIST_LATENCY(X) \
-  TEST_LIST_RELIABILITY(X)
+  TEST_LIST_RELIABILITY(X) \
+  TEST_LIST_UNEVEN(X)
 
 #endif

@@ -30,3 +30,16 @@ target_include_directories(mixcomm-bench-epilogue PRIVATE
 target_link_libraries(mixcomm-bench-epilogue PRIVATE mixcomm_static)
 target_compile_definitions(mixcomm-bench-epilogue PRIVATE _GNU_SOURCE)
 target_compile_options(mixcomm-bench-epilogue PRIVATE ${MIXCOMM_WARN_FLAGS})
+
+# mixcomm-bench-uneven: uneven rows per DP rank against padding and an equal-size call of the
+# same bytes (tools/bench_uneven.c).
+add_executable(mixcomm-bench-uneven
+  ${MIXCOMM_ROOT}/tools/bench_uneven.c
+  ${MIXCOMM_ROOT}/tools/common/args.c
+  ${MIXCOMM_ROOT}/tools/common/refdata.c
+  ${MIXCOMM_ROOT}/tools/common/spawn.c)
+target_include_directories(mixcomm-bench-uneven PRIVATE
+  ${MIXCOMM_ROOT}/tools ${MIXCOMM_ROOT}/src ${MIXCOMM_GENERATED})
+target_link_libraries(mixcomm-bench-uneven PRIVATE mixcomm_static)
+target_compile_definitions(mixcomm-bench-uneven PRIVATE _GNU_SOURCE)
+target_compile_options(mixcomm-bench-uneven PRIVATE ${MIXCOMM_WARN_FLAGS})

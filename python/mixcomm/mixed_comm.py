@@ -84,6 +84,7 @@ class CallInfo(NamedTuple):
     valid_ops: Tuple[int, ...]     # op codes, enum order
     valid_modes: Tuple[int, ...]   # mode codes, enum order
     mode_reasons: Tuple[Tuple[int, str], ...]  # (mode code, why it is invalid) for the others
+    dp_rank: int = 0               # this rank's DP rank (its block of uneven rows)
 
 
 # handler_id -> live handler. Weak: a handler dropped without shutdown() is not kept alive by
@@ -358,7 +359,7 @@ class MixedCommHandler:
                 dtype=self.dtype, device=self.device,
                 valid_ops=tuple(sorted(int(o) for o in self._valid_ops)),
                 valid_modes=tuple(sorted(int(m) for m in self._valid_modes)),
-                mode_reasons=tuple(reasons))
+                mode_reasons=tuple(reasons), dp_rank=self._topo.dp_rank)
             self._handler_id = handler_id  # a plain int, for mixcomm.ops under torch.compile
             _registry[handler_id] = self
             _publish(self._call_info, True)
@@ -448,6 +449,30 @@ class MixedCommHandler:
                                               ctypes.byref(epilogue), mode, stream)
         if st != _lib.SUCCESS:
             raise _lib.make_error(st, f"run_mixed_comm({OP_NAMES[op]}, with an epilogue)",
+                                  bs.failure_note())
+
+    def _enqueue_v(self, op: int, mode: int, in_ptr: int, out_ptr: int, dp_rows, row_elems: int,
+                   stream: int) -> None:
+        """mixcomm_run_v on raw pointers (dp_rows: a sequence of dp_size ints)."""
+        h = self._live()
+        bs = self._bs
+        bs.clear()
+        arr = (ctypes.c_int64 * len(dp_rows))(*dp_rows)
+        st = _lib.load().mixcomm_run_v(h, op, in_ptr, out_ptr, arr, row_elems, None, mode, stream)
+        if st != _lib.SUCCESS:
+            raise _lib.make_error(st, f"run_mixed_comm({OP_NAMES[op]}, dp_rows)",
+                                  bs.failure_note())
+
+    def _enqueue_v_device(self, op: int, mode: int, in_ptr: int, out_ptr: int, rows_ptr: int,
+                          max_rows: int, row_elems: int, stream: int) -> None:
+        """mixcomm_run_v_device on raw pointers (rows_ptr: dp_size int32 on the GPU)."""
+        h = self._live()
+        bs = self._bs
+        bs.clear()
+        st = _lib.load().mixcomm_run_v_device(h, op, in_ptr, out_ptr, rows_ptr, max_rows,
+                                              row_elems, None, mode, stream)
+        if st != _lib.SUCCESS:
+            raise _lib.make_error(st, f"run_mixed_comm({OP_NAMES[op]}, dp_rows on the device)",
                                   bs.failure_note())
 
     def _call(self, what: str, fn, *args) -> None:
@@ -601,7 +626,7 @@ def output_rows(op, rows, dp_size):
 def run_mixed_comm(op, handler: MixedCommHandler, x_in, x_out=None, mode=None,
                    skip_check: bool = False, *, residual_in=None, residual_out=None,
                    rms_gamma=None, rms_eps: float = 1e-6, norm_out=None, quant_out=None,
-                   scale_factor=None):
+                   scale_factor=None, dp_rows=None, max_rows=None):
     """Run op on x_in (a contiguous tensor of >= 2 dimensions, dim 0 = rows) into x_out and
     return x_out, allocated when not given. COLLECTIVE and enqueue-only: the work goes on
     torch's current CUDA stream. Works eagerly, under torch.compile (no graph break; the
@@ -627,9 +652,35 @@ def run_mixed_comm(op, handler: MixedCommHandler, x_in, x_out=None, mode=None,
     scale_factor is; residual_out=residual_in updates the residual in place (the usual engine
     call). x_out is written only when given. Returns norm_out when rms_gamma is given, else
     residual_out, else x_out. Through the custom op torch.ops.mixcomm.mixed_comm_epilogue.
+
+    Uneven rows per DP rank (keyword-only dp_rows; mixcomm.h mixcomm_run_v), for the gather and
+    scatter ops, blocks packed in dp order:
+    - dp_rows a list (or tuple) of dp_size ints, the same on every rank: x_in holds
+      dp_rows[dp_rank] rows (gather ops) or sum(dp_rows) rows (scatter ops); the output has
+      sum(dp_rows) rows (gather ops) or dp_rows[dp_rank] rows (scatter ops). An all-equal list
+      is the plain call. Through torch.ops.mixcomm.mixed_comm_v / mixed_comm_v_out (the list is
+      part of the traced graph: a new list under torch.compile means a new graph).
+    - dp_rows an int32 CUDA tensor of dp_size counts (the CUDA graph form: the counts are read
+      by the kernel, so a captured graph replays with whatever the tensor holds): the buffers
+      have room for max_rows rows per DP rank (default: x_in.shape[0] for the gather ops,
+      x_in.shape[0] / dp_size for the scatter ops): x_in of max_rows (gather) or
+      dp_size * max_rows (scatter) rows, and the output [dp_size * max_rows, ...] (gather) or
+      [max_rows, ...] (scatter), whatever the counts, so that shapes never depend on tensor
+      values; only its first sum(dp_rows) (gather) or dp_rows[dp_rank] (scatter) rows are
+      written. A count above max_rows makes the kernel write nothing and fail the handler
+      (MIXCOMM_ERR_INVALID_ARGUMENT); the NCCL modes need the list form. Through
+      torch.ops.mixcomm.mixed_comm_v_device / mixed_comm_v_device_out.
+    The epilogue's keyword arguments do not combine with dp_rows from Python yet (the C API
+    mixcomm_run_v takes an epilogue).
     """
     if _ops is None:
         raise ImportError(f"run_mixed_comm needs PyTorch (import torch failed: {_ops_error})")
+    if dp_rows is not None or max_rows is not None:
+        if not (residual_in is None and residual_out is None and rms_gamma is None
+                and norm_out is None and quant_out is None and scale_factor is None):
+            raise _value_error("dp_rows with the epilogue's arguments is not supported from "
+                               "Python yet: make two calls, or use the C API mixcomm_run_v")
+        return _ops.run_v(op, handler, x_in, x_out, mode, dp_rows, max_rows)
     if (residual_in is None and residual_out is None and rms_gamma is None and norm_out is None
             and quant_out is None and scale_factor is None):
         return _ops.run(op, handler, x_in, x_out, mode)

@@ -55,6 +55,13 @@ SCHEMAS = {
                             "Tensor? rms_gamma, float rms_eps, Tensor(c!)? norm_out, "
                             "Tensor(d!)? quant_out, Tensor? scale_factor, int op, int comm_mode, "
                             "int handler_id) -> ()"),
+    "mixed_comm_v": "(Tensor x_in, int[] dp_rows, int op, int comm_mode, int handler_id) -> Tensor",
+    "mixed_comm_v_out": ("(Tensor x_in, Tensor(a!) x_out, int[] dp_rows, int op, int comm_mode, "
+                         "int handler_id) -> ()"),
+    "mixed_comm_v_device": ("(Tensor x_in, Tensor dp_rows, int max_rows, int op, int comm_mode, "
+                            "int handler_id) -> Tensor"),
+    "mixed_comm_v_device_out": ("(Tensor x_in, Tensor(a!) x_out, Tensor dp_rows, int max_rows, "
+                                "int op, int comm_mode, int handler_id) -> ()"),
 }
 OP_QUALNAMES = tuple(f"{NAMESPACE}::{name}" for name in SCHEMAS)
 
@@ -144,6 +151,78 @@ def check_call(info, op: int, mode: int, x_in, x_out=None) -> tuple:
         if not x_out.is_contiguous():
             _reject("x_out should be contiguous")
     return (out_rows,) + rest
+
+
+def check_call_v(info, op: int, mode: int, x_in, x_out=None, dp_rows=None, rows_dev=None,
+                 max_rows: int = 0) -> tuple:
+    """The output shape of an uneven call (dp_rows: a list of ints, or rows_dev: the int32
+    device tensor with max_rows), after the checks of check_call; ValueError otherwise."""
+    if op not in info.valid_ops:
+        valid = ", ".join(OP_NAMES[o] for o in info.valid_ops)
+        _reject(f"Invalid op: {OP_NAMES[op]} (valid for tp_size={info.tp_size}, "
+                f"dp_size={info.dp_size}: {valid})")
+    if mode != _lib.MODE_DEFAULT and mode not in info.valid_modes:
+        reason = dict(info.mode_reasons).get(mode, "")
+        _reject(f"Invalid mode: {MODE_NAMES[mode]}" + (f" ({reason})" if reason else ""))
+    if not isinstance(x_in, torch.Tensor):
+        _reject(f"x_in should be a torch.Tensor, got {type(x_in).__name__}")
+    if x_in.ndim < 2:
+        _reject("x_in.ndim should be at least 2")
+    if op not in GATHER_OP_CODES and op not in SCATTER_OP_CODES:
+        _reject(f"dp_rows: {OP_NAMES[op]} has no DP group (uneven rows take ALLGATHER, "
+                f"ALLREDUCE_ALLGATHER, REDUCESCATTER and REDUCESCATTER_ALLREDUCE)")
+    dp = info.dp_size
+    gather = op in GATHER_OP_CODES
+    if rows_dev is None:
+        if len(dp_rows) != dp:
+            _reject(f"dp_rows has {len(dp_rows)} entries, should have dp_size={dp}")
+        for k, r in enumerate(dp_rows):
+            if r < 0:
+                _reject(f"dp_rows[{k}]={r} should be >= 0")
+        total = 0
+        for r in dp_rows:
+            total = total + r
+        own = dp_rows[info.dp_rank]
+        in_rows, out_rows = (own, total) if gather else (total, own)
+    else:
+        if not isinstance(rows_dev, torch.Tensor):
+            _reject(f"dp_rows should be a list of ints or a torch.Tensor, got "
+                    f"{type(rows_dev).__name__}")
+        if rows_dev.dtype != torch.int32:
+            _reject("dp_rows (a tensor) should be int32")
+        if rows_dev.device != info.device:
+            _reject(f"dp_rows (a tensor) should be on {info.device}")
+        if tuple(rows_dev.shape) != (dp,):
+            _reject(f"dp_rows (a tensor) should have shape ({dp},)")
+        if not rows_dev.is_contiguous():
+            _reject("dp_rows (a tensor) should be contiguous")
+        if max_rows < 0:
+            _reject(f"max_rows={max_rows} should be >= 0")
+        in_rows, out_rows = (max_rows, dp * max_rows) if gather else (dp * max_rows, max_rows)
+    if x_in.shape[0] != in_rows:
+        what = "dp_rows[dp_rank]" if gather and rows_dev is None else \
+            "sum(dp_rows)" if rows_dev is None else \
+            "max_rows" if gather else "dp_size * max_rows"
+        _reject(f"x_in.shape[0]={x_in.shape[0]} should be {what}={in_rows}")
+    rest = tuple(x_in.shape[1:])
+    if x_in.dtype != info.dtype:
+        _reject(f"x_in.dtype should be {info.dtype}")
+    if x_in.device != info.device:
+        _reject(f"x_in.device should be {info.device}")
+    if not x_in.is_contiguous():
+        _reject("x_in should be contiguous")
+    row_elems = 1
+    for d in rest:
+        row_elems = row_elems * d
+    esize = _ELEMENT_BYTES[x_in.dtype]
+    if row_elems < 1 or (row_elems * esize) % _VEC_BYTES != 0:
+        _reject(f"x_in rows of {row_elems} {info.dtype} elements are {row_elems * esize} "
+                f"bytes, not a multiple of the 16-byte vector: pad rows to a multiple of "
+                f"{_VEC_BYTES // esize} elements")
+    shape = (out_rows,) + rest
+    if x_out is not None:
+        _check_tensor("x_out", x_out, shape, x_in.dtype, x_in.device)
+    return shape
 
 
 def _check_tensor(name: str, t, shape: tuple, dtype, device) -> None:
@@ -316,6 +395,51 @@ def run_epilogue(op, handler, x_in, x_out, mode, residual_in, residual_out, rms_
     return x_out
 
 
+def run_v(op, handler, x_in, x_out, mode, dp_rows, max_rows):
+    """run_mixed_comm's body with dp_rows (see there)."""
+    op_code = _op_code(op)
+    if not isinstance(handler, MixedCommHandler):
+        _reject(f"handler should be a MixedCommHandler, got {type(handler).__name__}")
+    mode_code = _mode_code(mode)
+    if not isinstance(x_in, torch.Tensor):
+        _reject(f"x_in should be a torch.Tensor, got {type(x_in).__name__}")
+    if torch.compiler.is_compiling():
+        info = _constant_info(handler._handler_id)
+    else:
+        info = handler._call_info
+    if isinstance(dp_rows, torch.Tensor):
+        if max_rows is None:
+            max_rows = x_in.shape[0] if op_code in GATHER_OP_CODES else \
+                x_in.shape[0] // info.dp_size
+        max_rows = int(max_rows)
+        if torch.compiler.is_compiling():
+            check_call_v(info, op_code, mode_code, x_in, x_out, None, dp_rows, max_rows)
+        if x_out is None:
+            return torch.ops.mixcomm.mixed_comm_v_device.default(
+                x_in, dp_rows, max_rows, op_code, mode_code, info.handler_id)
+        torch.ops.mixcomm.mixed_comm_v_device_out.default(
+            x_in, x_out, dp_rows, max_rows, op_code, mode_code, info.handler_id)
+        return x_out
+    if max_rows is not None:
+        _reject("max_rows goes with dp_rows as a device tensor (the CUDA graph form)")
+    if not isinstance(dp_rows, (list, tuple)):
+        _reject(f"dp_rows should be a list of ints or an int32 CUDA tensor, got "
+                f"{type(dp_rows).__name__}")
+    rows = []
+    for r in dp_rows:
+        if isinstance(r, bool) or not isinstance(r, int):
+            _reject(f"dp_rows should hold ints, got {type(r).__name__}")
+        rows.append(r)
+    if torch.compiler.is_compiling():
+        check_call_v(info, op_code, mode_code, x_in, x_out, rows)
+    if x_out is None:
+        return torch.ops.mixcomm.mixed_comm_v.default(x_in, rows, op_code, mode_code,
+                                                      info.handler_id)
+    torch.ops.mixcomm.mixed_comm_v_out.default(x_in, x_out, rows, op_code, mode_code,
+                                               info.handler_id)
+    return x_out
+
+
 # ------------------------------------------------------------------------------------------
 # Implementations
 # ------------------------------------------------------------------------------------------
@@ -399,6 +523,73 @@ def _mixed_comm_epilogue_fake(x_in, x_out, residual_in, residual_out, residual_i
                    quant_out, scale_factor)
 
 
+def _row_elems(x_in) -> int:
+    n = 1
+    for d in x_in.shape[1:]:
+        n *= d
+    return n
+
+
+def _launch_v(handler, op, mode, x_in, x_out, dp_rows) -> None:
+    handler._enqueue_v(op, mode, x_in.data_ptr(), x_out.data_ptr(), list(dp_rows),
+                       _row_elems(x_in), current_stream_handle(x_in.device))
+
+
+def _launch_v_device(handler, op, mode, x_in, x_out, rows_dev, max_rows) -> None:
+    handler._enqueue_v_device(op, mode, x_in.data_ptr(), x_out.data_ptr(), rows_dev.data_ptr(),
+                              max_rows, _row_elems(x_in), current_stream_handle(x_in.device))
+
+
+def _mixed_comm_v_impl(x_in, dp_rows, op, comm_mode, handler_id):
+    handler = handler_from_id(handler_id)
+    shape = check_call_v(handler._call_info, op, comm_mode, x_in, None, list(dp_rows))
+    x_out = torch.empty(shape, dtype=x_in.dtype, device=x_in.device)
+    _launch_v(handler, op, comm_mode, x_in, x_out, dp_rows)
+    return x_out
+
+
+def _mixed_comm_v_out_impl(x_in, x_out, dp_rows, op, comm_mode, handler_id):
+    handler = handler_from_id(handler_id)
+    check_call_v(handler._call_info, op, comm_mode, x_in, x_out, list(dp_rows))
+    _launch_v(handler, op, comm_mode, x_in, x_out, dp_rows)
+
+
+def _mixed_comm_v_fake(x_in, dp_rows, op, comm_mode, handler_id):
+    shape = check_call_v(handler_from_id(handler_id)._call_info, op, comm_mode, x_in, None,
+                         list(dp_rows))
+    return x_in.new_empty(shape)
+
+
+def _mixed_comm_v_out_fake(x_in, x_out, dp_rows, op, comm_mode, handler_id):
+    check_call_v(handler_from_id(handler_id)._call_info, op, comm_mode, x_in, x_out,
+                 list(dp_rows))
+
+
+def _mixed_comm_v_device_impl(x_in, dp_rows, max_rows, op, comm_mode, handler_id):
+    handler = handler_from_id(handler_id)
+    shape = check_call_v(handler._call_info, op, comm_mode, x_in, None, None, dp_rows, max_rows)
+    x_out = torch.empty(shape, dtype=x_in.dtype, device=x_in.device)
+    _launch_v_device(handler, op, comm_mode, x_in, x_out, dp_rows, max_rows)
+    return x_out
+
+
+def _mixed_comm_v_device_out_impl(x_in, x_out, dp_rows, max_rows, op, comm_mode, handler_id):
+    handler = handler_from_id(handler_id)
+    check_call_v(handler._call_info, op, comm_mode, x_in, x_out, None, dp_rows, max_rows)
+    _launch_v_device(handler, op, comm_mode, x_in, x_out, dp_rows, max_rows)
+
+
+def _mixed_comm_v_device_fake(x_in, dp_rows, max_rows, op, comm_mode, handler_id):
+    shape = check_call_v(handler_from_id(handler_id)._call_info, op, comm_mode, x_in, None, None,
+                         dp_rows, max_rows)
+    return x_in.new_empty(shape)
+
+
+def _mixed_comm_v_device_out_fake(x_in, x_out, dp_rows, max_rows, op, comm_mode, handler_id):
+    check_call_v(handler_from_id(handler_id)._call_info, op, comm_mode, x_in, x_out, None,
+                 dp_rows, max_rows)
+
+
 def _already_registered() -> bool:
     try:
         torch.ops.mixcomm.mixed_comm.default  # noqa: B018
@@ -420,7 +611,12 @@ def _register() -> torch.library.Library:
     tags = (tag,) if tag is not None else ()
     impls = {"mixed_comm": (_mixed_comm_impl, _mixed_comm_fake),
              "mixed_comm_out": (_mixed_comm_out_impl, _mixed_comm_out_fake),
-             "mixed_comm_epilogue": (_mixed_comm_epilogue_impl, _mixed_comm_epilogue_fake)}
+             "mixed_comm_epilogue": (_mixed_comm_epilogue_impl, _mixed_comm_epilogue_fake),
+             "mixed_comm_v": (_mixed_comm_v_impl, _mixed_comm_v_fake),
+             "mixed_comm_v_out": (_mixed_comm_v_out_impl, _mixed_comm_v_out_fake),
+             "mixed_comm_v_device": (_mixed_comm_v_device_impl, _mixed_comm_v_device_fake),
+             "mixed_comm_v_device_out": (_mixed_comm_v_device_out_impl,
+                                         _mixed_comm_v_device_out_fake)}
     for name, schema in SCHEMAS.items():
         lib.define(name + schema, tags=tags)
         real, fake = impls[name]
@@ -438,6 +634,12 @@ _library = _register()  # kept alive: dropping the Library object would unregist
 mixed_comm = torch.ops.mixcomm.mixed_comm
 mixed_comm_out = torch.ops.mixcomm.mixed_comm_out
 mixed_comm_epilogue = torch.ops.mixcomm.mixed_comm_epilogue
+mixed_comm_v = torch.ops.mixcomm.mixed_comm_v
+mixed_comm_v_out = torch.ops.mixcomm.mixed_comm_v_out
+mixed_comm_v_device = torch.ops.mixcomm.mixed_comm_v_device
+mixed_comm_v_device_out = torch.ops.mixcomm.mixed_comm_v_device_out
 
-__all__ = ["SCHEMAS", "OP_QUALNAMES", "check_call", "check_epilogue", "current_stream_handle",
-           "mixed_comm", "mixed_comm_epilogue", "mixed_comm_out", "run", "run_epilogue"]
+__all__ = ["SCHEMAS", "OP_QUALNAMES", "check_call", "check_call_v", "check_epilogue",
+           "current_stream_handle", "mixed_comm", "mixed_comm_epilogue", "mixed_comm_out",
+           "mixed_comm_v", "mixed_comm_v_device", "mixed_comm_v_device_out", "mixed_comm_v_out",
+           "run", "run_epilogue", "run_v"]

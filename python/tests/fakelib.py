@@ -38,6 +38,19 @@ def peer_input(x, rank: int):
     return (x.float() * (1 + 0.25 * rank) + 0.125 * rank).to(x.dtype)
 
 
+def uneven_input(x, rank: int, rows: int, row_elems: int):
+    """The made-up input of world rank `rank` in an uneven call (single-process mode): `rows`
+    rows cut from this rank's input repeated (1.0 where it is empty), then peer_input."""
+    import torch
+    flat = x.reshape(-1)
+    if flat.numel() == 0:
+        flat = torch.ones(1, dtype=x.dtype)
+    n = rows * row_elems
+    reps = (n + flat.numel() - 1) // flat.numel() if n else 0
+    base = flat.repeat(reps)[:n].view(rows, row_elems)
+    return peer_input(base, rank)
+
+
 def on_device(handler, device) -> None:
     """Point a handler at another torch device (its CallInfo, and the copy the custom ops read
     under torch.compile)."""
@@ -247,6 +260,72 @@ class FakeLibrary:
                 scale = _view(e.quant_scale, 1, torch.float32)[0]
                 q = (norm / scale).clamp(-448.0, 448.0).to(torch.float8_e4m3fn)
                 _view(e.quant_out, n_out, torch.uint8).copy_(q.view(torch.uint8).reshape(-1))
+        return _lib.SUCCESS
+
+    def mixcomm_run_v(self, h, op, in_ptr, out_ptr, rows_arr, row_elems, e_ref, mode, stream):
+        s = self._state(h)
+        rows = [int(rows_arr[k]) for k in range(s.topo.dp_size)]
+        return self._run_v(h, op, in_ptr, out_ptr, rows, None, row_elems, mode, stream)
+
+    def mixcomm_run_v_device(self, h, op, in_ptr, out_ptr, rows_ptr, max_rows, row_elems, e_ref,
+                             mode, stream):
+        import torch
+        s = self._state(h)
+        rows = [int(v) for v in _view(rows_ptr, s.topo.dp_size, torch.int32)]
+        if any(r < 0 or r > max_rows for r in rows):
+            return self._fail(_lib.ERR_INVALID_ARGUMENT,
+                              f"fake mixcomm_run_v_device: a count of {rows} is outside "
+                              f"[0, max_rows={max_rows}]")
+        return self._run_v(h, op, in_ptr, out_ptr, rows, max_rows, row_elems, mode, stream)
+
+    def _run_v(self, h, op, in_ptr, out_ptr, rows, max_rows, row_elems, mode, stream):
+        """Uneven rows (single-process only): rank r's input is uneven_input(x, r, its rows)."""
+        import torch
+        self._error = None
+        key = h.value if isinstance(h, ctypes.c_void_p) else h
+        self.calls.append(dict(handle=key, op=op, mode=mode, in_ptr=in_ptr, out_ptr=out_ptr,
+                               dp_rows=list(rows), max_rows=max_rows, row_elems=row_elems,
+                               stream=stream))
+        s = self._state(h)
+        if self.fail_next is not None:
+            status, message = self.fail_next
+            self.fail_next = None
+            return self._fail(status, message)
+        t = s.topo
+        if op not in (1, 2, 3, 4) or not self._real.mixcomm_topology_op_valid(ctypes.byref(t), op):
+            return self._fail(_lib.ERR_INVALID_ARGUMENT, f"fake mixcomm_run_v: op {op} invalid")
+        if self.exchange is not None:
+            return self._fail(_lib.ERR_UNSUPPORTED, "fake mixcomm_run_v: single process only")
+        dtype = {_lib.FLOAT16: torch.float16, _lib.BFLOAT16: torch.bfloat16,
+                 _lib.FLOAT32: torch.float32}[s.cfg.dtype]
+        gather = op in (1, 3)
+        total, own = sum(rows), rows[t.dp_rank]
+        n_in = own if gather else total
+        x = _view(in_ptr, n_in * row_elems, dtype).view(n_in, row_elems)
+        dp_of = []
+        for r in range(t.world_size):
+            other = _lib.Topology()
+            self._real.mixcomm_topology_for_rank(ctypes.byref(t), r, ctypes.byref(other))
+            dp_of.append(other.dp_rank)
+        xs = [uneven_input(x, r, rows[dp_of[r]] if gather else total, row_elems)
+              for r in range(t.world_size)]
+
+        def summed(tensors):
+            acc = torch.zeros_like(tensors[0], dtype=torch.float32)
+            for v in tensors:
+                acc += v.float()
+            return acc.to(dtype)
+
+        if gather:
+            y = torch.cat([summed([xs[r] for r in range(t.world_size) if dp_of[r] == d])
+                           for d in range(t.dp_size)])
+        else:
+            off = sum(rows[:t.dp_rank])
+            y = summed([v[off:off + own] for v in xs])
+        if self.skew:
+            y = (y.float() + self.skew).to(dtype)
+        if y.numel():
+            _view(out_ptr, y.numel(), dtype).copy_(y.reshape(-1))
         return _lib.SUCCESS
 
     def _result(self, h, op, in_ptr, rows, row_elems):

@@ -88,7 +88,9 @@ def _close(got, ref):
 
 def test_ops_are_registered_with_their_schemas():
     assert ops.OP_QUALNAMES == ("mixcomm::mixed_comm", "mixcomm::mixed_comm_out",
-                                "mixcomm::mixed_comm_epilogue")
+                                "mixcomm::mixed_comm_epilogue", "mixcomm::mixed_comm_v",
+                                "mixcomm::mixed_comm_v_out", "mixcomm::mixed_comm_v_device",
+                                "mixcomm::mixed_comm_v_device_out")
     expected = {
         "mixed_comm": "mixcomm::mixed_comm(Tensor x_in, int op, int comm_mode, int handler_id)"
                       " -> Tensor",

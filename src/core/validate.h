@@ -46,6 +46,27 @@ mixcomm_status_t mixcomm__validate_epilogue(const mixcomm_topology_t* t, mixcomm
  * handler_device, else MIXCOMM_ERR_INVALID_USAGE naming both and what to do. */
 mixcomm_status_t mixcomm__validate_current_device(int current, int handler_device, int world_rank,
                                                   const char* what);
+/* A host list of rows per DP rank (mixcomm_run_v), after mixcomm__validate_dp_rows. */
+typedef struct mixcomm__dp_rows_info {
+  int64_t total, max, own; /* sum, largest, this rank's (dp_rank) */
+  int all_equal;
+} mixcomm__dp_rows_info_t;
+
+/* Checks shared by both uneven forms: op in range, valid for t and one with a DP group (the
+ * gather and scatter ops; ALLREDUCE has none), dp_size <= MIXCOMM_MAX_DP_SIZE. */
+mixcomm_status_t mixcomm__validate_uneven_op(const mixcomm_topology_t* t, mixcomm_op_t op);
+
+/* The host list: not NULL, every count >= 0, the sum does not overflow. */
+mixcomm_status_t mixcomm__validate_dp_rows(const mixcomm_topology_t* t, const int64_t* dp_rows,
+                                           mixcomm__dp_rows_info_t* info);
+
+/* Shapes and buffers of an uneven call that reads in_rows and writes out_rows rows of row_elems
+ * (for the device form: the capacities the buffers must have). Fills shape (numel_block is left
+ * to the caller: the largest block). x_out may be NULL when x_out_optional. */
+mixcomm_status_t mixcomm__validate_run_v(mixcomm_dtype_t dtype, const void* x_in,
+                                         const void* x_out, int x_out_optional, int64_t in_rows,
+                                         int64_t out_rows, int64_t row_elems,
+                                         mixcomm__run_shape_t* shape);
 
 /* "ALLREDUCE, ALLGATHER" style list of the ops valid for t, into buf. */
 void mixcomm__valid_ops_text(const mixcomm_topology_t* t, char* buf, size_t size);

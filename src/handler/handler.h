@@ -8,6 +8,7 @@
 
 #include "core/plan.h"
 #include "core/put_model.h"
+#include "core/validate.h"
 #include "kernels/launch.h"
 #include "mixcomm.h"
 #include "transport/vmm.h"
@@ -90,6 +91,21 @@ mixcomm_status_t mixcomm__run_fused(mixcomm_handler_t* h, mixcomm_op_t op, mixco
                                     const void* x_in, void* x_out, int64_t numel_block,
                                     int64_t row_elems, const mixcomm__epilogue_args_t* epi,
                                     cudaStream_t stream);
+
+/* The same with uneven rows per DP rank when uneven is not NULL (numel_block is then the largest
+ * block the geometry is cut for; kernels/uneven.cuh). One node only. */
+mixcomm_status_t mixcomm__run_fused_v(mixcomm_handler_t* h, mixcomm_op_t op, mixcomm_mode_t mode,
+                                      const void* x_in, void* x_out, int64_t numel_block,
+                                      int64_t row_elems, const mixcomm__epilogue_args_t* epi,
+                                      const mixcomm__uneven_t* uneven, cudaStream_t stream);
+
+/* An epilogue call with uneven rows per DP rank (run_uneven.c), once its arguments are
+ * checked and mode is concrete: shape holds the byte counts and numel_block the largest block. */
+mixcomm_status_t mixcomm__run_epilogue_v(mixcomm_handler_t* h, mixcomm_op_t op,
+                                         mixcomm_mode_t mode, const void* x_in, void* x_out,
+                                         int64_t row_elems, const mixcomm__run_shape_t* shape,
+                                         const mixcomm_epilogue_t* epilogue,
+                                         const mixcomm__uneven_t* uneven, cudaStream_t stream);
 
 /* The state checks every collective call starts with (usable, no recorded error, ready). */
 mixcomm_status_t mixcomm__run_admit(mixcomm_handler_t* h);

@@ -17,7 +17,10 @@
 int mixcomm__mode_is_fused(mixcomm_mode_t mode);
 
 static void describe_tag(const uint32_t* tag, char* buf, size_t size) {
-  const unsigned op = (tag[0] >> 8) & 0xFF, mode = (tag[0] >> 4) & 0xF, dtype = tag[0] & 0xF;
+  /* Bit 15 marks a call with uneven rows per DP rank (kernels/uneven.cuh): word 1 then holds a
+   * hash of the row counts, the maximum block and the row length instead of the size. */
+  const int uneven = (tag[0] >> 15) & 1;
+  const unsigned op = (tag[0] >> 8) & 0x7F, mode = (tag[0] >> 4) & 0xF, dtype = tag[0] & 0xF;
   const unsigned long long vecs = (unsigned long long)tag[1] |
                                   ((unsigned long long)((tag[3] >> 16) & 0x1FF) << 31);
   const unsigned row_hash = ((tag[0] >> 20) & 0xF) << 6 | ((tag[3] >> 25) & 0x3F);
@@ -27,9 +30,15 @@ static void describe_tag(const uint32_t* tag, char* buf, size_t size) {
   char rows[64] = "";
   if (row_hash != 0)
     snprintf(rows, sizeof rows, " with an epilogue (row-length hash 0x%03x)", row_hash);
-  snprintf(buf, size, "%s %s %s%s, %llu bytes per rank block, call #%u, step %u",
-           on ? on : "?", mn ? mn : "?", dn ? dn : "?", rows, vecs * 16ull, tag[2],
-           tag[3] & 0xFFFF);
+  if (uneven)
+    snprintf(buf, size,
+             "%s %s %s%s, uneven rows per DP rank (hash 0x%08x of the counts, maximum and row "
+             "length), call #%u, step %u",
+             on ? on : "?", mn ? mn : "?", dn ? dn : "?", rows, tag[1], tag[2], tag[3] & 0xFFFF);
+  else
+    snprintf(buf, size, "%s %s %s%s, %llu bytes per rank block, call #%u, step %u",
+             on ? on : "?", mn ? mn : "?", dn ? dn : "?", rows, vecs * 16ull, tag[2],
+             tag[3] & 0xFFFF);
 }
 
 mixcomm_status_t mixcomm__handler_poll_error(mixcomm_handler_t* h) {
@@ -97,6 +106,21 @@ mixcomm_status_t mixcomm__handler_poll_error(mixcomm_handler_t* h) {
                             "bootstrap failed; the handler is unusable, shut it down",
                             h->topo.world_rank, op ? op : "?", mode ? mode : "?", e->step, e->cta,
                             e->peer_world_rank, mixcomm__peer_watch_how(h));
+    case MIXCOMM_ERR_INVALID_ARGUMENT:
+      if (e->row == -3) { /* kernels/uneven.cuh: a device-array row count out of range */
+        const long long value =
+            (long long)((uint64_t)e->tag_received[0] | (uint64_t)e->tag_received[1] << 32);
+        const long long bound =
+            (long long)((uint64_t)e->tag_expected[0] | (uint64_t)e->tag_expected[1] << 32);
+        return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                              "rank %d: a %s %s kernel read dp_rows[%d] = %lld from the device "
+                              "array, outside [0, max_rows=%lld] given to mixcomm_run_v_device: "
+                              "nothing was written; the handler is unusable, shut it down",
+                              h->topo.world_rank, op ? op : "?", mode ? mode : "?", e->step,
+                              value, bound);
+      }
+      return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "rank %d: kernel error %d",
+                            h->topo.world_rank, status);
     case MIXCOMM_ERR_ABORTED:
       return mixcomm__error(MIXCOMM_ERR_ABORTED,
                             "rank %d: a %s %s kernel stopped because the handler was aborted",
@@ -169,7 +193,32 @@ mixcomm_status_t mixcomm__run_fused(mixcomm_handler_t* h, mixcomm_op_t op, mixco
                                     const void* x_in, void* x_out, int64_t numel_block,
                                     int64_t row_elems, const mixcomm__epilogue_args_t* epi,
                                     cudaStream_t stream) {
+  return mixcomm__run_fused_v(h, op, mode, x_in, x_out, numel_block, row_elems, epi, NULL,
+                              stream);
+}
+
+mixcomm_status_t mixcomm__run_fused_v(mixcomm_handler_t* h, mixcomm_op_t op, mixcomm_mode_t mode,
+                                      const void* x_in, void* x_out, int64_t numel_block,
+                                      int64_t row_elems, const mixcomm__epilogue_args_t* epi,
+                                      const mixcomm__uneven_t* uneven, cudaStream_t stream) {
   const size_t esize = mixcomm_dtype_size(h->config.dtype);
+  if (h->topo.world_size == 1 && uneven != NULL && uneven->rows_dev != NULL) {
+    /* One rank, counts on the device: copy the rows the array names. */
+    mixcomm__kargs_t a;
+    mixcomm__kargs_init(h, &a);
+    a.x_in = x_in;
+    a.x_out = x_out;
+    a.op = (int)op;
+    a.mode = (int)mode;
+    a.uneven = *uneven;
+    const int e = mixcomm__launch_copy_rows(&a, stream);
+    if (e != cudaSuccess)
+      return mixcomm__cuda_error(e, "launching the row copy (world_size 1, device counts)");
+    return MIXCOMM_SUCCESS;
+  }
+  if (uneven != NULL && h->topo.inter_size > 1)
+    return mixcomm__error(MIXCOMM_ERR_INTERNAL,
+                          "uneven rows reached the multi-node fused kernels, which lack them");
   if (h->topo.world_size == 1) {
     /* One rank: every operation is the identity. */
     MIXCOMM_CUDA_CHECK(cudaMemcpyAsync(x_out, x_in, (size_t)numel_block * esize,
@@ -185,6 +234,13 @@ mixcomm_status_t mixcomm__run_fused(mixcomm_handler_t* h, mixcomm_op_t op, mixco
   else
     MIXCOMM_CHECK(mixcomm__geometry(&h->plan, &h->topo, op, mode, esize, numel_block,
                                     h->config.min_block_size, h->config.min_num_steps, &g));
+  if (g.grid == 0 && uneven != NULL) {
+    /* Every block empty: one CTA of one step still exchanges the tags (intranode.cu). */
+    g.grid = 1;
+    g.steps = 1;
+    g.block = 32;
+    g.span = 1;
+  }
   if (g.grid == 0)
     return MIXCOMM_SUCCESS;
   mixcomm__kargs_t a;
@@ -198,6 +254,8 @@ mixcomm_status_t mixcomm__run_fused(mixcomm_handler_t* h, mixcomm_op_t op, mixco
   a.block = g.block;
   a.op = (int)op;
   a.mode = (int)mode;
+  if (uneven != NULL)
+    a.uneven = *uneven;
   if (epi != NULL) {
     a.epi = *epi;
     /* Not launched early (programmatic dependent launch): an epilogue call's CTAs are often

@@ -34,6 +34,7 @@ typedef struct call {
   cudaStream_t stream;
   int gather;
   void* temp; /* the stash when no output can hold P of every row (freed at the end) */
+  const mixcomm__uneven_t* u; /* uneven rows per DP rank (run_uneven.c); NULL: equal blocks */
 } call_t;
 
 /* Release a stream-ordered temporary (if any); a failure becomes st unless st already holds one. */
@@ -79,7 +80,47 @@ static mixcomm_status_t epilogue_args(call_t* c, mixcomm__epilogue_args_t* a) {
 }
 
 static mixcomm_status_t epilogue_kernel(call_t* c, const void* s, const mixcomm__epilogue_args_t* a,
+                                        int rows_only);
+
+/* The epilogue kernel over uneven output blocks of a gather op (host counts: NCCL modes): one
+ * launch per non-empty block, every output pointer moved to the block, residual_out written by
+ * the launch of this rank's own block only. */
+static mixcomm_status_t epilogue_kernel_blocks(call_t* c, const void* s,
+                                               const mixcomm__epilogue_args_t* a) {
+  const size_t esize = mixcomm_dtype_size(c->h->config.dtype);
+  const int64_t V = c->u->row_vecs;
+  int64_t off = 0; /* vectors before block k */
+  for (int k = 0; k < c->u->blocks; k++) {
+    const int64_t len = c->u->rows[k] * V;
+    if (len > 0) {
+      mixcomm__epilogue_launch_t l;
+      memset(&l, 0, sizeof l);
+      l.s = s != NULL ? (const char*)s + off * 16 : NULL;
+      l.x_out = c->x_out != NULL ? (char*)c->x_out + off * 16 : NULL;
+      l.vecs = len;
+      l.blocks = 1;
+      l.dtype = (int)c->h->config.dtype;
+      l.e = *a;
+      l.e.own_block = k == c->h->topo.dp_rank ? 0 : -1;
+      if (a->stash != NULL)
+        l.e.stash = (char*)a->stash + off * 16;
+      if (a->norm_out != NULL)
+        l.e.norm_out = (char*)a->norm_out + off * 16;
+      if (a->quant_out != NULL)
+        l.e.quant_out = (char*)a->quant_out + off * 16 / (int64_t)esize;
+      const int err = mixcomm__launch_epilogue(&l, c->stream);
+      if (err != cudaSuccess)
+        return mixcomm__cuda_error(err, "launching the epilogue kernel");
+    }
+    off += len;
+  }
+  return MIXCOMM_SUCCESS;
+}
+
+static mixcomm_status_t epilogue_kernel(call_t* c, const void* s, const mixcomm__epilogue_args_t* a,
                                         int rows_only) {
+  if (c->u != NULL && c->gather)
+    return epilogue_kernel_blocks(c, s, a);
   mixcomm__epilogue_launch_t l;
   memset(&l, 0, sizeof l);
   l.s = s;
@@ -110,8 +151,8 @@ static mixcomm_status_t run_fused(call_t* c) {
   if (c->gather && residual && c->x_out != NULL) {
     /* S itself is asked for, and the epilogue collective produces S + residual: one plain
      * collective for x_out first. */
-    MIXCOMM_CHECK(mixcomm__run_fused(h, c->op, c->mode, c->x_in, c->x_out, c->shape.numel_block,
-                                     c->row_elems, NULL, c->stream));
+    MIXCOMM_CHECK(mixcomm__run_fused_v(h, c->op, c->mode, c->x_in, c->x_out,
+                                       c->shape.numel_block, c->row_elems, NULL, c->u, c->stream));
   }
   mixcomm__epilogue_args_t a;
   MIXCOMM_CHECK(epilogue_args(c, &a));
@@ -119,8 +160,8 @@ static mixcomm_status_t run_fused(call_t* c) {
   a.add_at_output = !c->gather && residual;
   a.write_s = c->x_out != NULL && !(c->gather && residual);
   if (!a.normalize)
-    return mixcomm__run_fused(h, c->op, c->mode, c->x_in, c->x_out, c->shape.numel_block,
-                              c->row_elems, &a, c->stream);
+    return mixcomm__run_fused_v(h, c->op, c->mode, c->x_in, c->x_out, c->shape.numel_block,
+                                c->row_elems, &a, c->u, c->stream);
   /* The row pass runs in the collective's CTAs when their rows are few; past
    * EPILOGUE_PASS_MAX_BYTES of output per CTA the collective's grid is too small to stream them
    * (ranks sharing a GPU have a few dozen CTAs each), so the kernel only stores P and a kernel of
@@ -132,10 +173,12 @@ static mixcomm_status_t run_fused(call_t* c) {
                                        c->row_elems, h->config.min_block_size,
                                        h->config.min_num_steps, &g));
   const uint64_t blocks = c->gather ? (uint64_t)h->topo.dp_size : 1u;
-  a.row_aligned = (uint64_t)g.span * 16u * blocks <= EPILOGUE_PASS_MAX_BYTES;
+  /* Uneven blocks always take the in-kernel pass: a pass of its own would need the counts on
+   * the host, which the device form does not have. */
+  a.row_aligned = c->u != NULL || (uint64_t)g.span * 16u * blocks <= EPILOGUE_PASS_MAX_BYTES;
   if (a.row_aligned)
-    return mixcomm__run_fused(h, c->op, c->mode, c->x_in, c->x_out, c->shape.numel_block,
-                              c->row_elems, &a, c->stream);
+    return mixcomm__run_fused_v(h, c->op, c->mode, c->x_in, c->x_out, c->shape.numel_block,
+                                c->row_elems, &a, c->u, c->stream);
   mixcomm__epilogue_args_t store_only = a;
   store_only.normalize = 0;
   MIXCOMM_CHECK(mixcomm__run_fused(h, c->op, c->mode, c->x_in, c->x_out, c->shape.numel_block,
@@ -143,10 +186,16 @@ static mixcomm_status_t run_fused(call_t* c) {
   return epilogue_kernel(c, NULL, &a, 1);
 }
 
+/* The NCCL exchange of the call: equal blocks or uneven ones. */
+static mixcomm_status_t exchange(call_t* c, const void* src, void* dst) {
+  if (c->u != NULL)
+    return mixcomm__nccl_run_v(c->h, c->op, c->mode, src, dst, c->u, c->stream);
+  return mixcomm__nccl_run(c->h, c->op, c->mode, src, dst, c->shape.numel_block, c->stream);
+}
+
 static mixcomm_status_t run_nccl(call_t* c) {
   mixcomm_handler_t* h = c->h;
   const int residual = c->e->residual_in != NULL;
-  const int64_t count = c->shape.numel_block;
   mixcomm__epilogue_args_t a;
   MIXCOMM_CHECK(epilogue_args(c, &a));
   const void* src = c->x_in;
@@ -155,8 +204,7 @@ static mixcomm_status_t run_nccl(call_t* c) {
   mixcomm_status_t st = MIXCOMM_SUCCESS;
   if (c->gather && residual) {
     if (c->x_out != NULL)
-      MIXCOMM_CHECK_GOTO(mixcomm__nccl_run(h, c->op, c->mode, c->x_in, c->x_out, count, c->stream),
-                         st, out);
+      MIXCOMM_CHECK_GOTO(exchange(c, c->x_in, c->x_out), st, out);
     if (h->topo.tp_rank == 0) {
       /* Like the fused kernels: tp rank 0 contributes input + residual, NCCL's result is P. */
       MIXCOMM_CUDA_CHECK_GOTO(cudaMallocAsync(&in_temp, (size_t)c->shape.in_bytes, c->stream),
@@ -184,7 +232,7 @@ static mixcomm_status_t run_nccl(call_t* c) {
                             "allocating the epilogue's output temporary", st, out);
     dst = out_temp;
   }
-  MIXCOMM_CHECK_GOTO(mixcomm__nccl_run(h, c->op, c->mode, src, dst, count, c->stream), st, out);
+  MIXCOMM_CHECK_GOTO(exchange(c, src, dst), st, out);
   st = epilogue_kernel(c, dst, &a, 0);
 out:
   free_temp(in_temp, c->stream, "freeing the epilogue's input temporary", &st);
@@ -254,6 +302,34 @@ mixcomm_status_t mixcomm_run_epilogue(mixcomm_handler_t* h, mixcomm_op_t op, con
   if (h->topo.world_size == 1)
     st = run_alone(&c);
   else if (mixcomm__mode_is_fused(c.mode))
+    st = run_fused(&c);
+  else
+    st = run_nccl(&c);
+  free_temp(c.temp, stream, "freeing the epilogue's temporary", &st);
+  return st;
+}
+
+mixcomm_status_t mixcomm__run_epilogue_v(mixcomm_handler_t* h, mixcomm_op_t op,
+                                         mixcomm_mode_t mode, const void* x_in, void* x_out,
+                                         int64_t row_elems, const mixcomm__run_shape_t* shape,
+                                         const mixcomm_epilogue_t* epilogue,
+                                         const mixcomm__uneven_t* uneven, cudaStream_t stream) {
+  call_t c;
+  memset(&c, 0, sizeof c);
+  c.h = h;
+  c.op = op;
+  c.mode = mode;
+  c.x_in = x_in;
+  c.x_out = x_out;
+  c.row_elems = row_elems;
+  c.shape = *shape;
+  c.e = epilogue;
+  c.stream = stream;
+  c.u = uneven;
+  c.gather = mixcomm__op_is_gather(op);
+  MIXCOMM_CHECK(check_pointers(&c));
+  mixcomm_status_t st;
+  if (mixcomm__mode_is_fused(c.mode))
     st = run_fused(&c);
   else
     st = run_nccl(&c);

@@ -102,9 +102,8 @@ __device__ __forceinline__ uint4 load_contribution(const mixcomm__epilogue_args_
  * block) and to the stash. The kernels are instantiated twice (kEpilogue), so that plain calls
  * run exactly the code they ran before the epilogue existed. */
 template <typename T, bool kEpilogue>
-__device__ __forceinline__ void store_result(const mixcomm__epilogue_args_t& e, void* x_out,
-                                             int64_t vecs, int64_t k, int64_t idx, uint4 v) {
-  const int64_t at = k * vecs + idx;
+__device__ __forceinline__ void store_result_at(const mixcomm__epilogue_args_t& e, void* x_out,
+                                                int64_t at, int64_t k, int64_t idx, uint4 v) {
   if (!kEpilogue) {
     store_output(static_cast<uint4*>(x_out) + at, v);
     return;
@@ -118,6 +117,14 @@ __device__ __forceinline__ void store_result(const mixcomm__epilogue_args_t& e, 
     store_output(static_cast<uint4*>(e.residual_out) + idx, p);
   if (e.stash != nullptr && !e.stash_is_residual)
     store_output(static_cast<uint4*>(e.stash) + at, p);
+}
+
+/* The same with output block k at k * vecs (equal blocks); store_result_at takes the output
+ * position `at` of vector idx of block k directly (uneven blocks, uneven.cuh). */
+template <typename T, bool kEpilogue>
+__device__ __forceinline__ void store_result(const mixcomm__epilogue_args_t& e, void* x_out,
+                                             int64_t vecs, int64_t k, int64_t idx, uint4 v) {
+  store_result_at<T, kEpilogue>(e, x_out, k * vecs + idx, k, idx, v);
 }
 
 /* float8 e4m3 of four or eight floats, saturated to the finite range (NaN stays NaN). */
@@ -193,7 +200,9 @@ __device__ __forceinline__ void normalize_row(const mixcomm__epilogue_args_t& e,
  * geometry: identical bits on every rank. */
 template <typename T>
 __device__ void epilogue_rows(const mixcomm__epilogue_args_t& e, int64_t vecs, int blocks,
-                              int64_t begin, int64_t end, bool ok) {
+                              int64_t begin, int64_t end, bool ok,
+                              const int64_t* block_off = nullptr,
+                              const int64_t* block_len = nullptr) {
   if (!e.on || !e.normalize)
     return;
   /* The barrier also makes every thread's stash stores visible to the whole CTA. */
@@ -202,12 +211,22 @@ __device__ void epilogue_rows(const mixcomm__epilogue_args_t& e, int64_t vecs, i
   const int64_t V = e.row_vecs;
   const int64_t r0 = begin / V, per_block = (end - begin + V - 1) / V;
   const int64_t nrows = per_block * blocks;
+  if (nrows == 0)
+    return; /* uniform over the CTA: an uneven call's CTA beyond the largest block */
   const int nwarps = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wpr = nrows >= nwarps ? 1 : (int)(nwarps / nrows);
   const int groups = nwarps / wpr, group = warp / wpr;
   const int glane = (warp % wpr) * 32 + lane, glanes = wpr * 32;
   const float inv_n = 1.0f / (float)(V * Elems<T>::N);
-  auto row_base = [&](int64_t j) { return (j / per_block) * vecs + (r0 + j % per_block) * V; };
+  /* Uneven blocks (block_off, block_len: uneven.cuh): block b at block_off[b], and a row of it
+   * exists only below block_len[b]; a missing row is an inactive one. */
+  auto row_base = [&](int64_t j) {
+    return (block_off != nullptr ? block_off[j / per_block] : (j / per_block) * vecs) +
+           (r0 + j % per_block) * V;
+  };
+  auto row_exists = [&](int64_t j) {
+    return block_len == nullptr || (r0 + j % per_block) * V < block_len[j / per_block];
+  };
   __shared__ float partial[MIXCOMM_KERNEL_MAX_THREADS / 32];
   auto group_sum = [&](float x) {
     x = warp_sum(x);
@@ -224,7 +243,7 @@ __device__ void epilogue_rows(const mixcomm__epilogue_args_t& e, int64_t vecs, i
   const int64_t rounds = (nrows + groups - 1) / groups;
   for (int64_t r = 0; r < rounds; r++) {
     const int64_t j = r * groups + group;
-    const bool active = group < groups && j < nrows;
+    const bool active = group < groups && j < nrows && row_exists(j);
     normalize_row<T>(e, active ? row_base(j) : 0, active, glane, glanes, inv_n, group_sum);
   }
 }

@@ -9,7 +9,8 @@
  *
  * Ranks of the node: local rank r has tp(r) = r % Lt, dp(r) = r / Lt. "gather" ops (AG, AR+AG)
  * write one output block per local DP group, "scatter" ops (RS, RS+AR) read one input block per
- * local DP group; block k starts at k * vecs.
+ * local DP group; block k starts at k * vecs. Uneven rows per DP rank (kUneven, uneven.cuh):
+ * block k starts at the table's offset, and a vector past its length is neither sent nor polled.
  *
  * One-shot (WAITS), one exchange per step:
  *   every rank r writes canon(its input block (scatter ? dp(d) : 0)) into row r of every other
@@ -54,6 +55,7 @@
  * failing thread records the error for the host and every thread of the handler stops waiting.
  */
 #include "kernels/epilogue.cuh"
+#include "kernels/uneven.cuh"
 
 namespace mixcomm {
 namespace {
@@ -63,10 +65,11 @@ namespace {
  * take away (at 1024 threads a thread may hold 64 registers and these kernels spill), and for
  * any block up to MIXCOMM_KERNEL_MAX_THREADS. Only the small build prefetches its first input
  * under the ring claim: small calls are where that latency shows, and in the large build the
- * extra live values cost the step loop registers (measured slower at 256 MiB). */
+ * extra live values cost the step loop registers (measured slower at 256 MiB). Uneven calls
+ * (kUneven) use the general build only. */
 constexpr int kSmallBlock = 256;
 
-template <typename T, bool kEpilogue, int kMaxThreads>
+template <typename T, bool kEpilogue, bool kUneven, int kMaxThreads>
 __global__ void __launch_bounds__(kMaxThreads)
     oneshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
   const int t = threadIdx.x;
@@ -80,8 +83,10 @@ __global__ void __launch_bounds__(kMaxThreads)
       for (int k = 0; k < (scatter ? a.local_dp : 1); k++)
         prefetch_input(a, k, begin + t);
   };
-  if (!(kMaxThreads <= kSmallBlock ? begin_call(a, call, prefetch) : begin_call(a, call)))
+  if (!(!kUneven && kMaxThreads <= kSmallBlock ? begin_call(a, call, prefetch)
+                                                 : begin_call(a, call)))
     return;
+  const Blocks<kUneven> B = make_blocks<kUneven>(a);
   const uint32_t ring = call.ring, seq = call.seq;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp;
   const int md = me / Lt;
@@ -89,7 +94,7 @@ __global__ void __launch_bounds__(kMaxThreads)
   const int group = gather ? Lt : L;         /* ranks summed into one output block */
   const int outputs = gather ? a.local_dp : 1;
   const uint4* in = static_cast<const uint4*>(a.x_in);
-  const int64_t own_block = scatter ? (int64_t)md * a.vecs : 0;
+  const int64_t own_block = scatter ? B.at(md) : 0;
   Waiter w(a);
   bool ok = true;
 
@@ -100,14 +105,19 @@ __global__ void __launch_bounds__(kMaxThreads)
     const uint32_t slot = slot_of(ring, s);
     const int64_t idx = begin + (int64_t)s * a.block + t;
     if (t < L && t != me)
-      store_volatile(tag_at(slot_share(a, t, slot), me), make_tag(a, seq, s, 0));
+      store_volatile(tag_at(slot_share(a, t, slot), me), call_tag(a, B, seq, s, 0));
     if (idx >= end)
       return;
-    const uint4 own = canon(load_contribution<T, kEpilogue>(a.epi, in, own_block + idx));
+    /* Uneven: my own block's vector may not exist (gather: the only one I send). */
+    const bool own_ok = B.has(md, idx);
+    if (!scatter && !own_ok)
+      return;
+    const uint4 own = own_ok ? canon(load_contribution<T, kEpilogue>(a.epi, in, own_block + idx))
+                             : make_uint4(0, 0, 0, 0);
     for (int r = 0; r < L; r++) {
-      if (r == me)
+      if (r == me || (scatter && !B.has(r / Lt, idx)))
         continue;
-      const uint4 v = scatter ? canon(load_input(in + (int64_t)(r / Lt) * a.vecs + idx)) : own;
+      const uint4 v = scatter ? canon(load_input(in + B.at(r / Lt) + idx)) : own;
       store_volatile(row_at(a, slot_share(a, r, slot), me) + t, v);
     }
   };
@@ -119,12 +129,14 @@ __global__ void __launch_bounds__(kMaxThreads)
     char* mine = slot_share(a, me, slot);
     /* Issued before the wait, so that its latency hides behind the peers'. */
     const uint4 own =
-        idx < end ? canon(load_contribution<T, kEpilogue>(a.epi, in, own_block + idx)) : make_uint4(0, 0, 0, 0);
+        idx < end && B.has(md, idx) ? canon(load_contribution<T, kEpilogue>(a.epi, in, own_block + idx)) : make_uint4(0, 0, 0, 0);
     if (ok && t < L && t != me)
-      ok = w.check_tag(mine, t, t, make_tag(a, seq, s, 0));
+      ok = w.check_tag(mine, t, t, call_tag(a, B, seq, s, 0));
     if (!ok || idx >= end)
       return;
     for (int k = 0; k < outputs; k++) {
+      if (!B.has(gather ? k : md, idx))
+        continue; /* uneven: nobody sent this vector */
       const int first = gather ? k * Lt : 0;
       uint4 v;
       if (group == 1) {
@@ -136,21 +148,22 @@ __global__ void __launch_bounds__(kMaxThreads)
         ok = reduce_rows<T>(w, a, mine, 0, first, group, me, own, t, acc) && ok;
         v = acc.pack();
       }
-      store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, k, idx, v);
+      store_result_at<T, kEpilogue>(a.epi, a.x_out, (gather ? B.at(k) : 0) + idx, k, idx, v);
     }
     for (int r = 0; r < L; r++)
-      if (r != me)
+      if (r != me && B.has(scatter ? md : r / Lt, idx))
         store_volatile(row_at(a, mine, r) + t, poison_vec());
   };
 
   auto finish = [&] {
     if constexpr (kEpilogue)
-      epilogue_rows<T>(a.epi, a.vecs, outputs, begin, end, ok);
+      epilogue_rows<T>(a.epi, a.vecs, outputs, begin, end, ok,
+                       gather ? B.offsets() : nullptr, B.lengths_from(gather ? 0 : md));
   };
   run_pipelined(a, call, w, produce, consume, NoPhase(), finish);
 }
 
-template <typename T, bool kEpilogue, int kMaxThreads>
+template <typename T, bool kEpilogue, bool kUneven, int kMaxThreads>
 __global__ void __launch_bounds__(kMaxThreads)
     twoshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
   const int t = threadIdx.x;
@@ -167,8 +180,10 @@ __global__ void __launch_bounds__(kMaxThreads)
           prefetch_input(a, k, idx);
     }
   };
-  if (!(kMaxThreads <= kSmallBlock ? begin_call(a, call, prefetch) : begin_call(a, call)))
+  if (!(!kUneven && kMaxThreads <= kSmallBlock ? begin_call(a, call, prefetch)
+                                                 : begin_call(a, call)))
     return;
+  const Blocks<kUneven> B = make_blocks<kUneven>(a);
   const uint32_t ring = call.ring, seq = call.seq;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp;
   const int mt = me % Lt, md = me / Lt;
@@ -188,13 +203,13 @@ __global__ void __launch_bounds__(kMaxThreads)
     const uint32_t slot = slot_of(ring, s);
     const int64_t base = base_of(s);
     if (p1.has(t) && t != me)
-      store_volatile(tag_at(slot_share(a, t, slot), me), make_tag(a, seq, s, 1));
+      store_volatile(tag_at(slot_share(a, t, slot), me), call_tag(a, B, seq, s, 1));
     for (int o = p1.lo; o < p1.hi; o++) {
       const int64_t idx = base + (int64_t)(o % Lt) * a.block;
-      if (o == me || idx >= end)
+      if (o == me || idx >= end || !B.has(scatter ? o / Lt : md, idx))
         continue;
       const uint4 v =
-          canon(load_contribution<T, kEpilogue>(a.epi, in, (scatter ? (int64_t)(o / Lt) * a.vecs : 0) + idx));
+          canon(load_contribution<T, kEpilogue>(a.epi, in, (scatter ? B.at(o / Lt) : 0) + idx));
       store_volatile(row_at(a, slot_share(a, o, slot), me) + t, v);
     }
   };
@@ -203,15 +218,15 @@ __global__ void __launch_bounds__(kMaxThreads)
   auto relay = [&](int s) {
     const uint32_t slot = slot_of(ring, s);
     const int64_t mine_idx = base_of(s) + (int64_t)mt * a.block;
-    const bool mine_valid = mine_idx < end;
+    const bool mine_valid = mine_idx < end && B.has(md, mine_idx);
     char* mine = slot_share(a, me, slot);
     /* Issued before the wait, so that its latency hides behind the peers'. */
     const uint4 own = mine_valid
                           ? canon(load_contribution<T, kEpilogue>(a.epi, in,
-                                                       (scatter ? (int64_t)md * a.vecs : 0) + mine_idx))
+                                                       (scatter ? B.at(md) : 0) + mine_idx))
                           : make_uint4(0, 0, 0, 0);
     if (ok && p1.has(t) && t != me)
-      ok = w.check_tag(mine, t, t, make_tag(a, seq, s, 1));
+      ok = w.check_tag(mine, t, t, call_tag(a, B, seq, s, 1));
     uint4 result = make_uint4(0, 0, 0, 0);
     if (ok && mine_valid) {
       Acc<T> acc;
@@ -224,12 +239,13 @@ __global__ void __launch_bounds__(kMaxThreads)
     if (!ok)
       return;
     if (p2.has(t) && t != me)
-      store_volatile(tag_at(slot_share(a, t, slot), L + me), make_tag(a, seq, s, 2));
+      store_volatile(tag_at(slot_share(a, t, slot), L + me), call_tag(a, B, seq, s, 2));
     if (mine_valid) {
       for (int r = p2.lo; r < p2.hi; r++)
         if (r != me)
           store_volatile(row_at(a, slot_share(a, r, slot), L + me) + t, result);
-      store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, gather ? md : 0, mine_idx, result);
+      store_result_at<T, kEpilogue>(a.epi, a.x_out, (gather ? B.at(md) : 0) + mine_idx,
+                                    gather ? md : 0, mine_idx, result);
     }
   };
 
@@ -239,71 +255,87 @@ __global__ void __launch_bounds__(kMaxThreads)
     const int64_t base = base_of(s);
     char* mine = slot_share(a, me, slot);
     if (ok && p2.has(t) && t != me)
-      ok = w.check_tag(mine, L + t, t, make_tag(a, seq, s, 2));
+      ok = w.check_tag(mine, L + t, t, call_tag(a, B, seq, s, 2));
     for (int r = p2.lo; r < p2.hi && ok; r++) {
       const int64_t idx = base + (int64_t)(r % Lt) * a.block;
-      if (r == me || idx >= end)
+      if (r == me || idx >= end || !B.has(gather ? r / Lt : md, idx))
         continue;
       uint4* src = row_at(a, mine, L + r) + t;
       uint4 v;
       ok = w.poll(src, v, r, L + r);
       if (!ok)
         break;
-      store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, gather ? r / Lt : 0, idx, v);
+      store_result_at<T, kEpilogue>(a.epi, a.x_out, (gather ? B.at(r / Lt) : 0) + idx,
+                                    gather ? r / Lt : 0, idx, v);
       store_volatile(src, poison_vec());
     }
   };
 
   auto finish = [&] {
     if constexpr (kEpilogue)
-      epilogue_rows<T>(a.epi, a.vecs, gather ? a.local_dp : 1, begin, end, ok);
+      epilogue_rows<T>(a.epi, a.vecs, gather ? a.local_dp : 1, begin, end, ok,
+                       gather ? B.offsets() : nullptr, B.lengths_from(gather ? 0 : md));
   };
   run_pipelined(a, call, w, produce, consume, relay, finish);
 }
 
-template <typename T, bool kEpilogue, int kMaxThreads>
+template <typename T, bool kEpilogue, bool kUneven, int kMaxThreads>
 int launch_bounded(const mixcomm__kargs_t* a, unsigned grid, cudaStream_t stream) {
   if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC)
-    return launch_fused(twoshot_kernel<T, kEpilogue, kMaxThreads>, grid, *a, stream);
-  return launch_fused(oneshot_kernel<T, kEpilogue, kMaxThreads>, grid, *a, stream);
+    return launch_fused(twoshot_kernel<T, kEpilogue, kUneven, kMaxThreads>, grid, *a, stream);
+  return launch_fused(oneshot_kernel<T, kEpilogue, kUneven, kMaxThreads>, grid, *a, stream);
 }
 
-template <typename T, bool kEpilogue>
+template <typename T, bool kEpilogue, bool kUneven>
 int launch_variant(const mixcomm__kargs_t* a, unsigned grid, cudaStream_t stream) {
-  if (a->block <= kSmallBlock)
-    return launch_bounded<T, kEpilogue, kSmallBlock>(a, grid, stream);
-  return launch_bounded<T, kEpilogue, MIXCOMM_KERNEL_MAX_THREADS>(a, grid, stream);
+  if (!kUneven && a->block <= kSmallBlock)
+    return launch_bounded<T, kEpilogue, false, kSmallBlock>(a, grid, stream);
+  return launch_bounded<T, kEpilogue, kUneven, MIXCOMM_KERNEL_MAX_THREADS>(a, grid, stream);
 }
 
 template <typename T>
 int launch_typed(const mixcomm__kargs_t* a, cudaStream_t stream) {
-  const unsigned grid = a->steps > 0 ? (unsigned)((a->vecs + a->span - 1) / a->span) : 0u;
+  unsigned grid = a->steps > 0 ? (unsigned)((a->vecs + a->span - 1) / a->span) : 0u;
+  /* An uneven call whose largest block is empty still exchanges its tags (one CTA, one step),
+   * so a rank with another list reports a mismatch rather than leaving its peers waiting. */
+  if (a->uneven.on && a->steps > 0 && a->vecs == 0)
+    grid = 1;
   if (grid == 0)
     return cudaSuccess;
-  return a->epi.on ? launch_variant<T, true>(a, grid, stream)
-                   : launch_variant<T, false>(a, grid, stream);
+  if (a->uneven.on)
+    return a->epi.on ? launch_variant<T, true, true>(a, grid, stream)
+                     : launch_variant<T, false, true>(a, grid, stream);
+  return a->epi.on ? launch_variant<T, true, false>(a, grid, stream)
+                   : launch_variant<T, false, false>(a, grid, stream);
 }
 
 /* CTAs of `block` threads that fit on one SM for every kernel of dtype T that a call with that
- * block may run (both epilogue variants; the small-block build for blocks it serves, and the
- * general one at `block`), so the co-residency bound of the handler holds for either. */
+ * block may run (epilogue and uneven variants; the small-block build for blocks it serves, and
+ * the general one at `block`), so the co-residency bound of the handler holds for either. */
 template <typename T>
 cudaError_t blocks_per_sm(int block, int* blocks) {
-  const void* general[] = {
-      (const void*)oneshot_kernel<T, false, MIXCOMM_KERNEL_MAX_THREADS>,
-      (const void*)twoshot_kernel<T, false, MIXCOMM_KERNEL_MAX_THREADS>,
-      (const void*)oneshot_kernel<T, true, MIXCOMM_KERNEL_MAX_THREADS>,
-      (const void*)twoshot_kernel<T, true, MIXCOMM_KERNEL_MAX_THREADS>};
-  const void* small[] = {(const void*)oneshot_kernel<T, false, kSmallBlock>,
-                         (const void*)twoshot_kernel<T, false, kSmallBlock>,
-                         (const void*)oneshot_kernel<T, true, kSmallBlock>,
-                         (const void*)twoshot_kernel<T, true, kSmallBlock>};
+  constexpr int kMax = MIXCOMM_KERNEL_MAX_THREADS;
+  const void* general[] = {(const void*)oneshot_kernel<T, false, false, kMax>,
+                           (const void*)twoshot_kernel<T, false, false, kMax>,
+                           (const void*)oneshot_kernel<T, true, false, kMax>,
+                           (const void*)twoshot_kernel<T, true, false, kMax>,
+                           (const void*)oneshot_kernel<T, false, true, kMax>,
+                           (const void*)twoshot_kernel<T, false, true, kMax>,
+                           (const void*)oneshot_kernel<T, true, true, kMax>,
+                           (const void*)twoshot_kernel<T, true, true, kMax>};
+  const void* small[] = {(const void*)oneshot_kernel<T, false, false, kSmallBlock>,
+                         (const void*)twoshot_kernel<T, false, false, kSmallBlock>,
+                         (const void*)oneshot_kernel<T, true, false, kSmallBlock>,
+                         (const void*)twoshot_kernel<T, true, false, kSmallBlock>};
   int fewest = 1 << 30;
   for (int set = 0; set < 2; set++) {
     const int b = set == 0 ? block : (block < kSmallBlock ? block : kSmallBlock);
-    for (const void* k : set == 0 ? general : small) {
+    const void* const* list = set == 0 ? general : small;
+    const int count = set == 0 ? (int)(sizeof general / sizeof general[0])
+                               : (int)(sizeof small / sizeof small[0]);
+    for (int i = 0; i < count; i++) {
       int n = 0;
-      const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, b, 0);
+      const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, list[i], b, 0);
       if (e != cudaSuccess)
         return e;
       fewest = n < fewest ? n : fewest;

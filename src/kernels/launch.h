@@ -106,6 +106,18 @@ enum {
 typedef struct mixcomm__stamp_call {
   unsigned long long t[MIXCOMM_STAMP_FIELDS];
 } mixcomm__stamp_call_t;
+/* Uneven rows per DP rank (mixcomm_run_v, mixcomm_run_v_device; kernels/uneven.cuh). DP block k
+ * holds rows[k] rows of row_vecs vectors, the blocks packed in dp order (block k starts at the sum
+ * of the rows before it); the call's geometry (kargs vecs) is cut for the largest block allowed,
+ * max_rows. on = 0 for every equal-size call, whose kernels then run exactly their plain code. */
+typedef struct mixcomm__uneven {
+  int on;
+  int blocks;               /* dp_size entries */
+  int64_t row_vecs;         /* 16-byte vectors per row */
+  int64_t max_rows;         /* rows of the largest block the geometry allows (kargs vecs) */
+  const int32_t* rows_dev;  /* device form: counts read by every CTA at its start; NULL: rows[] */
+  int64_t rows[MIXCOMM_MAX_DP_SIZE]; /* host form */
+} mixcomm__uneven_t;
 
 typedef struct mixcomm__kargs {
   /* Workspaces of the node, indexed by local rank (each mapped into this process). */
@@ -138,6 +150,7 @@ typedef struct mixcomm__kargs {
   int inter_rank, inter_size, inter_tp, inter_dp;
   mixcomm__epilogue_args_t epi;
   mixcomm__stamp_call_t* stamps; /* MIXCOMM_STAMP_CALLS slots; NULL unless a stamps build */
+  mixcomm__uneven_t uneven;
 } mixcomm__kargs_t;
 
 /* How many CTAs of `block` threads of the single-node kernels fit on one SM at once (the
@@ -185,7 +198,7 @@ typedef struct mixcomm__sum_args {
 int mixcomm__launch_sum_blocks(const mixcomm__sum_args_t* args, cudaStream_t stream);
 
 /* Copy the handler's phase stamps (MIXCOMM_STAMP_CALLS slots) to `out`. MIXCOMM_ERR_UNSUPPORTED
- * unless the library was built with MIXCOMM_PHASE_STAMPS (src/handler/stamps.c). */
+ * unless the library was built with MIXCOMM_PHASE_STAMPS (src/handler/introspect.c). */
 mixcomm_status_t mixcomm__debug_stamps(const mixcomm_handler_t* h, mixcomm__stamp_call_t* out);
 
 /* The launch shape (CTAs, threads per CTA, steps) of the plain call mixcomm_run(h, op, x_in,
@@ -195,6 +208,10 @@ mixcomm_status_t mixcomm__debug_stamps(const mixcomm_handler_t* h, mixcomm__stam
 mixcomm_status_t mixcomm__launch_shape(mixcomm_handler_t* h, mixcomm_op_t op, mixcomm_mode_t mode,
                                        const void* x_in, const void* x_out, int64_t rows,
                                        int64_t row_elems, int* grid, int* block, int* steps);
+/* A world of one rank with device-array counts (mixcomm_run_v_device): copy rows_dev[0] rows of
+ * a->uneven.row_vecs vectors from a->x_in to a->x_out, or record MIXCOMM_ERR_INVALID_ARGUMENT in
+ * the handler's error record if the count is outside [0, max_rows]. Returns a cudaError_t. */
+int mixcomm__launch_copy_rows(const mixcomm__kargs_t* a, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

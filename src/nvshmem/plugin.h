@@ -18,7 +18,8 @@ extern "C" {
 #endif
 
 #define MIXCOMM_NVSHMEM_PLUGIN_VERSION 3 /* 2: kernel arguments carry the epilogue; 3: and the
-                                          * debug put count (count_puts) */
+                                          * debug put count (count_puts) and uneven rows
+                                          * per DP rank */
 #define MIXCOMM_NVSHMEM_UID_BYTES 128
 
 typedef struct mixcomm__nvshmem_api {

@@ -33,6 +33,7 @@ enum { ncclFloat16 = 6, ncclFloat32 = 7, ncclBfloat16 = 9 };
 #include "bootstrap/bootstrap.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/topology.h"
 #include "handler/handler.h"
 #include "kernels/launch.h"
 #include "transport/nccl.h"
@@ -260,4 +261,202 @@ mixcomm_status_t mixcomm__nccl_run(mixcomm_handler_t* h, mixcomm_op_t op, mixcom
     default:
       return mixcomm__error(MIXCOMM_ERR_INTERNAL, "NCCL run: op %d", (int)op);
   }
+}
+
+/* ---- uneven rows per DP rank (mixcomm_run_v with an NCCL mode) ---------------------------- */
+
+/* Bytes of DP block k, and bytes before it (blocks packed in dp order). */
+static size_t v_bytes(const mixcomm__uneven_t* u, int k) {
+  return (size_t)u->rows[k] * (size_t)u->row_vecs * 16u;
+}
+static size_t v_offset(const mixcomm__uneven_t* u, int k) {
+  size_t off = 0;
+  for (int i = 0; i < k; i++) off += v_bytes(u, i);
+  return off;
+}
+
+/* What member p of a communicator of n sends this rank and receives from it. */
+typedef struct v_peer {
+  const void* send;
+  size_t send_bytes;
+  void* recv;
+  size_t recv_bytes;
+} v_peer_t;
+
+/* One grouped exchange: ncclSend / ncclRecv with every other member (nothing for an empty piece;
+ * both sides know every size), the own piece copied on the stream. */
+static mixcomm_status_t v_exchange(mixcomm_handler_t* h, ncclComm_t comm, int n, int me,
+                                   const v_peer_t* p, cudaStream_t s, const char* what) {
+  const ncclDataType_t type = nccl_type(h->config.dtype);
+  const size_t esize = mixcomm_dtype_size(h->config.dtype);
+  if (p[me].send_bytes > 0 && p[me].send != p[me].recv)
+    MIXCOMM_CUDA_CHECK(cudaMemcpyAsync(p[me].recv, p[me].send, p[me].send_bytes,
+                                       cudaMemcpyDeviceToDevice, s),
+                       "copying the own block (uneven NCCL exchange)");
+  ncclResult_t r = api.ncclGroupStart();
+  for (int w = 0; w < n && r == ncclSuccess; w++) {
+    if (w == me)
+      continue;
+    if (p[w].send_bytes > 0)
+      r = api.ncclSend(p[w].send, p[w].send_bytes / esize, type, w, comm, s);
+    if (r == ncclSuccess && p[w].recv_bytes > 0)
+      r = api.ncclRecv(p[w].recv, p[w].recv_bytes / esize, type, w, comm, s);
+  }
+  const ncclResult_t r2 = api.ncclGroupEnd();
+  if (r == ncclSuccess)
+    r = r2;
+  if (r != ncclSuccess)
+    return nccl_error(r, what);
+  return MIXCOMM_SUCCESS;
+}
+
+/* dst = sum of `terms` consecutive blocks of vecs vectors at src, in order (sum_blocks.cu). */
+static mixcomm_status_t v_sum(mixcomm_handler_t* h, const void* src, void* dst, size_t bytes,
+                              int terms, cudaStream_t s) {
+  if (bytes == 0)
+    return MIXCOMM_SUCCESS;
+  mixcomm__sum_args_t a;
+  memset(&a, 0, sizeof a);
+  a.src = src;
+  a.dst = dst;
+  a.vecs = (int64_t)(bytes / 16);
+  a.tp_major = 0;
+  a.local_size = terms;
+  a.local_tp = terms;
+  a.local_dp = 1;
+  a.inter_tp = 1;
+  a.inter_dp = 1;
+  a.dtype = (int)h->config.dtype;
+  const int e = mixcomm__launch_sum_blocks(&a, s);
+  if (e != cudaSuccess)
+    return mixcomm__cuda_error(e, "launching the reduction after the uneven NCCL exchange");
+  return MIXCOMM_SUCCESS;
+}
+
+static mixcomm_status_t v_alloc(void** p, size_t bytes, cudaStream_t s) {
+  *p = NULL;
+  if (bytes == 0)
+    return MIXCOMM_SUCCESS;
+  MIXCOMM_CUDA_CHECK(cudaMallocAsync(p, bytes, s), "allocating the uneven NCCL temporary");
+  return MIXCOMM_SUCCESS;
+}
+
+static void v_free(void* p, cudaStream_t s, mixcomm_status_t* st) {
+  if (p == NULL)
+    return;
+  const cudaError_t e = cudaFreeAsync(p, s);
+  if (e != cudaSuccess && *st == MIXCOMM_SUCCESS)
+    *st = mixcomm__cuda_error((int)e, "freeing the uneven NCCL temporary");
+}
+
+/* Gather ops. ALLGATHER (tp = 1) and AR+AG in NCCL_TP_DP (after an all-reduce over TP into this
+ * rank's block) gather-v the blocks into x_out; AR+AG in NCCL_ONE gathers every rank's input
+ * into a temporary laid out [dp block d][tp rank t] and sums each block over t in order. */
+static mixcomm_status_t v_gather(mixcomm_handler_t* h, mixcomm_op_t op, mixcomm_mode_t mode,
+                                 const void* in, void* out, const mixcomm__uneven_t* u,
+                                 v_peer_t* p, cudaStream_t s) {
+  const mixcomm_topology_t* t = &h->topo;
+  const int me = t->dp_rank;
+  char* o = (char*)out;
+  if (op == MIXCOMM_OP_ALLGATHER || mode == MIXCOMM_MODE_NCCL_TP_DP) {
+    const void* mine = in;
+    ncclComm_t comm = h->nccl->world;
+    if (op == MIXCOMM_OP_ALLREDUCE_ALLGATHER) {
+      char* own = o + v_offset(u, me);
+      if (v_bytes(u, me) > 0)
+        NCCL_CHECK(api.ncclAllReduce(in, own, v_bytes(u, me) / mixcomm_dtype_size(h->config.dtype),
+                                     nccl_type(h->config.dtype), ncclSum, h->nccl->tp, s),
+                   "ncclAllReduce (TP group, uneven rows)");
+      mine = own;
+      comm = h->nccl->dp;
+    }
+    for (int d = 0; d < t->dp_size; d++) {
+      p[d].send = mine;
+      p[d].send_bytes = v_bytes(u, me);
+      p[d].recv = o + v_offset(u, d);
+      p[d].recv_bytes = v_bytes(u, d);
+    }
+    return v_exchange(h, comm, t->dp_size, me, p, s, "uneven all-gather (grouped send/recv)");
+  }
+  /* AR+AG, NCCL_ONE. */
+  const int tp = t->tp_size;
+  void* tmp = NULL;
+  MIXCOMM_CHECK(v_alloc(&tmp, v_offset(u, t->dp_size) * (size_t)tp, s));
+  char* base = (char*)tmp;
+  for (int w = 0; w < t->world_size; w++) {
+    mixcomm_topology_t q;
+    mixcomm_topology_for_rank(t, w, &q);
+    p[w].send = in;
+    p[w].send_bytes = v_bytes(u, me);
+    p[w].recv = base + v_offset(u, q.dp_rank) * (size_t)tp + (size_t)q.tp_rank * v_bytes(u, q.dp_rank);
+    p[w].recv_bytes = v_bytes(u, q.dp_rank);
+  }
+  mixcomm_status_t st = v_exchange(h, h->nccl->world, t->world_size, t->world_rank, p, s,
+                                    "uneven all-gather over the world (grouped send/recv)");
+  for (int d = 0; d < t->dp_size && st == MIXCOMM_SUCCESS; d++)
+    st = v_sum(h, base + v_offset(u, d) * (size_t)tp, o + v_offset(u, d), v_bytes(u, d), tp, s);
+  v_free(tmp, s, &st);
+  return st;
+}
+
+/* Scatter ops: every member of the exchange sends this rank its input block dp_rank; the pieces
+ * land in a temporary (one per member, in member order) and are summed in that order.
+ * REDUCESCATTER (tp = 1) and RS+AR in NCCL_ONE exchange over the world; RS+AR in NCCL_TP_DP over
+ * the DP group, then all-reduces the result over TP. */
+static mixcomm_status_t v_scatter(mixcomm_handler_t* h, mixcomm_op_t op, mixcomm_mode_t mode,
+                                  const void* in, void* out, const mixcomm__uneven_t* u,
+                                  v_peer_t* p, cudaStream_t s) {
+  const mixcomm_topology_t* t = &h->topo;
+  const int over_dp = op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE && mode == MIXCOMM_MODE_NCCL_TP_DP;
+  const int n = over_dp ? t->dp_size : t->world_size;
+  const int me = over_dp ? t->dp_rank : t->world_rank;
+  const size_t mine = v_bytes(u, t->dp_rank);
+  void* tmp = NULL;
+  MIXCOMM_CHECK(v_alloc(&tmp, mine * (size_t)n, s));
+  for (int w = 0; w < n; w++) {
+    int dp = w;
+    if (!over_dp) {
+      mixcomm_topology_t q;
+      mixcomm_topology_for_rank(t, w, &q);
+      dp = q.dp_rank;
+    }
+    p[w].send = (const char*)in + v_offset(u, dp);
+    p[w].send_bytes = v_bytes(u, dp);
+    p[w].recv = (char*)tmp + (size_t)w * mine;
+    p[w].recv_bytes = mine;
+  }
+  mixcomm_status_t st = v_exchange(h, over_dp ? h->nccl->dp : h->nccl->world, n, me, p, s,
+                                    "uneven reduce-scatter exchange (grouped send/recv)");
+  if (st == MIXCOMM_SUCCESS)
+    st = v_sum(h, tmp, out, mine, n, s);
+  if (st == MIXCOMM_SUCCESS && over_dp && mine > 0) {
+    const ncclResult_t r =
+        api.ncclAllReduce(out, out, mine / mixcomm_dtype_size(h->config.dtype),
+                          nccl_type(h->config.dtype), ncclSum, h->nccl->tp, s);
+    if (r != ncclSuccess)
+      st = nccl_error(r, "ncclAllReduce (TP group, uneven rows)");
+  }
+  v_free(tmp, s, &st);
+  return st;
+}
+
+mixcomm_status_t mixcomm__nccl_run_v(mixcomm_handler_t* h, mixcomm_op_t op, mixcomm_mode_t mode,
+                                     const void* in, void* out, const mixcomm__uneven_t* u,
+                                     cudaStream_t s) {
+  if (h->nccl == NULL)
+    return mixcomm__error(MIXCOMM_ERR_INTERNAL, "NCCL mode without NCCL communicators");
+  if (u == NULL || u->rows_dev != NULL || u->blocks != h->topo.dp_size)
+    return mixcomm__error(MIXCOMM_ERR_INTERNAL, "uneven NCCL run without host counts");
+  v_peer_t* p = calloc((size_t)h->topo.world_size, sizeof *p);
+  if (p == NULL)
+    return mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY, "allocating the uneven NCCL peer table");
+  mixcomm_status_t st;
+  if (mixcomm__op_is_gather(op))
+    st = v_gather(h, op, mode, in, out, u, p, s);
+  else if (mixcomm__op_is_scatter(op))
+    st = v_scatter(h, op, mode, in, out, u, p, s);
+  else
+    st = mixcomm__error(MIXCOMM_ERR_INTERNAL, "uneven NCCL run of %s", mixcomm_op_name(op));
+  free(p);
+  return st;
 }

@@ -8,6 +8,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include "kernels/launch.h"
 #include "mixcomm.h"
 
 #ifdef __cplusplus
@@ -29,6 +30,12 @@ void mixcomm__nccl_teardown(struct mixcomm__nccl* n, int abort);
 mixcomm_status_t mixcomm__nccl_run(mixcomm_handler_t* h, mixcomm_op_t op, mixcomm_mode_t mode,
                                    const void* x_in, void* x_out, int64_t numel_block,
                                    cudaStream_t stream);
+
+/* The same with uneven rows per DP rank (host counts in u->rows):
+ * gather-v and scatter-v from grouped ncclSend / ncclRecv, reductions on this GPU. */
+mixcomm_status_t mixcomm__nccl_run_v(mixcomm_handler_t* h, mixcomm_op_t op, mixcomm_mode_t mode,
+                                     const void* x_in, void* x_out, const mixcomm__uneven_t* u,
+                                     cudaStream_t stream);
 
 #ifdef __cplusplus
 }

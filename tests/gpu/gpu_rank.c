@@ -919,6 +919,9 @@ int gpu_rank_run(gpu_rank_t* g) {
       test_epilogue(g);
     if (want(g, "putcount") && !g->dead)
       test_put_count(g);
+    /* Last: it ends with the checks that leave the handler unusable. */
+    if (want(g, "uneven") && !g->dead)
+      test_uneven(g);
     destroy_handler(g);
   }
   if (want(g, "lifecycle"))

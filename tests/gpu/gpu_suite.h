@@ -62,4 +62,9 @@ int valid_ops(const gpu_rank_t* g, mixcomm_op_t* ops);
  * together, against a float64 reference; CUDA graph replay; argument errors. */
 void test_epilogue(gpu_rank_t* g);
 
+/* Uneven rows per DP rank (tests/gpu/uneven.c): host and device forms, every DP op and valid
+ * mode, graphs with changing counts, mismatched lists, out-of-range device counts. Leaves the
+ * handler unusable (g->dead) after its last check. */
+void test_uneven(gpu_rank_t* g);
+
 #endif

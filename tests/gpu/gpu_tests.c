@@ -52,7 +52,7 @@ static void usage(void) {
           "                         [--quick] [--only TEST] [--grid N] [--timeout-ms MS]\n"
           "                         [--inter-tp N[,N...]] [--late-rank R] [--late-ms MS]\n"
           "tests: matrix, edge, errors, burst, graph, default_mode, autotune, checkpoint, "
-          "lifecycle, putcount, epilogue\n");
+          "lifecycle, putcount, epilogue, uneven\n");
 }
 
 /* ---- per-topology driver ---------------------------------------------------------------- */

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Argument checks of the uneven calls (mixcomm_run_v, mixcomm_run_v_device) that need no GPU:
+ * the op, the host list of rows per DP rank, buffer shapes, alignment and overlap. */
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/plan.h"
+#include "core/topology.h"
+#include "core/validate.h"
+
+mixcomm_status_t mixcomm__validate_uneven_op(const mixcomm_topology_t* t, mixcomm_op_t op) {
+  if (op < 0 || op >= MIXCOMM_NUM_OPS)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "op=%d is not an operation", (int)op);
+  if (!mixcomm_topology_op_valid(t, op)) {
+    char valid[160];
+    mixcomm__valid_ops_text(t, valid, sizeof valid);
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "op %s is not valid for this topology (tp_size=%d, dp_size=%d); valid "
+                          "ops: %s",
+                          mixcomm_op_name(op), t->tp_size, t->dp_size, valid);
+  }
+  if (!mixcomm__op_is_gather(op) && !mixcomm__op_is_scatter(op))
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "%s has no DP group, so rows per DP rank mean nothing: use mixcomm_run "
+                          "(uneven rows take ALLGATHER, ALLREDUCE_ALLGATHER, REDUCESCATTER and "
+                          "REDUCESCATTER_ALLREDUCE)",
+                          mixcomm_op_name(op));
+  if (t->dp_size > MIXCOMM_MAX_DP_SIZE)
+    return mixcomm__error(MIXCOMM_ERR_UNSUPPORTED,
+                          "dp_size=%d: uneven rows support at most MIXCOMM_MAX_DP_SIZE=%d DP ranks",
+                          t->dp_size, MIXCOMM_MAX_DP_SIZE);
+  return MIXCOMM_SUCCESS;
+}
+
+mixcomm_status_t mixcomm__validate_dp_rows(const mixcomm_topology_t* t, const int64_t* dp_rows,
+                                           mixcomm__dp_rows_info_t* info) {
+  if (dp_rows == NULL)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "dp_rows is NULL: pass dp_size=%d row counts, one per DP rank",
+                          t->dp_size);
+  info->total = 0;
+  info->max = 0;
+  info->all_equal = 1;
+  for (int k = 0; k < t->dp_size; k++) {
+    if (dp_rows[k] < 0)
+      return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "dp_rows[%d]=%lld: must be >= 0", k,
+                            (long long)dp_rows[k]);
+    if (__builtin_add_overflow(info->total, dp_rows[k], &info->total))
+      return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                            "dp_rows: the sum of the counts overflows (at dp_rows[%d]=%lld)", k,
+                            (long long)dp_rows[k]);
+    if (dp_rows[k] > info->max)
+      info->max = dp_rows[k];
+    if (dp_rows[k] != dp_rows[0])
+      info->all_equal = 0;
+  }
+  info->own = dp_rows[t->dp_rank];
+  return MIXCOMM_SUCCESS;
+}
+
+mixcomm_status_t mixcomm__validate_run_v(mixcomm_dtype_t dtype, const void* x_in,
+                                         const void* x_out, int x_out_optional, int64_t in_rows,
+                                         int64_t out_rows, int64_t row_elems,
+                                         mixcomm__run_shape_t* shape) {
+  const size_t esize = mixcomm_dtype_size(dtype);
+  if (esize == 0)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "dtype=%d is not a data type",
+                          (int)dtype);
+  if (row_elems < 1)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "row_elems=%lld: must be >= 1",
+                          (long long)row_elems);
+  int64_t row_bytes, in_bytes, out_bytes;
+  if (__builtin_mul_overflow(row_elems, (int64_t)esize, &row_bytes))
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "row_elems=%lld is too large (byte count overflows)",
+                          (long long)row_elems);
+  if (row_bytes % MIXCOMM_VEC_BYTES != 0)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "row_elems=%lld of %s is %lld bytes, not a multiple of the 16-byte "
+                          "vector: pad rows to a multiple of %d elements",
+                          (long long)row_elems, mixcomm_dtype_name(dtype), (long long)row_bytes,
+                          (int)(MIXCOMM_VEC_BYTES / esize));
+  if (__builtin_mul_overflow(in_rows, row_bytes, &in_bytes) ||
+      __builtin_mul_overflow(out_rows, row_bytes, &out_bytes))
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "%lld input / %lld output rows of row_elems=%lld are too large (byte "
+                          "count overflows)",
+                          (long long)in_rows, (long long)out_rows, (long long)row_elems);
+  shape->out_rows = out_rows;
+  shape->in_bytes = (uint64_t)in_bytes;
+  shape->out_bytes = (uint64_t)out_bytes;
+  if (in_rows > 0 && x_in == NULL)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "x_in is NULL with %lld input rows",
+                          (long long)in_rows);
+  if (out_rows > 0 && x_out == NULL && !x_out_optional)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "x_out is NULL with %lld output rows",
+                          (long long)out_rows);
+  const uintptr_t in = (uintptr_t)x_in, out = (uintptr_t)x_out;
+  if (in % MIXCOMM_VEC_BYTES != 0 || out % MIXCOMM_VEC_BYTES != 0)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "%s=%p is not 16-byte aligned (the kernels move 16-byte vectors)",
+                          in % MIXCOMM_VEC_BYTES != 0 ? "x_in" : "x_out",
+                          in % MIXCOMM_VEC_BYTES != 0 ? x_in : x_out);
+  if (x_in != NULL && x_out != NULL && in_bytes > 0 && out_bytes > 0 &&
+      in < out + (uint64_t)out_bytes && out < in + (uint64_t)in_bytes)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "x_out [%p, +%lld B) overlaps x_in [%p, +%lld B): give a separate "
+                          "output buffer",
+                          x_out, (long long)out_bytes, x_in, (long long)in_bytes);
+  return MIXCOMM_SUCCESS;
+}
