@@ -89,13 +89,16 @@ def worker_main(args):
 
                 xs = [_input(torch, int(op), case, r, rows_of(r), dtype) for r in range(world)]
                 x_d = xs[rank].to(device)
+                # Made on the current stream; the calls run on `stream`.
+                stream.wait_stream(torch.cuda.current_stream(device))
                 if gather:
                     want = torch.cat([sum(xs[r].double() for r in range(world) if infos[r] == d)
                                       for d in range(dp)])
                 else:
                     lo = sum(rows[:me])
                     want = sum(v.double()[lo:lo + rows[me]] for v in xs)
-                bound = 2.0 ** -7 * (sum(v.double().abs().max().item() for v in xs) + 1.0)
+                bound = 2.0 ** -7 * (sum(v.double().abs().max().item() if v.numel() else 0.0
+                                         for v in xs) + 1.0)
                 outs = {}
                 for mode in modes:
                     with torch.cuda.stream(stream):
@@ -107,6 +110,7 @@ def worker_main(args):
                 cap_in = MAX_ROWS if gather else dp * MAX_ROWS
                 x_cap = torch.full((cap_in, HIDDEN), float("nan"), dtype=dtype, device=device)
                 x_cap[:x_d.shape[0]] = x_d
+                stream.wait_stream(torch.cuda.current_stream(device))
                 with torch.cuda.stream(stream):
                     y_dev = run_mixed_comm(op, h, x_cap, None, MixedCommMode.FUSED_OPT_WAITS_UC,
                                            dp_rows=counts, max_rows=MAX_ROWS)
@@ -150,6 +154,7 @@ def worker_main(args):
             cap_in = MAX_ROWS if gather else dp * MAX_ROWS
             x_cap = torch.zeros((cap_in, HIDDEN), dtype=dtype, device=device)
             graph = torch.cuda.CUDAGraph()
+            stream.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(stream):
                 step(x_cap, counts)  # warm-up outside the capture
                 stream.synchronize()

@@ -556,8 +556,10 @@ static int uv_alloc(gpu_rank_t* g, uv_buffers_t* b) {
   const int dp = g->topo.dp_size;
   const size_t es = mixcomm_dtype_size(g->dtype);
   /* Largest case: the skewed list (one UV_MAX_ROWS block plus up to 3 rows each) of E = 1000,
-   * or the graph's dp * 50 rows of 1000; 7168-element rows only with few rows. */
-  const size_t rows_cap = (size_t)UV_MAX_ROWS + 3u * (size_t)dp + 64u * (size_t)dp;
+   * whose device form gives the buffers a capacity of max_rows = UV_MAX_ROWS rows per DP rank
+   * (the scatter ops' input: dp of them), or the graph's dp * 50 rows of 1000; 7168-element
+   * rows only with few rows. */
+  const size_t rows_cap = (size_t)dp * ((size_t)UV_MAX_ROWS + 3u + 64u);
   b->in_cap = rows_cap * 1000u * es;
   b->out_cap = b->in_cap + UV_GUARD_BYTES;
   const size_t elems = b->out_cap / es;
