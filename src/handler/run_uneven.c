@@ -4,7 +4,8 @@
  * kernels/uneven.cuh. An all-equal host list is the equal-size call itself (mixcomm_run_epilogue,
  * which is mixcomm_run without an epilogue), so it gives today's bits; every other call runs
  * the fused kernels with a per-block table (single node: both; across nodes: the one-shot
- * FUSED_OPT_WAITS_UC), or the NCCL modes from grouped point-to-point calls (host counts only). Nothing here synchronises the host. */
+ * FUSED_OPT_WAITS_UC), or the NCCL modes from grouped point-to-point calls (host counts only).
+ * Nothing here synchronises the host. */
 #include <string.h>
 
 #include <cuda_runtime_api.h>

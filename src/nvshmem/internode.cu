@@ -358,8 +358,10 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         } else {
           k = 0;
         }
-        const uint4 x = n == node ? load_contribution<T, kEpilogue>(a.epi, in, B.at(inter_block(a, k, node)) + idx)
-                                  : load_volatile(ns_row(a, ns, n * K) + (int64_t)k * nvalid + t);
+        const uint4 x =
+            n == node
+                ? load_contribution<T, kEpilogue>(a.epi, in, B.at(inter_block(a, k, node)) + idx)
+                : load_volatile(ns_row(a, ns, n * K) + (int64_t)k * nvalid + t);
         if (terms++ == 0) {
           first = x;
           acc.set(x);
