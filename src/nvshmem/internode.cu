@@ -77,9 +77,11 @@
  * inter_block(); V[j] sums only terms of one DP block (vblock), and row [l * nsend + j] of round
  * 2 holds one (row_block); the outputs are DP blocks (gather) or the rank's own (scatter).
  * Every rank knows every length, so a vector past its block's length is never loaded, stored,
- * polled or re-poisoned, by sender or receiver. Staging and puts keep the step's packing
- * (K * nvalid of the largest block): a sender leaves the staging vectors of missing ones
- * unwritten and the put carries them unread. Signals and tags still go out every step (one CTA
+ * polled or re-poisoned, by sender or receiver, and travels only where a packing needs it: a
+ * gather op's put carries the sender's own rows of the step (its block is the only one it
+ * sends); a scatter op's keeps the step's packing (K * nvalid of the largest block), the
+ * missing vectors staged as zeros (stored, never loaded) and not read by the receiver, so a put
+ * never reads memory nobody wrote. Signals and tags still go out every step (one CTA
  * of one step when every block is empty), so the reuse argument above is unchanged. The tags
  * are uneven ones (call_tag) and the signal hash mixes in the list's hash, so a rank or node
  * with another list, maximum or row length reports a MISMATCH. BYTES1 and BYTES2 take no
@@ -268,16 +270,20 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const int md = me / Lt, my_idp = node / It;
   const int own_dp = md + my_idp * Ld;
   auto vblock = [&](int j) {
-    return op == MIXCOMM_OP_ALLGATHER                ? j * L + me
-           : op == MIXCOMM_OP_ALLREDUCE_ALLGATHER    ? md + j * Ld
-           : op == MIXCOMM_OP_REDUCESCATTER          ? node * L + j
-           : op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE ? j + my_idp * Ld
-                                                      : 0;
+    if (op == MIXCOMM_OP_ALLGATHER)
+      return j * L + me;
+    if (op == MIXCOMM_OP_ALLREDUCE_ALLGATHER)
+      return md + j * Ld;
+    if (op == MIXCOMM_OP_REDUCESCATTER)
+      return node * L + j;
+    return j + my_idp * Ld; /* RS+AR (AR has no DP block: never uneven) */
   };
   auto row_block = [&](int l, int j) {
-    return op == MIXCOMM_OP_ALLGATHER               ? j * L + l
-           : op == MIXCOMM_OP_ALLREDUCE_ALLGATHER   ? l / Lt + j * Ld
-                                                    : own_dp;
+    if (op == MIXCOMM_OP_ALLGATHER)
+      return j * L + l;
+    if (op == MIXCOMM_OP_ALLREDUCE_ALLGATHER)
+      return l / Lt + j * Ld;
+    return own_dp;
   };
   auto in_block = [&](int k, int n) { return scatter ? (int)inter_block(a, k, n) : own_dp; };
   Waiter w(a);
@@ -299,20 +305,28 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       return;
     /* The K blocks for node n go packed at the step's valid length (stride nvalid) from the
      * start of its K staging rows, so the put carries exactly what the receiver reads (uneven:
-     * a vector past its block's length is left unwritten; the receiver does not read it). */
+     * a vector past its block's length is staged as zeros, loading nothing, and not read). */
     if (idx < end) {
       for (int n = 0; n < I; n++) {
         if (n == node)
           continue;
         uint4* dst = ns_row(a, ns, staging + n * K);
         for (int k = 0; k < K; k++)
-          if (B.has(in_block(k, n), idx))
-            dst[(int64_t)k * nvalid + t] =
-                load_contribution<T, kEpilogue>(a.epi, in, B.at(inter_block(a, k, n)) + idx);
+          dst[(int64_t)k * nvalid + t] =
+              B.has(in_block(k, n), idx)
+                  ? load_contribution<T, kEpilogue>(a.epi, in, B.at(inter_block(a, k, n)) + idx)
+                  : make_uint4(0, 0, 0, 0);
       }
     }
     __syncthreads();
-    const size_t bytes = (size_t)K * (size_t)nvalid * 16;
+    size_t bytes = (size_t)K * (size_t)nvalid * 16;
+    if constexpr (kUneven) {
+      /* Gather ops send one block, this rank's own: only its rows of the step travel. */
+      if (gather) {
+        const int64_t own_end = *B.lengths_from(own_dp) < end ? *B.lengths_from(own_dp) : end;
+        bytes = (size_t)piece_count(step_base, own_end, a.block) * 16;
+      }
+    }
     for (int n = 0; n < I; n++) {
       if (n == node)
         continue;
