@@ -438,10 +438,11 @@ MIXCOMM_API mixcomm_status_t mixcomm_run_epilogue(mixcomm_handler_t* h, mixcomm_
  * as many rows as x_out). Every rank must pass the same kind of epilogue.
  * An all-equal list is exactly mixcomm_run_epilogue with rows = dp_rows[0] (gather ops) or
  * dp_size * dp_rows[0] (scatter ops): the same kernels and bits. Otherwise only the real rows
- * move (padding never travels). Modes: the single-node fused modes and the NCCL modes
- * (grouped send/receive); the fused modes across nodes do not take uneven rows yet
- * (MIXCOMM_ERR_UNSUPPORTED if asked for; DEFAULT and AUTOTUNE pick a mode that does, chosen as
- * for an equal-size call of the same total size).
+ * move (padding never travels). Modes: the single-node fused modes, FUSED_OPT_WAITS_UC across
+ * nodes, and the NCCL modes (grouped send/receive); the two-shot fused modes across nodes
+ * (FUSED_OPT_BYTES1_UC, FUSED_OPT_BYTES2_UC) do not take uneven rows (MIXCOMM_ERR_UNSUPPORTED
+ * if asked for; DEFAULT and AUTOTUNE pick a mode that does, chosen as for an equal-size call of
+ * the same total size, FUSED_OPT_WAITS_UC where the pick was a two-shot mode).
  * Errors before anything is enqueued (MIXCOMM_ERR_INVALID_ARGUMENT naming the value): dp_rows
  * NULL, a negative count, a sum that overflows, the checks of mixcomm_run on the buffers;
  * dp_size > MIXCOMM_MAX_DP_SIZE is MIXCOMM_ERR_UNSUPPORTED. The C call cannot see the length of
@@ -465,8 +466,9 @@ MIXCOMM_API mixcomm_status_t mixcomm_run_v(mixcomm_handler_t* h, mixcomm_op_t op
  * max_rows. A count outside [0, max_rows] is found by the kernel: it writes nothing and records
  * MIXCOMM_ERR_INVALID_ARGUMENT (returned by the next call or mixcomm_handler_async_error; the
  * handler is then unusable like after any asynchronous error); its peers see a MISMATCH.
- * Modes: the fused modes of one node (DEFAULT and AUTOTUNE resolve to one, chosen for the
- * largest call max_rows allows); the NCCL modes need host counts (MIXCOMM_ERR_UNSUPPORTED).
+ * Modes: the fused modes of one node and FUSED_OPT_WAITS_UC across nodes (DEFAULT and AUTOTUNE
+ * resolve to one, chosen for the largest call max_rows allows); the NCCL modes need host counts
+ * and the two-shot fused modes across nodes take no uneven rows (MIXCOMM_ERR_UNSUPPORTED).
  * An epilogue is supported except in a world of one rank (MIXCOMM_ERR_UNSUPPORTED). Every count
  * equal still runs the uneven kernels (the host cannot see the counts); without an epilogue they
  * give the bits of mixcomm_run in the same fused mode (each output vector sums the same

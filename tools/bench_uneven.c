@@ -16,7 +16,7 @@
  *   mixcomm-bench-uneven --ranks N [--local-tp-size T] [--counts 1,64,3,17] [--hidden 7168]
  *       [--dtype bf16] [--reps 15] [--graph-calls 10] [--grid-size N]
  * Ranks are forked here and share the GPU(s) (start the MPS daemon first when they share one).
- * One node only (the fused modes across nodes do not take uneven rows yet). */
+ * One node only (the GPU suite covers uneven calls across emulated nodes: --only uneven). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -60,6 +60,22 @@ mixcomm_status_t mixcomm__validate_uneven_op(const mixcomm_topology_t* t, mixcom
 mixcomm_status_t mixcomm__validate_dp_rows(const mixcomm_topology_t* t, const int64_t* dp_rows,
                                            mixcomm__dp_rows_info_t* info);
 
+/* Why `mode` (a concrete mode) cannot run an uneven call on topology t, NULL if it can: across
+ * nodes the fused modes other than FUSED_OPT_WAITS_UC (their kernels take no uneven rows); the
+ * NCCL modes with the counts on the device (device_counts: mixcomm_run_v_device). */
+const char* mixcomm__uneven_mode_unsupported(const mixcomm_topology_t* t, mixcomm_mode_t mode,
+                                             int device_counts);
+
+/* The mode an uneven call runs in. picked: the concrete mode `asked` resolved to (itself, or
+ * what DEFAULT or AUTOTUNE chose for the equal-size call of the same total). If picked cannot
+ * take uneven rows, an explicit mode is MIXCOMM_ERR_UNSUPPORTED naming why; DEFAULT and AUTOTUNE
+ * move to the first of FUSED_OPT_WAITS_UC, FUSED_OPT_BYTES1_UC, NCCL_TP_DP, NCCL_ONE valid on
+ * (t, caps) that can (across nodes that is WAITS_UC when the NVSHMEM plugin is there), else
+ * MIXCOMM_ERR_UNSUPPORTED. */
+mixcomm_status_t mixcomm__uneven_mode(const mixcomm_topology_t* t, const mixcomm_caps_t* caps,
+                                      mixcomm_mode_t asked, mixcomm_mode_t picked,
+                                      int device_counts, mixcomm_mode_t* mode);
+
 /* Shapes and buffers of an uneven call that reads in_rows and writes out_rows rows of row_elems
  * (for the device form: the capacities the buffers must have). Fills shape (numel_block is left
  * to the caller: the largest block). x_out may be NULL when x_out_optional. */

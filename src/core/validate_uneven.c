@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Argument checks of the uneven calls (mixcomm_run_v, mixcomm_run_v_device) that need no GPU:
- * the op, the host list of rows per DP rank, buffer shapes, alignment and overlap. */
+ * the op, the host list of rows per DP rank, buffer shapes, alignment and overlap; and which
+ * modes take uneven rows. */
 #include <stdint.h>
 
 #include "core/error.h"
@@ -108,4 +109,45 @@ mixcomm_status_t mixcomm__validate_run_v(mixcomm_dtype_t dtype, const void* x_in
                           "output buffer",
                           x_out, (long long)out_bytes, x_in, (long long)in_bytes);
   return MIXCOMM_SUCCESS;
+}
+
+int mixcomm__mode_is_fused(mixcomm_mode_t mode);
+
+const char* mixcomm__uneven_mode_unsupported(const mixcomm_topology_t* t, mixcomm_mode_t mode,
+                                             int device_counts) {
+  if (t->world_size == 1)
+    return NULL;
+  if (mixcomm__mode_is_fused(mode) && t->inter_size > 1 && mode != MIXCOMM_MODE_FUSED_OPT_WAITS_UC)
+    return "across nodes only the one-shot fused mode FUSED_OPT_WAITS_UC takes uneven rows per DP "
+           "rank (the two-shot kernels do not): use it, an NCCL mode, or pad the rows and call "
+           "mixcomm_run";
+  if (!mixcomm__mode_is_fused(mode) && device_counts)
+    return "the NCCL modes need the row counts on the host: use mixcomm_run_v, or a fused mode "
+           "with mixcomm_run_v_device";
+  return NULL;
+}
+
+mixcomm_status_t mixcomm__uneven_mode(const mixcomm_topology_t* t, const mixcomm_caps_t* caps,
+                                      mixcomm_mode_t asked, mixcomm_mode_t picked,
+                                      int device_counts, mixcomm_mode_t* mode) {
+  const char* why = mixcomm__uneven_mode_unsupported(t, picked, device_counts);
+  if (why == NULL) {
+    *mode = picked;
+    return MIXCOMM_SUCCESS;
+  }
+  if (asked != MIXCOMM_MODE_DEFAULT && asked != MIXCOMM_MODE_AUTOTUNE)
+    return mixcomm__error(MIXCOMM_ERR_UNSUPPORTED, "mode %s with uneven rows: %s",
+                          mixcomm_mode_name(picked), why);
+  static const mixcomm_mode_t fallbacks[] = {
+      MIXCOMM_MODE_FUSED_OPT_WAITS_UC, MIXCOMM_MODE_FUSED_OPT_BYTES1_UC,
+      MIXCOMM_MODE_NCCL_TP_DP, MIXCOMM_MODE_NCCL_ONE};
+  for (size_t i = 0; i < sizeof fallbacks / sizeof fallbacks[0]; i++) {
+    if (mixcomm_topology_mode_valid(t, caps, fallbacks[i], NULL) &&
+        mixcomm__uneven_mode_unsupported(t, fallbacks[i], device_counts) == NULL) {
+      *mode = fallbacks[i];
+      return MIXCOMM_SUCCESS;
+    }
+  }
+  return mixcomm__error(MIXCOMM_ERR_UNSUPPORTED,
+                        "no mode of this handler takes uneven rows per DP rank here: %s", why);
 }

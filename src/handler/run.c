@@ -216,9 +216,11 @@ mixcomm_status_t mixcomm__run_fused_v(mixcomm_handler_t* h, mixcomm_op_t op, mix
       return mixcomm__cuda_error(e, "launching the row copy (world_size 1, device counts)");
     return MIXCOMM_SUCCESS;
   }
-  if (uneven != NULL && h->topo.inter_size > 1)
+  if (uneven != NULL && h->topo.inter_size > 1 && mode != MIXCOMM_MODE_FUSED_OPT_WAITS_UC)
     return mixcomm__error(MIXCOMM_ERR_INTERNAL,
-                          "uneven rows reached the multi-node fused kernels, which lack them");
+                          "uneven rows reached the multi-node kernel of %s, which lacks them "
+                          "(only FUSED_OPT_WAITS_UC takes them across nodes)",
+                          mixcomm_mode_name(mode));
   if (h->topo.world_size == 1) {
     /* One rank: every operation is the identity. */
     MIXCOMM_CUDA_CHECK(cudaMemcpyAsync(x_out, x_in, (size_t)numel_block * esize,

@@ -3,8 +3,9 @@
  * (counts in a device array, for CUDA graphs). Semantics in mixcomm.h, kernels in
  * kernels/uneven.cuh. An all-equal host list is the equal-size call itself (mixcomm_run_epilogue,
  * which is mixcomm_run without an epilogue), so it gives today's bits; every other call runs
- * the single-node fused kernels with a per-block table, or the NCCL modes from grouped
- * point-to-point calls (host counts only). Nothing here synchronises the host. */
+ * the fused kernels with a per-block table (single node: both; across nodes: the one-shot
+ * FUSED_OPT_WAITS_UC), or the NCCL modes from grouped point-to-point calls (host counts only).
+ * Nothing here synchronises the host. */
 #include <string.h>
 
 #include <cuda_runtime_api.h>
@@ -17,49 +18,16 @@
 
 int mixcomm__mode_is_fused(mixcomm_mode_t mode);
 
-/* Why mode cannot run an uneven call here (NULL if it can). */
-static const char* uneven_unsupported(const mixcomm_handler_t* h, mixcomm_mode_t mode,
-                                      int device_counts) {
-  if (h->topo.world_size == 1)
-    return NULL;
-  if (mixcomm__mode_is_fused(mode) && h->topo.inter_size > 1)
-    return "the fused modes across nodes do not take uneven rows per DP rank yet (use an NCCL "
-           "mode, or pad the rows and call mixcomm_run)";
-  if (!mixcomm__mode_is_fused(mode) && device_counts)
-    return "the NCCL modes need the row counts on the host: use mixcomm_run_v, or a fused mode "
-           "with mixcomm_run_v_device";
-  return NULL;
-}
-
 /* The concrete mode of an uneven call. DEFAULT and AUTOTUNE are resolved as for an equal-size
  * call of the same total size (eq_rows input rows), then moved to a mode that takes uneven rows
- * if the pick does not; an explicit mode that cannot is an error. */
+ * if the pick does not (core/validate_uneven.c); an explicit mode that cannot is an error. */
 static mixcomm_status_t resolve_mode_v(mixcomm_handler_t* h, mixcomm_op_t op, int64_t eq_rows,
                                        int64_t row_elems, int epilogue, int device_counts,
                                        mixcomm_mode_t* mode) {
   const mixcomm_mode_t asked = *mode;
   mixcomm_mode_t m = asked;
   MIXCOMM_CHECK(mixcomm__resolve_mode(h, op, eq_rows, row_elems, epilogue, &m));
-  const char* why = uneven_unsupported(h, m, device_counts);
-  if (why == NULL) {
-    *mode = m;
-    return MIXCOMM_SUCCESS;
-  }
-  if (asked != MIXCOMM_MODE_DEFAULT && asked != MIXCOMM_MODE_AUTOTUNE)
-    return mixcomm__error(MIXCOMM_ERR_UNSUPPORTED, "mode %s with uneven rows: %s",
-                          mixcomm_mode_name(m), why);
-  static const mixcomm_mode_t fallbacks[] = {
-      MIXCOMM_MODE_FUSED_OPT_WAITS_UC, MIXCOMM_MODE_FUSED_OPT_BYTES1_UC,
-      MIXCOMM_MODE_NCCL_TP_DP, MIXCOMM_MODE_NCCL_ONE};
-  for (size_t i = 0; i < sizeof fallbacks / sizeof fallbacks[0]; i++) {
-    if (mixcomm_topology_mode_valid(&h->topo, &h->caps, fallbacks[i], NULL) &&
-        uneven_unsupported(h, fallbacks[i], device_counts) == NULL) {
-      *mode = fallbacks[i];
-      return MIXCOMM_SUCCESS;
-    }
-  }
-  return mixcomm__error(MIXCOMM_ERR_UNSUPPORTED,
-                        "no mode of this handler takes uneven rows per DP rank here: %s", why);
+  return mixcomm__uneven_mode(&h->topo, &h->caps, asked, m, device_counts, mode);
 }
 
 static int epilogue_asked(const mixcomm_epilogue_t* e) {

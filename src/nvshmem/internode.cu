@@ -69,11 +69,29 @@
  * overwritten.
  * Signal words are never reset: an epoch unique to (call, step) is SET, so a stale value can
  * never satisfy a wait. All waits are bounded (Waiter).
+ *
+ * Uneven rows per DP rank (waits_kernel only, kUneven; kernels/uneven.cuh). DP rank
+ * d = ldp + idp * Ld; DP block d has len[d] vectors at off[d] (packed in dp order) and the
+ * geometry is cut for the largest, so every rank walks the same steps. Each vector above
+ * belongs to one DP block: a gather input is the sender's own block, a scatter input block is
+ * inter_block(); V[j] sums only terms of one DP block (vblock), and row [l * nsend + j] of round
+ * 2 holds one (row_block); the outputs are DP blocks (gather) or the rank's own (scatter).
+ * Every rank knows every length, so a vector past its block's length is never loaded, stored,
+ * polled or re-poisoned, by sender or receiver, and travels only where a packing needs it: a
+ * gather op's put carries the sender's own rows of the step (its block is the only one it
+ * sends); a scatter op's keeps the step's packing (K * nvalid of the largest block), the
+ * missing vectors staged as zeros (stored, never loaded) and not read by the receiver, so a put
+ * never reads memory nobody wrote. Signals and tags still go out every step (one CTA
+ * of one step when every block is empty), so the reuse argument above is unchanged. The tags
+ * are uneven ones (call_tag) and the signal hash mixes in the list's hash, so a rank or node
+ * with another list, maximum or row length reports a MISMATCH. BYTES1 and BYTES2 take no
+ * uneven calls (the host refuses them).
  */
 #include <nvshmem.h>
 #include <nvshmemx.h>
 
 #include "kernels/epilogue.cuh"
+#include "kernels/uneven.cuh"
 
 namespace mixcomm {
 namespace {
@@ -206,12 +224,25 @@ __device__ __forceinline__ int64_t inter_block(const mixcomm__kargs_t& a, int k,
   return 0;
 }
 
-template <typename T, bool kEpilogue>
+/* The hash in the signal value: of the call, and for an uneven call also of its list (the
+ * table's hash, uneven.cuh), so that a node with another list, maximum or row length is a
+ * MISMATCH. The plain instantiation keeps the call's hash alone. */
+template <bool kUneven>
+__device__ __forceinline__ uint64_t signal_hash(const mixcomm__kargs_t& a,
+                                                const Blocks<kUneven>& B) {
+  uint64_t h = call_hash(a);
+  if constexpr (kUneven)
+    h = (uint64_t)(hash_word((uint32_t)h, (uint64_t)B.t->hash) & 0xFFFFFFu);
+  return h << 40;
+}
+
+template <typename T, bool kEpilogue, bool kUneven>
 __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     waits_kernel(const __grid_constant__ mixcomm__kargs_t a) {
   CallState call;
   if (!begin_call(a, call))
     return;
+  const Blocks<kUneven> B = make_blocks<kUneven>(a);
   const uint32_t ring = call.ring, seq = call.seq;
   const int L = a.local_size, me = a.local_rank, Lt = a.local_tp, Ld = a.local_dp;
   const int I = a.inter_size, node = a.inter_rank, It = a.inter_tp, Id = a.inter_dp;
@@ -230,12 +261,37 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const CtaRange cta = cta_range(a);
   const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
-  const uint64_t hash = call_hash(a) << 40;
+  const uint64_t hash = signal_hash(a, B);
+  /* DP blocks, which only the uneven instantiation asks about (B.has is true otherwise). DP
+   * rank = local dp + inter dp * Ld. own_dp: this rank's (its gather input; its scatter
+   * output). vblock(j): virtual block j as this rank computes it. row_block(l, j): what local
+   * rank l wrote into this rank's row [l * nsend + j] in round 2. in_block(k, n): the k-th block
+   * this rank sends to node n. */
+  const int md = me / Lt, my_idp = node / It;
+  const int own_dp = md + my_idp * Ld;
+  auto vblock = [&](int j) {
+    if (op == MIXCOMM_OP_ALLGATHER)
+      return j * L + me;
+    if (op == MIXCOMM_OP_ALLREDUCE_ALLGATHER)
+      return md + j * Ld;
+    if (op == MIXCOMM_OP_REDUCESCATTER)
+      return node * L + j;
+    return j + my_idp * Ld; /* RS+AR (AR has no DP block: never uneven) */
+  };
+  auto row_block = [&](int l, int j) {
+    if (op == MIXCOMM_OP_ALLGATHER)
+      return j * L + l;
+    if (op == MIXCOMM_OP_ALLREDUCE_ALLGATHER)
+      return l / Lt + j * Ld;
+    return own_dp;
+  };
+  auto in_block = [&](int k, int n) { return scatter ? (int)inter_block(a, k, n) : own_dp; };
   Waiter w(a);
   bool ok = true;
   auto finish_rows = [&] {
     if constexpr (kEpilogue)
-      epilogue_rows<T>(a.epi, a.vecs, is_gather(op) ? Ld * a.inter_dp : 1, begin, end, ok);
+      epilogue_rows<T>(a.epi, a.vecs, gather ? Ld * Id : 1, begin, end, ok,
+                       gather ? B.offsets() : nullptr, B.lengths_from(gather ? 0 : own_dp));
   };
 
   /* Round 1 of step s: stage and put the blocks each other node needs. */
@@ -248,7 +304,8 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     if (!ok)
       return;
     /* The K blocks for node n go packed at the step's valid length (stride nvalid) from the
-     * start of its K staging rows, so the put carries exactly what the receiver reads. */
+     * start of its K staging rows, so the put carries exactly what the receiver reads (uneven:
+     * a vector past its block's length is staged as zeros, loading nothing, and not read). */
     if (idx < end) {
       for (int n = 0; n < I; n++) {
         if (n == node)
@@ -256,11 +313,20 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         uint4* dst = ns_row(a, ns, staging + n * K);
         for (int k = 0; k < K; k++)
           dst[(int64_t)k * nvalid + t] =
-              load_contribution<T, kEpilogue>(a.epi, in, inter_block(a, k, n) * a.vecs + idx);
+              B.has(in_block(k, n), idx)
+                  ? load_contribution<T, kEpilogue>(a.epi, in, B.at(inter_block(a, k, n)) + idx)
+                  : make_uint4(0, 0, 0, 0);
       }
     }
     __syncthreads();
-    const size_t bytes = (size_t)K * (size_t)nvalid * 16;
+    size_t bytes = (size_t)K * (size_t)nvalid * 16;
+    if constexpr (kUneven) {
+      /* Gather ops send one block, this rank's own: only its rows of the step travel. */
+      if (gather) {
+        const int64_t own_end = *B.lengths_from(own_dp) < end ? *B.lengths_from(own_dp) : end;
+        bytes = (size_t)piece_count(step_base, own_end, a.block) * 16;
+      }
+    }
     for (int n = 0; n < I; n++) {
       if (n == node)
         continue;
@@ -279,11 +345,15 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     char* ns = ns_share(a, slot);
     ok = wait_nodes(w, a, slot, 0, hash | epoch_of(seq, s), [](int) { return true; }, ok);
 
-    const uint4 tag = make_tag(a, seq, s, 0);
+    const uint4 tag = call_tag(a, B, seq, s, 0);
     char* mine = L > 1 ? slot_share(a, me, slot) : nullptr;
     if (ok && L > 1 && t < L)
       store_volatile(tag_at(slot_share(a, t, slot), me), tag);
     for (int j = 0; j < nv && ok && valid; j++) {
+      /* Uneven: every term of virtual block j belongs to DP block vblock(j); past its length
+       * no node sent the vector and no local rank expects it. */
+      if (!B.has(vblock(j), idx))
+        continue;
       Acc<T> acc;
       int terms = 0;
       uint4 first = make_uint4(0, 0, 0, 0);
@@ -302,8 +372,10 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         } else {
           k = 0;
         }
-        const uint4 x = n == node ? load_contribution<T, kEpilogue>(a.epi, in, inter_block(a, k, node) * a.vecs + idx)
-                                  : load_volatile(ns_row(a, ns, n * K) + (int64_t)k * nvalid + t);
+        const uint4 x =
+            n == node
+                ? load_contribution<T, kEpilogue>(a.epi, in, B.at(inter_block(a, k, node)) + idx)
+                : load_volatile(ns_row(a, ns, n * K) + (int64_t)k * nvalid + t);
         if (terms++ == 0) {
           first = x;
           acc.set(x);
@@ -318,7 +390,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         /* One GPU per node: the virtual blocks are the output. */
         const int64_t ob = gather ? (op == MIXCOMM_OP_ALLGATHER ? j : j * Ld) : 0;
         if (gather || j == 0)
-          store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, ob, idx, v);
+          store_result_at<T, kEpilogue>(a.epi, a.x_out, B.at(ob) + idx, ob, idx, v);
         continue;
       }
       for (int r = 0; r < L; r++) {
@@ -328,7 +400,8 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
       }
     }
 
-    /* Round 2: sum or copy the local ranks' rows into the output. */
+    /* Round 2: sum or copy the local ranks' rows into the output (uneven: only the rows of
+     * vectors that exist, which every rank knows from the lengths). */
     if (L == 1)
       return;
     if (ok && t < L)
@@ -338,13 +411,19 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
     if (op == MIXCOMM_OP_ALLGATHER) {
       for (int l = 0; l < L && ok; l++)
         for (int n = 0; n < I && ok; n++) {
+          const int64_t ob = (int64_t)n * L + l;
+          if (!B.has((int)ob, idx))
+            continue;
           uint4 x;
           ok = w.poll(row_at(a, mine, l * I + n) + t, x, l, l);
-          store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, (int64_t)n * L + l, idx, x);
+          store_result_at<T, kEpilogue>(a.epi, a.x_out, B.at(ob) + idx, ob, idx, x);
         }
     } else if (op == MIXCOMM_OP_ALLREDUCE_ALLGATHER) {
       for (int ldp = 0; ldp < Ld && ok; ldp++)
         for (int i = 0; i < Id && ok; i++) {
+          const int64_t ob = (int64_t)ldp + (int64_t)i * Ld;
+          if (!B.has((int)ob, idx))
+            continue;
           Acc<T> acc;
           for (int lt = 0; lt < Lt && ok; lt++) {
             const int l = lt + ldp * Lt;
@@ -355,9 +434,9 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
             else
               acc.add(x);
           }
-          store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, (int64_t)ldp + (int64_t)i * Ld, idx, acc.pack());
+          store_result_at<T, kEpilogue>(a.epi, a.x_out, B.at(ob) + idx, ob, idx, acc.pack());
         }
-    } else {
+    } else if (B.has(own_dp, idx)) {
       Acc<T> acc;
       for (int l = 0; l < L && ok; l++) {
         uint4 x;
@@ -367,11 +446,12 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
         else
           acc.add(x);
       }
-      store_result<T, kEpilogue>(a.epi, a.x_out, a.vecs, 0, idx, acc.pack());
+      store_result_at<T, kEpilogue>(a.epi, a.x_out, B.at(0) + idx, 0, idx, acc.pack());
     }
     const int rows = L * nsend;
     for (int r = 0; r < rows; r++)
-      store_volatile(row_at(a, mine, r) + t, poison_vec());
+      if (B.has(row_block(r / nsend, r % nsend), idx))
+        store_volatile(row_at(a, mine, r) + t, poison_vec());
   };
 
   run_pipelined(a, call, w, produce, consume, NoPhase(), finish_rows);
@@ -689,32 +769,48 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   run_pipelined(a, call, w, produce, consume, relay, finish_rows);
 }
 
-template <typename T, bool kEpilogue>
+template <typename T, bool kEpilogue, bool kUneven>
 int launch_variant(const mixcomm__kargs_t* a, unsigned grid, cudaStream_t stream) {
   if (a->mode == MIXCOMM_MODE_FUSED_OPT_WAITS_UC)
-    return launch_fused(waits_kernel<T, kEpilogue>, grid, *a, stream);
-  if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC)
-    return launch_fused(bytes1_kernel<T, kEpilogue>, grid, *a, stream);
-  if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES2_UC)
-    return launch_fused(bytes2_kernel<T, kEpilogue>, grid, *a, stream);
+    return launch_fused(waits_kernel<T, kEpilogue, kUneven>, grid, *a, stream);
+  if constexpr (!kUneven) { /* uneven calls run WAITS only (run_uneven.c refuses the others) */
+    if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC)
+      return launch_fused(bytes1_kernel<T, kEpilogue>, grid, *a, stream);
+    if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES2_UC)
+      return launch_fused(bytes2_kernel<T, kEpilogue>, grid, *a, stream);
+  }
   return (int)cudaErrorNotSupported;
 }
 
 template <typename T>
 int launch_typed(const mixcomm__kargs_t* a, cudaStream_t stream) {
-  const unsigned grid = a->steps > 0 ? (unsigned)((a->vecs + a->span - 1) / a->span) : 0u;
+  unsigned grid = a->steps > 0 ? (unsigned)((a->vecs + a->span - 1) / a->span) : 0u;
+  /* An uneven call whose largest block is empty still exchanges its signals and tags (one CTA,
+   * one step), so a rank with another list reports a mismatch rather than leaving its peers
+   * waiting. */
+  if (a->uneven.on && a->steps > 0 && a->vecs == 0)
+    grid = 1;
   if (grid == 0)
     return cudaSuccess;
-  return a->epi.on ? launch_variant<T, true>(a, grid, stream)
-                   : launch_variant<T, false>(a, grid, stream);
+  if (a->uneven.on)
+    return a->epi.on ? launch_variant<T, true, true>(a, grid, stream)
+                     : launch_variant<T, false, true>(a, grid, stream);
+  return a->epi.on ? launch_variant<T, true, false>(a, grid, stream)
+                   : launch_variant<T, false, false>(a, grid, stream);
 }
 
-/* CTAs of `block` threads that fit on one SM for every kernel of dtype T (both variants). */
+/* CTAs of `block` threads that fit on one SM for every kernel of dtype T (epilogue and uneven
+ * variants). */
 template <typename T>
 int occupancy(int block, int* blocks) {
-  const void* kernels[] = {(const void*)waits_kernel<T, false>, (const void*)bytes1_kernel<T, false>,
-                           (const void*)bytes2_kernel<T, false>, (const void*)waits_kernel<T, true>,
-                           (const void*)bytes1_kernel<T, true>, (const void*)bytes2_kernel<T, true>};
+  const void* kernels[] = {(const void*)waits_kernel<T, false, false>,
+                           (const void*)bytes1_kernel<T, false>,
+                           (const void*)bytes2_kernel<T, false>,
+                           (const void*)waits_kernel<T, true, false>,
+                           (const void*)bytes1_kernel<T, true>,
+                           (const void*)bytes2_kernel<T, true>,
+                           (const void*)waits_kernel<T, false, true>,
+                           (const void*)waits_kernel<T, true, true>};
   int fewest = 1 << 30;
   for (const void* k : kernels) {
     int n = 0;

@@ -17,9 +17,10 @@
 extern "C" {
 #endif
 
-#define MIXCOMM_NVSHMEM_PLUGIN_VERSION 3 /* 2: kernel arguments carry the epilogue; 3: and the
+#define MIXCOMM_NVSHMEM_PLUGIN_VERSION 4 /* 2: kernel arguments carry the epilogue; 3: and the
                                           * debug put count (count_puts) and uneven rows
-                                          * per DP rank */
+                                          * per DP rank; 4: the one-shot kernel runs uneven
+                                          * calls (a version 3 plugin would ignore them) */
 #define MIXCOMM_NVSHMEM_UID_BYTES 128
 
 typedef struct mixcomm__nvshmem_api {

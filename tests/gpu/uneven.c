@@ -6,10 +6,13 @@
  * written rows must survive (nothing written out of bounds); TP ranks must agree bit for bit,
  * the host and device forms and every fused mode must give the same bits, an all-equal list must
  * give the bits of the equal-size call; the epilogue with uneven rows; CUDA graph replay of the
- * device form with counts changed between replays; a list that differs on one rank
- * (MISMATCH naming it) and a device count above max_rows (INVALID_ARGUMENT, nothing written).
- * Topologies whose modes cannot take uneven rows (fused modes across nodes without NCCL) must
- * refuse the call with MIXCOMM_ERR_UNSUPPORTED before enqueuing anything. */
+ * device form with counts changed between replays; a list that differs on one rank (one node:
+ * MISMATCH naming it) or on one whole node (across nodes: every rank reports MISMATCH from the
+ * signals, naming a rank of the other side) and a device count above max_rows
+ * (INVALID_ARGUMENT, nothing written). Across nodes FUSED_OPT_WAITS_UC must pass every check
+ * a single node does; FUSED_OPT_BYTES1_UC and BYTES2_UC must refuse the call with
+ * MIXCOMM_ERR_UNSUPPORTED before enqueuing anything, and DEFAULT must then pick a mode that
+ * takes uneven rows (only a job without the NVSHMEM plugin or NCCL may have none). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -303,6 +306,28 @@ static void uv_equal(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op, mixcomm_mo
     g->passed++;
 }
 
+/* Every block empty, device form (the host form is the equal-size call of 0 rows): with
+ * max_rows 0 the kernel still runs one CTA of one step, so tags and signals meet; with room to
+ * spare every vector is skipped. Nothing may be written, and the call must end. */
+static void uv_empty(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op, mixcomm_mode_t mode) {
+  int64_t rows[MIXCOMM_MAX_DP_SIZE];
+  for (int k = 0; k < g->topo.dp_size; k++) rows[k] = 0;
+  for (int cap = 0; cap <= 7 && !g->dead; cap += 7) {
+    char what[400], why[1200] = "";
+    uv_describe(what, sizeof what, op, mode, rows, g->topo.dp_size, 64,
+                cap ? "empty, device form, max_rows 7" : "empty, device form, max_rows 0");
+    uint64_t h = 0;
+    uv_report_t rep = {0, g->topo.dp_rank, 0};
+    rep.status = uv_call(g, b, op, mode, rows, 64, UV_DEVICE, cap, 31, 0, b->h_out, &h, why,
+                         sizeof why);
+    if (rep.status != 0)
+      failf(g, "%s: %s", what, why);
+    rep.hash = h;
+    if (uv_agree(g, &rep, op, what) == 0 && rep.status == 0)
+      g->passed++;
+  }
+}
+
 /* The epilogue with uneven rows: norm_out of the gathered / scattered rows must equal RMSNorm of
  * mixcomm_run_v's own output computed here (the residual is covered by tests/gpu/epilogue.c;
  * this checks the per-block offsets and lengths of the row pass). */
@@ -525,6 +550,40 @@ static void uv_mismatch(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op) {
   g->dead = 1; /* the handler is unusable now: the next dtype gets a new one */
 }
 
+/* Across nodes: the last node's list differs (same largest block, so the same geometry; every
+ * rank of a node agrees, so the node's tags match and only the signal hash, which mixes in the
+ * list's hash, tells the nodes apart). Every rank reports MISMATCH naming a rank of another node
+ * (the last node's ranks: of any other; the others: of the last). Leaves the handler unusable. */
+static void uv_mismatch_nodes(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op) {
+  const mixcomm_topology_t* t = &g->topo;
+  const int dp = t->dp_size, odd_node = t->inter_size - 1;
+  const int my_node = t->world_rank / t->local_size;
+  int64_t rows[MIXCOMM_MAX_DP_SIZE];
+  for (int k = 0; k < dp; k++) rows[k] = k == 0 ? 40 : 3 + k;
+  if (my_node == odd_node)
+    rows[dp - 1] -= 1;
+  char why[1200] = "";
+  mixcomm_status_t st = mixcomm_run_v(g->h, op, b->in, b->out, rows, 64, NULL,
+                                      MIXCOMM_MODE_FUSED_OPT_WAITS_UC, g->stream);
+  int peer = -1;
+  if (st == MIXCOMM_SUCCESS) {
+    cudaStreamSynchronize(g->stream);
+    st = mixcomm_handler_async_error(g->h, &peer);
+    settle(g, why, sizeof why);
+  }
+  const int peer_node = peer >= 0 ? peer / t->local_size : -1;
+  const int named_ok = my_node == odd_node ? peer_node >= 0 && peer_node != odd_node
+                                           : peer_node == odd_node;
+  if (st != MIXCOMM_ERR_MISMATCH || !named_ok)
+    failf(g, "uneven mismatch across nodes %s: got %s naming rank %d (want MISMATCH naming a "
+          "rank of %s): %s",
+          mixcomm_op_name(op), mixcomm_status_name(st), peer,
+          my_node == odd_node ? "another node" : "the last node", why);
+  else
+    g->passed++;
+  g->dead = 1;
+}
+
 /* A device count above max_rows on every rank: INVALID_ARGUMENT, and nothing written. */
 static void uv_bad_count(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op) {
   const int dp = g->topo.dp_size;
@@ -597,6 +656,12 @@ static int uv_mode_fused(mixcomm_mode_t m) {
   return m >= MIXCOMM_MODE_FUSED_OPT_WAITS_MC && m <= MIXCOMM_MODE_FUSED_OPT_BYTES2_UC;
 }
 
+/* Whether mode must take an uneven call on this topology: every mode of one node; across
+ * nodes the NCCL modes and FUSED_OPT_WAITS_UC, not the two-shot fused modes. */
+static int uv_mode_takes_uneven(const gpu_rank_t* g, mixcomm_mode_t m) {
+  return g->topo.inter_size == 1 || !uv_mode_fused(m) || m == MIXCOMM_MODE_FUSED_OPT_WAITS_UC;
+}
+
 void test_uneven(gpu_rank_t* g) {
   mixcomm_op_t ops[MIXCOMM_NUM_OPS];
   const int nops = valid_ops(g, ops);
@@ -610,6 +675,13 @@ void test_uneven(gpu_rank_t* g) {
   mixcomm_mode_t modes[MIXCOMM_NUM_MODES];
   int nmodes = 0;
   mixcomm_get_valid_mode_list(g->h, modes, MIXCOMM_NUM_MODES, &nmodes);
+  /* The device form (graphs, bad counts) needs a fused mode that takes uneven rows. */
+  int waits = 0, any_uneven = 0;
+  for (int m = 0; m < nmodes; m++) {
+    waits |= modes[m] == MIXCOMM_MODE_FUSED_OPT_WAITS_UC;
+    any_uneven |= modes[m] != MIXCOMM_MODE_AUTOTUNE && uv_mode_takes_uneven(g, modes[m]);
+  }
+  const int device_form = g->topo.inter_size == 1 || waits;
   int last_op = -1;
   for (int i = 0; i < nops && !g->dead; i++) {
     const mixcomm_op_t op = ops[i];
@@ -627,13 +699,20 @@ void test_uneven(gpu_rank_t* g) {
       /* Modes that cannot take uneven rows here must say so up front. */
       mixcomm_status_t st = mixcomm_run_v(g->h, op, b.in, b.out, probe, 64, NULL, mode,
                                           g->stream);
+      const int takes = uv_mode_takes_uneven(g, mode);
       if (st == MIXCOMM_ERR_UNSUPPORTED) {
-        if (uv_mode_fused(mode) && g->topo.inter_size == 1)
-          failf(g, "uneven %s %s refused on one node: %s", mixcomm_op_name(op),
-                mixcomm_mode_name(mode), mixcomm_last_error());
+        if (takes && uv_mode_fused(mode))
+          failf(g, "uneven %s %s refused (%d node(s)): %s", mixcomm_op_name(op),
+                mixcomm_mode_name(mode), g->topo.inter_size, mixcomm_last_error());
         else
           g->passed++;
         continue;
+      }
+      if (!takes) {
+        failf(g, "uneven %s %s across nodes: got %s, want UNSUPPORTED", mixcomm_op_name(op),
+              mixcomm_mode_name(mode), mixcomm_status_name(st));
+        g->dead = 1; /* an enqueued call of a mode that should not take it: stop here */
+        break;
       }
       char why[1200];
       if (st != MIXCOMM_SUCCESS || settle(g, why, sizeof why) != MIXCOMM_SUCCESS) {
@@ -652,6 +731,8 @@ void test_uneven(gpu_rank_t* g) {
       }
       if (!g->dead)
         uv_equal(g, &b, op, mode, 1000, fused);
+      if (!g->dead && fused)
+        uv_empty(g, &b, op, mode);
       if (!g->dead)
         uv_epilogue(g, &b, op, mode, lists[0], 1000);
     }
@@ -663,17 +744,19 @@ void test_uneven(gpu_rank_t* g) {
                                           MIXCOMM_MODE_DEFAULT, g->stream);
       if (st == MIXCOMM_SUCCESS)
         uv_case(g, &b, op, MIXCOMM_MODE_DEFAULT, rows, 64, 3000, 0);
-      else if (st != MIXCOMM_ERR_UNSUPPORTED || g->topo.inter_size == 1)
+      else if (st != MIXCOMM_ERR_UNSUPPORTED || any_uneven)
         failf(g, "uneven DEFAULT %s: %s", mixcomm_op_name(op), mixcomm_last_error());
       else
         g->passed++;
     }
-    if (!g->dead && g->topo.inter_size == 1)
+    if (!g->dead && device_form)
       uv_graph(g, &b, op);
   }
-  if (last_op >= 0 && !g->dead && g->topo.inter_size == 1 && g->topo.world_size > 1) {
+  if (last_op >= 0 && !g->dead && device_form && g->topo.world_size > 1) {
     if (g->dtype == MIXCOMM_BFLOAT16)
       uv_bad_count(g, &b, (mixcomm_op_t)last_op);
+    else if (g->topo.inter_size > 1)
+      uv_mismatch_nodes(g, &b, (mixcomm_op_t)last_op);
     else
       uv_mismatch(g, &b, (mixcomm_op_t)last_op);
   }

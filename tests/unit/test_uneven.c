@@ -3,8 +3,8 @@
  * checks (validate_uneven.c), that the geometry cut for the largest block visits every vector of
  * every smaller block exactly once in both fused kernels' enumerations (the kernels then skip the
  * vectors past a block's length), that the kernel arguments stay within the 4 KiB a CUDA kernel
- * parameter may take, and the public entry points' refusals. The kernels themselves are tested on
- * the GPU (tests/gpu/uneven.c). */
+ * parameter may take, which mode an uneven call runs in, and the public entry points'
+ * refusals. The kernels themselves are tested on the GPU (tests/gpu/uneven.c). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +178,70 @@ TEST_IMPL(uneven_geometry_covers) {
     }
   }
   free(seen);
+  return 0;
+}
+
+/* Which mode an uneven call runs in (core/validate_uneven.c): across nodes only the one-shot
+ * fused mode; an explicit two-shot mode is refused there, DEFAULT and AUTOTUNE move to WAITS_UC
+ * (or to NCCL when the plugin is missing and the counts are on the host). */
+TEST_IMPL(uneven_mode_choice) {
+  mixcomm_caps_t caps = {0};
+  caps.nccl = 1;
+  caps.nvshmem = 1;
+  caps.autotune = 1;
+  /* 2 nodes of 4 ranks: local TP2 x DP2, inter TP2 (BYTES1 and BYTES2 valid), and all DP. */
+  const mixcomm_topology_t hy = topo(8, 4, 2, 2), dp = topo(8, 4, 1, 1), one = topo(4, 4, 2, 0);
+  ASSERT_EQ(hy.inter_size, 2);
+  ASSERT(mixcomm_topology_mode_valid(&hy, &caps, MIXCOMM_MODE_FUSED_OPT_BYTES1_UC, NULL));
+  ASSERT(mixcomm_topology_mode_valid(&hy, &caps, MIXCOMM_MODE_FUSED_OPT_BYTES2_UC, NULL));
+  const mixcomm_mode_t two_shot[2] = {MIXCOMM_MODE_FUSED_OPT_BYTES1_UC,
+                                      MIXCOMM_MODE_FUSED_OPT_BYTES2_UC};
+  const mixcomm_mode_t resolved[2] = {MIXCOMM_MODE_DEFAULT, MIXCOMM_MODE_AUTOTUNE};
+  for (int dev = 0; dev < 2; dev++) {
+    mixcomm_mode_t m = MIXCOMM_MODE_NCCL_ONE;
+    /* WAITS_UC across nodes takes both forms, explicitly or picked. */
+    ASSERT(mixcomm__uneven_mode_unsupported(&hy, MIXCOMM_MODE_FUSED_OPT_WAITS_UC, dev) == NULL);
+    ASSERT(mixcomm__uneven_mode_unsupported(&dp, MIXCOMM_MODE_FUSED_OPT_WAITS_UC, dev) == NULL);
+    ASSERT_OK(mixcomm__uneven_mode(&hy, &caps, MIXCOMM_MODE_FUSED_OPT_WAITS_UC,
+                                   MIXCOMM_MODE_FUSED_OPT_WAITS_UC, dev, &m));
+    ASSERT_EQ(m, MIXCOMM_MODE_FUSED_OPT_WAITS_UC);
+    for (int i = 0; i < 2; i++) {
+      /* Asked for: refused with the reason. */
+      m = MIXCOMM_MODE_NCCL_ONE;
+      ASSERT_EQ(mixcomm__uneven_mode(&hy, &caps, two_shot[i], two_shot[i], dev, &m),
+                MIXCOMM_ERR_UNSUPPORTED);
+      ASSERT_CONTAINS(mixcomm_last_error(), "FUSED_OPT_WAITS_UC");
+      ASSERT_CONTAINS(mixcomm_last_error(), mixcomm_mode_name(two_shot[i]));
+      ASSERT_EQ(m, MIXCOMM_MODE_NCCL_ONE); /* untouched on error */
+      /* Picked by DEFAULT or AUTOTUNE: moved to WAITS_UC. */
+      for (int r = 0; r < 2; r++) {
+        m = MIXCOMM_MODE_NCCL_ONE;
+        ASSERT_OK(mixcomm__uneven_mode(&hy, &caps, resolved[r], two_shot[i], dev, &m));
+        ASSERT_EQ(m, MIXCOMM_MODE_FUSED_OPT_WAITS_UC);
+      }
+    }
+    /* One node: the two-shot BYTES1_UC takes uneven rows. */
+    ASSERT(mixcomm__uneven_mode_unsupported(&one, MIXCOMM_MODE_FUSED_OPT_BYTES1_UC, dev) == NULL);
+    /* An NCCL pick stays with host counts and moves to WAITS_UC with device counts. */
+    m = MIXCOMM_MODE_FUSED_OPT_BYTES1_UC;
+    ASSERT_OK(mixcomm__uneven_mode(&hy, &caps, MIXCOMM_MODE_DEFAULT, MIXCOMM_MODE_NCCL_TP_DP, dev,
+                                   &m));
+    ASSERT_EQ(m, dev ? MIXCOMM_MODE_FUSED_OPT_WAITS_UC : MIXCOMM_MODE_NCCL_TP_DP);
+  }
+  /* Without the NVSHMEM plugin: host counts fall back to NCCL, device counts have no mode. */
+  mixcomm_caps_t no_ns = caps;
+  no_ns.nvshmem = 0;
+  mixcomm_mode_t m = MIXCOMM_MODE_DEFAULT;
+  ASSERT_OK(mixcomm__uneven_mode(&hy, &no_ns, MIXCOMM_MODE_DEFAULT,
+                                 MIXCOMM_MODE_FUSED_OPT_BYTES2_UC, 0, &m));
+  ASSERT_EQ(m, MIXCOMM_MODE_NCCL_TP_DP);
+  ASSERT_OK(mixcomm__uneven_mode(&dp, &no_ns, MIXCOMM_MODE_AUTOTUNE,
+                                 MIXCOMM_MODE_FUSED_OPT_BYTES1_UC, 0, &m));
+  ASSERT_EQ(m, MIXCOMM_MODE_NCCL_ONE);
+  ASSERT_EQ(mixcomm__uneven_mode(&hy, &no_ns, MIXCOMM_MODE_DEFAULT, MIXCOMM_MODE_NCCL_TP_DP, 1,
+                                 &m),
+            MIXCOMM_ERR_UNSUPPORTED);
+  ASSERT_CONTAINS(mixcomm_last_error(), "no mode of this handler");
   return 0;
 }
 
