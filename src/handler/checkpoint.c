@@ -3,7 +3,9 @@
  * while a model sleeps, keeping every address, so CUDA graphs captured earlier replay after
  * restore. Both are collective: a rank's memory is only freed once every peer unmapped it, and
  * no peer may write into it again before it is re-poisoned. After restore every rank restarts
- * its ring at slot 0 with a fresh call counter, consistently. */
+ * its ring at slot 0 with a fresh call counter, consistently, and its symmetric workspace's
+ * signal words are zeroed, so that the restarted counters cannot meet a signal left by a call
+ * before the checkpoint (mixcomm__protocol_reset). */
 #include <cuda_runtime_api.h>
 
 #include "bootstrap/bootstrap.h"

@@ -288,6 +288,14 @@ mixcomm_status_t mixcomm__protocol_reset(mixcomm_handler_t* h) {
   MIXCOMM_CUDA_CHECK_GOTO(
       cudaMemsetAsync(h->control, 0, h->plan.control_bytes + sizeof(mixcomm__control_t), s),
       "clearing the ring state", st, out);
+  /* The call counters restart at 0, so the epochs the cross-node kernels SET in the signal
+   * words repeat: a word left by the call of the same shape, CTA and number before the reset
+   * would satisfy the new call's wait at once and let it read the old rows
+   * (nvshmem/internode.cu). Zero them, as nvshmem_malloc's caller did at creation (0 is no
+   * epoch). No peer writes into them before the agreement that follows this reset. */
+  if (h->nvshmem_ws != NULL)
+    MIXCOMM_CUDA_CHECK_GOTO(cudaMemsetAsync(h->nvshmem_ws, 0, h->plan.nvshmem_bytes, s),
+                            "clearing the symmetric workspace and its signal words", st, out);
   MIXCOMM_CUDA_CHECK_GOTO(cudaStreamSynchronize(s), "waiting for workspace initialisation", st,
                           out);
 out:

@@ -138,7 +138,9 @@ mixcomm_status_t mixcomm__put_count_model(const mixcomm_handler_t* h, mixcomm_op
                                           mixcomm_mode_t mode, int64_t numel_block,
                                           int64_t row_elems, mixcomm__put_count_t* out);
 
-/* Zero the ring state and poison the own workspace (creation and checkpoint restore). */
+/* Zero the ring state, poison the own workspace and zero the own symmetric workspace with its
+ * signal words (creation and checkpoint restore): every trace of the calls before is gone, so
+ * the restarted call counters cannot meet an old tag or signal. */
 mixcomm_status_t mixcomm__protocol_reset(mixcomm_handler_t* h);
 
 #ifdef __cplusplus

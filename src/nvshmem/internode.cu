@@ -13,8 +13,8 @@
  * vectors with one put-with-signal per node into the receiver's area for n (the K rows from row
  * n * K on, packed the same way): K * nvalid * 16 bytes, exactly what the receiver reads. The
  * signal word [slot][cta][0][n] of the receiver is SET to a value unique to (call, step) plus a
- * hash of (op, mode, dtype, size): never reset, so an old value can never be taken for a new
- * one, and a different hash is a MISMATCH.
+ * hash of (op, mode, dtype, size): never reset between calls, so an old value can never be
+ * taken for a new one, and a different hash is a MISMATCH.
  * The receiver then pre-reduces, in node order, what can be summed over nodes, into "virtual
  * blocks" V:
  *   AR:    V[0] = sum over all nodes;              AG:    V[n] = input of node n (no sum);
@@ -67,8 +67,12 @@
  * step s - 4 put addressed to it: every put of step s - 4 has landed, so its source rows
  * (staging, or in a call of another shape or packing rows at the same place) may be
  * overwritten.
- * Signal words are never reset: an epoch unique to (call, step) is SET, so a stale value can
- * never satisfy a wait. All waits are bounded (Waiter).
+ * Signal words are never reset between calls: an epoch unique to (call, step) is SET, so a
+ * stale value can never satisfy a wait. The epoch comes from the CTA's call counter, so the
+ * words are zeroed (0 is no epoch) whenever the counters restart: at creation and at
+ * checkpoint restore (handler.c, mixcomm__protocol_reset; without it a call after a restore
+ * found the word of the call of the same shape and number before it, and read that call's
+ * rows). All waits are bounded (Waiter).
  *
  * Uneven rows per DP rank (waits_kernel only, kUneven; kernels/uneven.cuh). DP rank
  * d = ldp + idp * Ld; DP block d has len[d] vectors at off[d] (packed in dp order) and the

@@ -73,6 +73,12 @@ cudaError_t download(gpu_rank_t* g, void* dst, const void* src, size_t bytes) {
   return e != cudaSuccess ? e : cudaStreamSynchronize(g->stream);
 }
 
+static void sleep_ms(int ms) {
+  struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&t, &t) != 0 && errno == EINTR) {
+  }
+}
+
 static cudaError_t fill(gpu_rank_t* g, void* dst, int value, size_t bytes) {
   cudaError_t e = cudaMemsetAsync(dst, value, bytes, g->stream);
   return e != cudaSuccess ? e : cudaStreamSynchronize(g->stream);
@@ -168,6 +174,8 @@ static void run_case(gpu_rank_t* g, mixcomm_op_t op, mixcomm_mode_t mode, int64_
     e = cudaMemsetAsync(g->d_out, 0xFF, n_out * es + out_off, g->stream);
     if (e != cudaSuccess)
       break;
+    if (g->late_node_ms > 0 && t->inter_rank == 0)
+      sleep_ms(g->late_node_ms);
     mixcomm_status_t st = mixcomm_run(g->h, op, g->d_in + in_off, g->d_out + out_off, rows_in,
                                       row_elems, mode, g->stream);
     if (st != MIXCOMM_SUCCESS) {
@@ -649,6 +657,32 @@ static void test_checkpoint(gpu_rank_t* g) {
   agree(g, &rep, MIXCOMM_OP_REDUCESCATTER, "checkpoint");
 }
 
+/* Across nodes, a restore restarts the call counters, which the epochs of the signal words
+ * come from: a call after it must not take a signal left by the call of the same shape and
+ * number before it (it would read that call's rows). Two restores put the counters back to 0
+ * around one call; the same call after the second, with other data and node 0 late (node 1's
+ * kernels run while only the old signals are there), must get the new data. Many CTAs, so that
+ * every CTA's words are checked. */
+static void test_checkpoint_signals(gpu_rank_t* g) {
+  const mixcomm_mode_t mode = MIXCOMM_MODE_FUSED_OPT_WAITS_UC;
+  if (g->topo.inter_size == 1 || mixcomm_mode_invalid_reason(g->h, mode) != NULL)
+    return;
+  mixcomm_op_t ops[MIXCOMM_NUM_OPS];
+  valid_ops(g, ops);
+  const int64_t elems = 8192 / (int64_t)mixcomm_dtype_size(g->dtype); /* 8 KiB rows */
+  for (int round = 0; round < 2 && !g->dead; round++) {
+    if (mixcomm_checkpoint_prepare(g->h) != MIXCOMM_SUCCESS ||
+        mixcomm_checkpoint_restore(g->h) != MIXCOMM_SUCCESS) {
+      failf(g, "checkpoint signals: prepare/restore: %s", mixcomm_last_error());
+      g->dead = 1;
+      return;
+    }
+    g->late_node_ms = round == 1 ? 300 : 0;
+    run_case(g, ops[0], mode, 100, elems, 7100 + (uint64_t)round, REF_SPECIAL_NEG_ZERO, 0, 0);
+    g->late_node_ms = 0;
+  }
+}
+
 /* Across nodes: the kernels' count of the bytes and network operations they put equals the
  * model of the call (core/put_model.c), for every op, fused mode and size; the model itself is
  * checked against closed forms on the CPU (tests/unit/test_wire.c). Each case runs twice
@@ -915,6 +949,8 @@ int gpu_rank_run(gpu_rank_t* g) {
       test_graph(g);
     if (want(g, "checkpoint") && !g->dead)
       test_checkpoint(g);
+    if (want(g, "checkpoint") && !g->dead)
+      test_checkpoint_signals(g);
     if (want(g, "epilogue") && !g->dead)
       test_epilogue(g);
     if (want(g, "putcount") && !g->dead)

@@ -43,6 +43,7 @@ typedef struct gpu_rank {
   int passed, failed;
   int dead; /* the handler hit an asynchronous error: skip to the next handler */
   int reuse_nvshmem; /* create handlers with should_init_nvshmem = 0 */
+  int late_node_ms;  /* run_case: node 0's ranks wait this long before each call (0: none) */
 } gpu_rank_t;
 
 int gpu_rank_run(gpu_rank_t* g);
