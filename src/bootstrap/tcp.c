@@ -78,6 +78,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -1288,18 +1289,34 @@ int mixcomm__tcp_lost_rank(const mixcomm_bootstrap_t* bs) {
   const int known = __atomic_load_n(&c->lost_rank, __ATOMIC_ACQUIRE);
   if (known >= 0 || c->rank == 0 || c->fds[0] < 0)
     return known;
-  /* Look at rank 0's unread notice without taking it: the main thread may still read it. */
-  unsigned char buf[HDR_SIZE + MAX_TEXT];
+  /* Look at rank 0's unread messages without taking them: the main thread may still read them.
+   * Rank 0's side is closed (that is why the watch asks), so everything it sent is already in
+   * the socket's receive queue, and the notice, if any, is the last message: messages the main
+   * thread has not read yet (the result of a collective it is still finishing) come first and
+   * are stepped over by their lengths. The queue is bounded by the socket's receive buffer. */
+  int avail = 0;
+  if (ioctl(c->fds[0], FIONREAD, &avail) != 0 || avail < HDR_SIZE)
+    return __atomic_load_n(&c->lost_rank, __ATOMIC_ACQUIRE);
+  unsigned char* buf = malloc((size_t)avail);
+  if (buf == NULL)
+    return __atomic_load_n(&c->lost_rank, __ATOMIC_ACQUIRE);
   ssize_t got;
   do {
-    got = recv(c->fds[0], buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    got = recv(c->fds[0], buf, (size_t)avail, MSG_PEEK | MSG_DONTWAIT);
   } while (got < 0 && errno == EINTR);
-  if (got < HDR_SIZE)
-    return __atomic_load_n(&c->lost_rank, __ATOMIC_ACQUIRE);
-  mixcomm__tcp_hdr_t h;
-  char text[MAX_TEXT];
-  if (mixcomm__tcp_parse_error_notice(buf, (size_t)got, &h, text, sizeof text) == 0)
-    return -1;
-  note_lost(c, &h);
+  for (size_t off = 0; got > 0 && off + HDR_SIZE <= (size_t)got;) {
+    mixcomm__tcp_hdr_t h;
+    mixcomm__tcp_decode_hdr(buf + off, &h);
+    if (!mixcomm__tcp_hdr_ours(&h))
+      break;
+    if (h.type == MIXCOMM__MSG_ERROR) {
+      note_lost(c, &h); /* b names the closed rank; the text is not needed */
+      break;
+    }
+    if (h.len > (uint64_t)got - off - HDR_SIZE)
+      break; /* a message cut short: nothing after it */
+    off += HDR_SIZE + (size_t)h.len;
+  }
+  free(buf);
   return __atomic_load_n(&c->lost_rank, __ATOMIC_ACQUIRE);
 }
