@@ -64,10 +64,17 @@ static void* watch_main(void* p) {
       }
       if (!(ev & kClosed))
         continue;
-      const int via = w->ranks[i];
+      int via = w->ranks[i];
       int lost = via;
       if (me == 0) {
         mixcomm__tcp_report_lost(w->bs, via);
+        /* The first closed connection the bootstrap recorded (here or in a collective of the
+         * main thread) is the lost rank: a rank that closed later did so because rank 0's
+         * notice reached it, and poll() may report both at once, in rank order. Rank 0 learns
+         * of a loss through the lost rank's own connection. */
+        const int first = mixcomm__tcp_lost_rank(w->bs);
+        if (first > 0)
+          lost = via = first;
       } else {
         const int named = mixcomm__tcp_lost_rank(w->bs);
         if (named >= 0 && named != me)
