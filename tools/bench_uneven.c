@@ -26,6 +26,7 @@
 
 #include "bootstrap/bootstrap.h"
 #include "common/args.h"
+#include "common/graph_bench.h"
 #include "common/refdata.h"
 #include "common/spawn.h"
 #include "handler/handler.h"
@@ -65,11 +66,6 @@ static int fail(const bench_t* b, const char* what, const char* detail) {
       return fail(b, #call, cudaGetErrorString(e_));         \
   } while (0)
 
-static int cmp_double(const void* a, const void* b) {
-  const double x = *(const double*)a, y = *(const double*)b;
-  return x < y ? -1 : x > y;
-}
-
 enum { UNEVEN, DEVICE, PADDED, SAME, NUM_VARIANTS };
 static const char* const variant_names[NUM_VARIANTS] = {"uneven", "device", "padded", "same"};
 
@@ -97,57 +93,38 @@ static int enqueue(bench_t* b, int variant, mixcomm_op_t op) {
 }
 
 /* Median microseconds per call of a graph of graph_calls calls; the slowest rank's. */
+/* One call of a variant, for graph_bench_median. */
+typedef struct call {
+  bench_t* b;
+  int variant;
+  mixcomm_op_t op;
+} call_t;
+
+static int enqueue_call(void* ctx) {
+  call_t* c = ctx;
+  return enqueue(c->b, c->variant, c->op);
+}
+
 static int time_variant(bench_t* b, int variant, mixcomm_op_t op, double* us) {
   const options_t* o = b->o;
-  cudaGraph_t graph = NULL;
-  cudaGraphExec_t exec = NULL;
-  CUDA_TRY(b, cudaStreamBeginCapture(b->stream, cudaStreamCaptureModeThreadLocal));
-  int rc = 0;
-  for (int k = 0; k < o->graph_calls && rc == 0; k++)
-    rc = enqueue(b, variant, op);
-  CUDA_TRY(b, cudaStreamEndCapture(b->stream, &graph));
-  if (rc != 0) {
-    cudaGraphDestroy(graph);
-    return -1;
-  }
-  CUDA_TRY(b, cudaGraphInstantiate(&exec, graph, 0));
-  cudaGraphDestroy(graph);
-  double* t = calloc((size_t)o->reps, sizeof *t);
-  if (t == NULL)
-    return fail(b, "allocating", "out of host memory");
-  for (int i = 0; i < WARMUP + o->reps && rc == 0; i++) {
-    float ms = 0;
-    if (cudaEventRecord(b->ev[0], b->stream) != cudaSuccess ||
-        cudaGraphLaunch(exec, b->stream) != cudaSuccess ||
-        cudaEventRecord(b->ev[1], b->stream) != cudaSuccess ||
-        cudaEventSynchronize(b->ev[1]) != cudaSuccess ||
-        cudaEventElapsedTime(&ms, b->ev[0], b->ev[1]) != cudaSuccess)
-      rc = fail(b, "timing a graph replay", cudaGetErrorString(cudaGetLastError()));
-    else if (i >= WARMUP)
-      t[i - WARMUP] = (double)ms * 1e3 / o->graph_calls;
-  }
-  cudaGraphExecDestroy(exec);
+  call_t c = {b, variant, op};
+  char err[256];
+  double mine = NAN;
+  int rc = graph_bench_median(b->stream, b->ev, o->graph_calls, WARMUP, o->reps, enqueue_call,
+                              &c, &mine, err, sizeof err);
+  if (rc != 0 && err[0] != '\0')
+    fail(b, "timing a graph of calls", err);
   int peer = -1;
   if (rc == 0 && mixcomm_handler_async_error(b->h, &peer) != MIXCOMM_SUCCESS)
     rc = fail(b, "a timed call", "the handler recorded an asynchronous error");
-  qsort(t, (size_t)o->reps, sizeof *t, cmp_double);
-  double mine = rc == 0 ? t[o->reps / 2] : NAN;
-  free(t);
+  if (rc != 0)
+    mine = NAN;
   /* Every rank joins, also after a failure, so nobody waits for a rank that left. */
-  double* all = calloc((size_t)b->t->world_size, sizeof *all);
-  if (all == NULL ||
-      mixcomm__bs_allgather(b->bs, &mine, all, sizeof mine, "bench times") != MIXCOMM_SUCCESS) {
-    free(all);
-    return fail(b, "exchanging times", mixcomm_last_error());
+  if (graph_bench_slowest(b->bs, b->t->world_size, mine, us, err, sizeof err) != 0) {
+    if (err[0] != '\0')
+      fail(b, "exchanging times", err);
+    return -1;
   }
-  double worst = 0;
-  for (int w = 0; w < b->t->world_size; w++) {
-    if (isnan(all[w]))
-      rc = -1;
-    worst = all[w] > worst ? all[w] : worst;
-  }
-  free(all);
-  *us = worst;
   return rc;
 }
 

@@ -22,6 +22,7 @@ target_compile_options(mixcomm-perf PRIVATE
 # (tools/bench_epilogue.c; docs/results/epilogue-h200.md).
 add_executable(mixcomm-bench-epilogue
   ${MIXCOMM_ROOT}/tools/bench_epilogue.c
+  ${MIXCOMM_ROOT}/tools/common/graph_bench.c
   ${MIXCOMM_ROOT}/tools/common/args.c
   ${MIXCOMM_ROOT}/tools/common/refdata.c
   ${MIXCOMM_ROOT}/tools/common/spawn.c)
@@ -35,6 +36,7 @@ target_compile_options(mixcomm-bench-epilogue PRIVATE ${MIXCOMM_WARN_FLAGS})
 # same bytes (tools/bench_uneven.c).
 add_executable(mixcomm-bench-uneven
   ${MIXCOMM_ROOT}/tools/bench_uneven.c
+  ${MIXCOMM_ROOT}/tools/common/graph_bench.c
   ${MIXCOMM_ROOT}/tools/common/args.c
   ${MIXCOMM_ROOT}/tools/common/refdata.c
   ${MIXCOMM_ROOT}/tools/common/spawn.c)

@@ -46,27 +46,14 @@ mixcomm_status_t mixcomm__validate_run_ex(const mixcomm_topology_t* t, mixcomm_d
                           "ops: %s",
                           mixcomm_op_name(op), t->tp_size, t->dp_size, valid);
   }
-  const size_t esize = mixcomm_dtype_size(dtype);
-  if (esize == 0)
+  if (mixcomm_dtype_size(dtype) == 0) /* before the rows: the dtype is the first thing wrong */
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "dtype=%d is not a data type",
                           (int)dtype);
   if (rows < 0)
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "rows=%lld: must be >= 0",
                           (long long)rows);
-  if (row_elems < 1)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "row_elems=%lld: must be >= 1",
-                          (long long)row_elems);
   int64_t row_bytes;
-  if (mul_overflows(row_elems, (int64_t)esize, &row_bytes))
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "row_elems=%lld is too large (byte count overflows)",
-                          (long long)row_elems);
-  if (row_bytes % MIXCOMM_VEC_BYTES != 0)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "row_elems=%lld of %s is %lld bytes, not a multiple of the 16-byte "
-                          "vector: pad rows to a multiple of %d elements",
-                          (long long)row_elems, mixcomm_dtype_name(dtype), (long long)row_bytes,
-                          (int)(MIXCOMM_VEC_BYTES / esize));
+  MIXCOMM_CHECK(mixcomm__validate_row(dtype, row_elems, &row_bytes));
   const int scatter = mixcomm__op_is_scatter(op), gather = mixcomm__op_is_gather(op);
   if (scatter && rows % t->dp_size != 0)
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
@@ -96,20 +83,41 @@ mixcomm_status_t mixcomm__validate_run_ex(const mixcomm_topology_t* t, mixcomm_d
   if (x_in == NULL || (x_out == NULL && !x_out_optional))
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "%s is NULL with rows=%lld",
                           x_in == NULL ? "x_in" : "x_out", (long long)rows);
-  if (x_out == NULL) {
-    if ((uintptr_t)x_in % MIXCOMM_VEC_BYTES != 0)
-      return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                            "x_in=%p is not 16-byte aligned (the kernels move 16-byte vectors)",
-                            x_in);
-    return MIXCOMM_SUCCESS;
-  }
+  return mixcomm__validate_buffers(x_in, (uint64_t)in_bytes, x_out, (uint64_t)out_bytes);
+}
+
+mixcomm_status_t mixcomm__validate_row(mixcomm_dtype_t dtype, int64_t row_elems,
+                                       int64_t* row_bytes) {
+  const size_t esize = mixcomm_dtype_size(dtype);
+  if (esize == 0)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "dtype=%d is not a data type",
+                          (int)dtype);
+  if (row_elems < 1)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "row_elems=%lld: must be >= 1",
+                          (long long)row_elems);
+  if (mul_overflows(row_elems, (int64_t)esize, row_bytes))
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "row_elems=%lld is too large (byte count overflows)",
+                          (long long)row_elems);
+  if (*row_bytes % MIXCOMM_VEC_BYTES != 0)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "row_elems=%lld of %s is %lld bytes, not a multiple of the 16-byte "
+                          "vector: pad rows to a multiple of %d elements",
+                          (long long)row_elems, mixcomm_dtype_name(dtype), (long long)*row_bytes,
+                          (int)(MIXCOMM_VEC_BYTES / esize));
+  return MIXCOMM_SUCCESS;
+}
+
+mixcomm_status_t mixcomm__validate_buffers(const void* x_in, uint64_t in_bytes, const void* x_out,
+                                           uint64_t out_bytes) {
   const uintptr_t in = (uintptr_t)x_in, out = (uintptr_t)x_out;
   if (in % MIXCOMM_VEC_BYTES != 0 || out % MIXCOMM_VEC_BYTES != 0)
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
                           "%s=%p is not 16-byte aligned (the kernels move 16-byte vectors)",
                           in % MIXCOMM_VEC_BYTES != 0 ? "x_in" : "x_out",
                           in % MIXCOMM_VEC_BYTES != 0 ? x_in : x_out);
-  if (in < out + (uint64_t)out_bytes && out < in + (uint64_t)in_bytes)
+  if (x_in != NULL && x_out != NULL && in_bytes > 0 && out_bytes > 0 && in < out + out_bytes &&
+      out < in + in_bytes)
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
                           "x_out [%p, +%lld B) overlaps x_in [%p, +%lld B): give a separate "
                           "output buffer",

@@ -46,6 +46,16 @@ mixcomm_status_t mixcomm__validate_epilogue(const mixcomm_topology_t* t, mixcomm
  * handler_device, else MIXCOMM_ERR_INVALID_USAGE naming both and what to do. */
 mixcomm_status_t mixcomm__validate_current_device(int current, int handler_device, int world_rank,
                                                   const char* what);
+/* Rows of row_elems elements of dtype: a known dtype, row_elems >= 1, and a row of whole 16-byte
+ * vectors; *row_bytes is its size. */
+mixcomm_status_t mixcomm__validate_row(mixcomm_dtype_t dtype, int64_t row_elems,
+                                       int64_t* row_bytes);
+
+/* Buffers the kernels read and write in 16-byte vectors: both aligned (NULL passes), and not
+ * overlapping when both are given and non-empty. */
+mixcomm_status_t mixcomm__validate_buffers(const void* x_in, uint64_t in_bytes, const void* x_out,
+                                           uint64_t out_bytes);
+
 /* A host list of rows per DP rank (mixcomm_run_v), after mixcomm__validate_dp_rows. */
 typedef struct mixcomm__dp_rows_info {
   int64_t total, max, own; /* sum, largest, this rank's (dp_rank) */

@@ -63,24 +63,8 @@ mixcomm_status_t mixcomm__validate_run_v(mixcomm_dtype_t dtype, const void* x_in
                                          const void* x_out, int x_out_optional, int64_t in_rows,
                                          int64_t out_rows, int64_t row_elems,
                                          mixcomm__run_shape_t* shape) {
-  const size_t esize = mixcomm_dtype_size(dtype);
-  if (esize == 0)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "dtype=%d is not a data type",
-                          (int)dtype);
-  if (row_elems < 1)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "row_elems=%lld: must be >= 1",
-                          (long long)row_elems);
   int64_t row_bytes, in_bytes, out_bytes;
-  if (__builtin_mul_overflow(row_elems, (int64_t)esize, &row_bytes))
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "row_elems=%lld is too large (byte count overflows)",
-                          (long long)row_elems);
-  if (row_bytes % MIXCOMM_VEC_BYTES != 0)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "row_elems=%lld of %s is %lld bytes, not a multiple of the 16-byte "
-                          "vector: pad rows to a multiple of %d elements",
-                          (long long)row_elems, mixcomm_dtype_name(dtype), (long long)row_bytes,
-                          (int)(MIXCOMM_VEC_BYTES / esize));
+  MIXCOMM_CHECK(mixcomm__validate_row(dtype, row_elems, &row_bytes));
   if (__builtin_mul_overflow(in_rows, row_bytes, &in_bytes) ||
       __builtin_mul_overflow(out_rows, row_bytes, &out_bytes))
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
@@ -96,19 +80,7 @@ mixcomm_status_t mixcomm__validate_run_v(mixcomm_dtype_t dtype, const void* x_in
   if (out_rows > 0 && x_out == NULL && !x_out_optional)
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "x_out is NULL with %lld output rows",
                           (long long)out_rows);
-  const uintptr_t in = (uintptr_t)x_in, out = (uintptr_t)x_out;
-  if (in % MIXCOMM_VEC_BYTES != 0 || out % MIXCOMM_VEC_BYTES != 0)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "%s=%p is not 16-byte aligned (the kernels move 16-byte vectors)",
-                          in % MIXCOMM_VEC_BYTES != 0 ? "x_in" : "x_out",
-                          in % MIXCOMM_VEC_BYTES != 0 ? x_in : x_out);
-  if (x_in != NULL && x_out != NULL && in_bytes > 0 && out_bytes > 0 &&
-      in < out + (uint64_t)out_bytes && out < in + (uint64_t)in_bytes)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "x_out [%p, +%lld B) overlaps x_in [%p, +%lld B): give a separate "
-                          "output buffer",
-                          x_out, (long long)out_bytes, x_in, (long long)in_bytes);
-  return MIXCOMM_SUCCESS;
+  return mixcomm__validate_buffers(x_in, (uint64_t)in_bytes, x_out, (uint64_t)out_bytes);
 }
 
 int mixcomm__mode_is_fused(mixcomm_mode_t mode);
