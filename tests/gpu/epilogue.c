@@ -90,8 +90,13 @@ static void epi_reference(gpu_rank_t* g, const epi_case_t* c, epi_buffers_t* b, 
     for (size_t i = 0; i < R * E; i++) {
       const double r = c->residual ? ref_to_double(g->dtype, b->h_res, i) : 0.0;
       b->p[off + i] = b->s[off + i] + r;
-      /* P is rounded once more than S: its error budget is S's (|S| + the terms) plus its own. */
-      b->p_abs[off + i] = b->abs[off + i] + fabs(b->s[off + i]) + fabs(r);
+      /* P's error budget, in units of the dtype's rounding, beyond the rounding of P itself:
+       * added at the output, S's budget (|S| + the terms) plus the rounding of S + r; added at
+       * the source (gather ops), round(input + r) is one more term whose magnitude is at most
+       * |input| + |r|, and across nodes each local rank's partial (its own contribution plus
+       * the same local rank's of the other nodes) is rounded before the local sum, the
+       * partials adding up to at most the terms and |r| again: 2 (terms + |r|). */
+      b->p_abs[off + i] = 2.0 * (b->abs[off + i] + fabs(r)) + fabs(b->s[off + i]);
       b->p_nz[off + i] = b->nz[off + i] && (!c->residual || (r == 0.0 && signbit(r)));
     }
   }
