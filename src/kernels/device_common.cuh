@@ -71,57 +71,53 @@ __device__ __forceinline__ uint4 poison_vec() { return make_uint4(kPoison, kPois
 
 /* ---- fp32 accumulation ------------------------------------------------------------------- */
 
+/* The 16-bit types as pairs: their packed pair type and its exact conversions to and from two
+ * floats (round to nearest even on the way back). */
 template <typename T>
-struct Acc;
-
+struct Pair16;
 template <>
-struct Acc<__half> {
-  float2 a[4];
-  __device__ __forceinline__ void set(uint4 v) {
-    const __half2* h = reinterpret_cast<const __half2*>(&v);
-#pragma unroll
-    for (int i = 0; i < 4; i++) a[i] = __half22float2(h[i]);
+struct Pair16<__half> {
+  using type = __half2;
+  static __device__ __forceinline__ float2 to_float2(__half2 h) { return __half22float2(h); }
+  static __device__ __forceinline__ __half2 from_float2(float2 f) { return __float22half2_rn(f); }
+};
+template <>
+struct Pair16<__nv_bfloat16> {
+  using type = __nv_bfloat162;
+  static __device__ __forceinline__ float2 to_float2(__nv_bfloat162 h) {
+    return __bfloat1622float2(h);
   }
-  __device__ __forceinline__ void add(uint4 v) {
-    const __half2* h = reinterpret_cast<const __half2*>(&v);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-      float2 f = __half22float2(h[i]);
-      a[i].x += f.x;
-      a[i].y += f.y;
-    }
-  }
-  __device__ __forceinline__ uint4 pack() const {
-    uint4 v;
-    __half2* h = reinterpret_cast<__half2*>(&v);
-#pragma unroll
-    for (int i = 0; i < 4; i++) h[i] = __float22half2_rn(a[i]);
-    return v;
+  static __device__ __forceinline__ __nv_bfloat162 from_float2(float2 f) {
+    return __float22bfloat162_rn(f);
   }
 };
 
-template <>
-struct Acc<__nv_bfloat16> {
+/* A 16-byte vector of T summed in fp32: eight 16-bit values as four float pairs (the float
+ * specialisation below holds four floats). */
+template <typename T>
+struct Acc {
+  using P = Pair16<T>;
+  using H2 = typename P::type;
   float2 a[4];
   __device__ __forceinline__ void set(uint4 v) {
-    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+    const H2* h = reinterpret_cast<const H2*>(&v);
 #pragma unroll
-    for (int i = 0; i < 4; i++) a[i] = __bfloat1622float2(h[i]);
+    for (int i = 0; i < 4; i++) a[i] = P::to_float2(h[i]);
   }
   __device__ __forceinline__ void add(uint4 v) {
-    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+    const H2* h = reinterpret_cast<const H2*>(&v);
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-      float2 f = __bfloat1622float2(h[i]);
+      float2 f = P::to_float2(h[i]);
       a[i].x += f.x;
       a[i].y += f.y;
     }
   }
   __device__ __forceinline__ uint4 pack() const {
     uint4 v;
-    __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&v);
+    H2* h = reinterpret_cast<H2*>(&v);
 #pragma unroll
-    for (int i = 0; i < 4; i++) h[i] = __float22bfloat162_rn(a[i]);
+    for (int i = 0; i < 4; i++) h[i] = P::from_float2(a[i]);
     return v;
   }
 };
@@ -568,6 +564,53 @@ inline int launch_fused(Kernel kernel, unsigned grid, const mixcomm__kargs_t& a,
   config.attrs = attr;
   config.numAttrs = a.pdl ? 1 : 0;
   return (int)cudaLaunchKernelEx(&config, kernel, a);
+}
+
+/* ---- host-side dispatch shared by the fused kernels' launchers ------------------------- */
+
+/* CTAs of a fused call: one per span of the rank block. An uneven call whose largest block is
+ * empty still exchanges its tags and signals (one CTA, one step), so a rank with another list
+ * reports a mismatch rather than leaving its peers waiting. */
+inline unsigned fused_grid(const mixcomm__kargs_t& a) {
+  if (a.steps <= 0)
+    return 0u;
+  if (a.uneven.on && a.vecs == 0)
+    return 1u;
+  return (unsigned)((a.vecs + a.span - 1) / a.span);
+}
+
+template <bool kEpilogue, bool kUneven>
+struct Variant {
+  static constexpr bool epilogue = kEpilogue, uneven = kUneven;
+};
+
+/* f(Variant<epilogue, uneven>{}) for the call's instantiation: plain calls run the kernels
+ * built without the epilogue and uneven code. */
+template <typename F>
+int with_variant(const mixcomm__kargs_t& a, F f) {
+  if (a.uneven.on)
+    return a.epi.on ? f(Variant<true, true>{}) : f(Variant<false, true>{});
+  return a.epi.on ? f(Variant<true, false>{}) : f(Variant<false, false>{});
+}
+
+template <typename T>
+struct TypeTag {
+  using type = T;
+};
+
+/* f(TypeTag<T>{}) for the element type of `dtype`; `unknown` for a dtype that is none. */
+template <typename F>
+int with_dtype(int dtype, int unknown, F f) {
+  switch (dtype) {
+    case MIXCOMM_FLOAT16:
+      return f(TypeTag<__half>{});
+    case MIXCOMM_BFLOAT16:
+      return f(TypeTag<__nv_bfloat16>{});
+    case MIXCOMM_FLOAT32:
+      return f(TypeTag<float>{});
+    default:
+      return unknown;
+  }
 }
 
 }  // namespace mixcomm

@@ -295,18 +295,13 @@ int launch_variant(const mixcomm__kargs_t* a, unsigned grid, cudaStream_t stream
 
 template <typename T>
 int launch_typed(const mixcomm__kargs_t* a, cudaStream_t stream) {
-  unsigned grid = a->steps > 0 ? (unsigned)((a->vecs + a->span - 1) / a->span) : 0u;
-  /* An uneven call whose largest block is empty still exchanges its tags (one CTA, one step),
-   * so a rank with another list reports a mismatch rather than leaving its peers waiting. */
-  if (a->uneven.on && a->steps > 0 && a->vecs == 0)
-    grid = 1;
+  const unsigned grid = fused_grid(*a);
   if (grid == 0)
     return cudaSuccess;
-  if (a->uneven.on)
-    return a->epi.on ? launch_variant<T, true, true>(a, grid, stream)
-                     : launch_variant<T, false, true>(a, grid, stream);
-  return a->epi.on ? launch_variant<T, true, false>(a, grid, stream)
-                   : launch_variant<T, false, false>(a, grid, stream);
+  return with_variant(*a, [&](auto v) {
+    using V = decltype(v);
+    return launch_variant<T, V::epilogue, V::uneven>(a, grid, stream);
+  });
 }
 
 /* CTAs of `block` threads that fit on one SM for every kernel of dtype T that a call with that
@@ -349,25 +344,15 @@ cudaError_t blocks_per_sm(int block, int* blocks) {
 }  // namespace mixcomm
 
 extern "C" int mixcomm__intranode_blocks_per_sm(int dtype, int block, int* blocks) {
-  switch (dtype) {
-    case MIXCOMM_FLOAT16:
-      return (int)mixcomm::blocks_per_sm<__half>(block, blocks);
-    case MIXCOMM_BFLOAT16:
-      return (int)mixcomm::blocks_per_sm<__nv_bfloat16>(block, blocks);
-    default:
-      return (int)mixcomm::blocks_per_sm<float>(block, blocks);
-  }
+  /* An unknown dtype is refused before any launch; float's kernels answer for it here. */
+  const int as = dtype == MIXCOMM_FLOAT16 || dtype == MIXCOMM_BFLOAT16 ? dtype : MIXCOMM_FLOAT32;
+  return mixcomm::with_dtype(as, (int)cudaErrorInvalidValue, [&](auto tag) {
+    return (int)mixcomm::blocks_per_sm<typename decltype(tag)::type>(block, blocks);
+  });
 }
 
 extern "C" int mixcomm__launch_intranode(const mixcomm__kargs_t* a, cudaStream_t stream) {
-  switch (a->dtype) {
-    case MIXCOMM_FLOAT16:
-      return mixcomm::launch_typed<__half>(a, stream);
-    case MIXCOMM_BFLOAT16:
-      return mixcomm::launch_typed<__nv_bfloat16>(a, stream);
-    case MIXCOMM_FLOAT32:
-      return mixcomm::launch_typed<float>(a, stream);
-    default:
-      return (int)cudaErrorInvalidValue;
-  }
+  return mixcomm::with_dtype(a->dtype, (int)cudaErrorInvalidValue, [&](auto tag) {
+    return mixcomm::launch_typed<typename decltype(tag)::type>(a, stream);
+  });
 }
