@@ -5,6 +5,7 @@ add_executable(mixcomm-tests
   ${MIXCOMM_ROOT}/tests/runner.c
   ${MIXCOMM_ROOT}/tests/harness/ranks.c
   ${MIXCOMM_ROOT}/tools/common/spawn.c
+  ${MIXCOMM_ROOT}/tests/unit/fixtures.c
   ${MIXCOMM_UNIT_TESTS})
 target_include_directories(mixcomm-tests PRIVATE
   ${MIXCOMM_ROOT}/tests ${MIXCOMM_ROOT}/src ${MIXCOMM_ROOT}/tools ${MIXCOMM_GENERATED})

@@ -1,4 +1,4 @@
-/* Core tests: topology, modes, plan, validation, names (tests/unit/test_core*.c). */
+/* Core tests: topology, modes, plan, validation, names (tests/unit/test_core_*.c). */
 #define TEST_LIST_CORE(X)           \
   X(core_topology_all_ranks, 60)    \
   X(core_topology_for_rank, 60)     \

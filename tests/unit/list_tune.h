@@ -1,5 +1,5 @@
 /* Mode selection tests: buckets, cache, cross-rank agreement, cost model
- * (tests/unit/test_tune.c). */
+ * (tests/unit/test_tune_*.c). */
 #define TEST_LIST_TUNE(X)                    \
   X(tune_num_buckets, 10)                    \
   X(tune_bucket_mapping, 30)                 \

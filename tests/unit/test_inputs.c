@@ -46,6 +46,13 @@ static int has_control(const char* s) {
   return 0;
 }
 
+/* Runs fn as the only rank of a child process: the settings it reads are read once per
+ * process, and a hang ends at timeout_ms. */
+static int in_child(rank_fn fn, int timeout_ms) {
+  ASSERT_EQ(run_ranks(1, fn, NULL, timeout_ms, NULL), 0);
+  return 0;
+}
+
 static char* read_text(const char* path) {
   FILE* f = fopen(path, "rb");
   if (f == NULL)
@@ -162,8 +169,7 @@ static int kernel_timeout_child(int rank, int n, void* arg) {
 }
 
 TEST_IMPL(core_env_kernel_timeout) {
-  ASSERT_EQ(run_ranks(1, kernel_timeout_child, NULL, 10000, NULL), 0);
-  return 0;
+  return in_child(kernel_timeout_child, 10000);
 }
 
 /* The bootstrap's numbers are whole numbers; paths and addresses are shown cleaned and named. */
@@ -241,9 +247,15 @@ TEST_IMPL(core_log_file_name) {
 /* Cache files                                                                                */
 /* ------------------------------------------------------------------------------------------ */
 
+/* A temporary cache directory whose log collects the warnings, and a key to load with. */
 typedef struct {
   char dir[128], log[192];
+  mixcomm__tune_key_t key;
 } cache_dir_t;
+
+static void key_of(mixcomm__tune_key_t* key) {
+  snprintf(key->text, sizeof key->text, "v=1;world=8;test=inputs;");
+}
 
 static void cache_dir_init(cache_dir_t* d) {
   snprintf(d->dir, sizeof d->dir, "/tmp/mixcomm-inputs-XXXXXX");
@@ -251,10 +263,13 @@ static void cache_dir_init(cache_dir_t* d) {
   snprintf(d->log, sizeof d->log, "%s/log.txt", d->dir);
   setenv("MIXCOMM_LOG", "WARN", 1); /* read once, at the first log call of this process */
   setenv("MIXCOMM_LOG_FILE", d->log, 1);
+  key_of(&d->key);
 }
 
-static void key_of(mixcomm__tune_key_t* key) {
-  snprintf(key->text, sizeof key->text, "v=1;world=8;test=inputs;");
+/* Removes what cache_dir_init made (the files a test adds, it removes itself). */
+static void cache_dir_remove(const cache_dir_t* d) {
+  unlink(d->log);
+  rmdir(d->dir);
 }
 
 /* A FIFO at the cache path made the load block in open() for ever (until another process
@@ -265,8 +280,6 @@ static int special_files_child(int rank, int n, void* arg) {
   (void)arg;
   cache_dir_t d;
   cache_dir_init(&d);
-  mixcomm__tune_key_t key;
-  key_of(&key);
   mixcomm__tune_table_t t;
   memset(t, 0x5a, sizeof t);
   char fifo[256], sub[256], link[256];
@@ -279,8 +292,8 @@ static int special_files_child(int rank, int n, void* arg) {
   const char* paths[] = {fifo, sub, link, "/dev/zero"};
   for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
     long long t0 = ms_now();
-    ASSERT_EQ(mixcomm__tune_cache_load(paths[i], &key, 1u << MIXCOMM_OP_ALLREDUCE, 0xffu, 4, t),
-              0);
+    ASSERT_EQ(
+        mixcomm__tune_cache_load(paths[i], &d.key, 1u << MIXCOMM_OP_ALLREDUCE, 0xffu, 4, t), 0);
     if (ms_now() - t0 > 2000)
       FAIL("loading %s took %lld ms", paths[i], ms_now() - t0);
   }
@@ -295,14 +308,12 @@ static int special_files_child(int rank, int n, void* arg) {
   unlink(link);
   unlink(fifo);
   rmdir(sub);
-  unlink(d.log);
-  rmdir(d.dir);
+  cache_dir_remove(&d);
   return 0;
 }
 
 TEST_IMPL(tune_cache_special_files) {
-  ASSERT_EQ(run_ranks(1, special_files_child, NULL, 15000, NULL), 0);
-  return 0;
+  return in_child(special_files_child, 15000);
 }
 
 /* A refused file's reason quoted its text as it was: control characters and terminal escape
@@ -313,8 +324,6 @@ static int reasons_child(int rank, int n, void* arg) {
   (void)arg;
   cache_dir_t d;
   cache_dir_init(&d);
-  mixcomm__tune_key_t key;
-  key_of(&key);
   const char* lines[] = {
       "key v=1;world=8;\x1b]0;owned\a\r",          /* another key */
       "ALL\x1b[2JREDUCE 0 NCCL_ONE",               /* unknown op */
@@ -327,7 +336,7 @@ static int reasons_child(int rank, int n, void* arg) {
       snprintf(body, sizeof body, "mixcomm-autotune 1\n%s\nbuckets 1\nALLREDUCE 0 NCCL_ONE\n",
                lines[i]);
     else
-      snprintf(body, sizeof body, "mixcomm-autotune 1\nkey %s\nbuckets 1\n%s\n", key.text,
+      snprintf(body, sizeof body, "mixcomm-autotune 1\nkey %s\nbuckets 1\n%s\n", d.key.text,
                lines[i]);
     uint64_t h = 14695981039346656037ull;
     for (const char* p = body; *p; p++) {
@@ -341,7 +350,8 @@ static int reasons_child(int rank, int n, void* arg) {
     fputs(file, f);
     fclose(f);
     mixcomm__tune_table_t t;
-    ASSERT_EQ(mixcomm__tune_cache_load(path, &key, 1u << MIXCOMM_OP_ALLREDUCE, 0xffu, 1, t), 0);
+    ASSERT_EQ(mixcomm__tune_cache_load(path, &d.key, 1u << MIXCOMM_OP_ALLREDUCE, 0xffu, 1, t),
+              0);
     unlink(path);
   }
   char* log = read_text(d.log);
@@ -351,14 +361,12 @@ static int reasons_child(int rank, int n, void* arg) {
   ASSERT_CONTAINS(log, "bucket '?[1m0'");
   ASSERT(!has_control(log));
   free(log);
-  unlink(d.log);
-  rmdir(d.dir);
+  cache_dir_remove(&d);
   return 0;
 }
 
 TEST_IMPL(tune_cache_reasons_printable) {
-  ASSERT_EQ(run_ranks(1, reasons_child, NULL, 15000, NULL), 0);
-  return 0;
+  return in_child(reasons_child, 15000);
 }
 
 TEST_IMPL(tune_cache_path_printable) {
@@ -443,8 +451,7 @@ static int cost_bounds_child(int rank, int n, void* arg) {
 }
 
 TEST_IMPL(tune_cost_model_env_bounds) {
-  ASSERT_EQ(run_ranks(1, cost_bounds_child, NULL, 10000, NULL), 0);
-  return 0;
+  return in_child(cost_bounds_child, 10000);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -718,6 +725,5 @@ static int spawn_env_child(int rank, int n, void* arg) {
 }
 
 TEST_IMPL(tools_spawn_launcher_env) {
-  ASSERT_EQ(run_ranks(1, spawn_env_child, NULL, 10000, NULL), 0);
-  return 0;
+  return in_child(spawn_env_child, 10000);
 }

@@ -7,17 +7,11 @@
 #include <stdint.h>
 
 #include "core/plan.h"
+#include "fixtures.h"
 #include "harness/task.h"
 
-static mixcomm_topology_t node(int L, int ltp) {
-  mixcomm_topology_t t = {0};
-  t.world_size = L;
-  t.local_size = L;
-  t.inter_size = 1;
-  t.local_tp_size = ltp;
-  ASSERT_OK(mixcomm_topology_resolve(&t, &t));
-  return t;
-}
+/* One node of L ranks with local tp size ltp. */
+static mixcomm_topology_t node(int L, int ltp) { return tp_topology(L, L, ltp, 0); }
 
 typedef struct shape_case {
   int L, ltp, grid_size;

@@ -12,25 +12,13 @@
 #include "core/plan.h"
 #include "core/topology.h"
 #include "core/validate.h"
+#include "fixtures.h"
 #include "harness/task.h"
 #include "kernels/launch.h"
 
-#define ADDR(x) ((void*)(uintptr_t)(x))
-static const uintptr_t BASE = (uintptr_t)1 << 40;
-
-static mixcomm_topology_t topo(int W, int L, int ltp, int itp) {
-  mixcomm_topology_t t = {0};
-  t.world_size = W;
-  t.local_size = L;
-  t.inter_size = W / L;
-  t.local_tp_size = ltp;
-  t.inter_tp_size = itp;
-  ASSERT_OK(mixcomm_topology_resolve(&t, &t));
-  return t;
-}
-
 TEST_IMPL(uneven_validate_op) {
-  const mixcomm_topology_t tp = topo(2, 2, 2, 0), dp = topo(4, 4, 1, 0), mixed = topo(6, 6, 2, 0);
+  const mixcomm_topology_t tp = tp_topology(2, 2, 2, 0), dp = tp_topology(4, 4, 1, 0),
+                           mixed = tp_topology(6, 6, 2, 0);
   ASSERT_EQ(mixcomm__validate_uneven_op(&tp, MIXCOMM_OP_ALLREDUCE), MIXCOMM_ERR_INVALID_ARGUMENT);
   ASSERT_CONTAINS(mixcomm_last_error(), "no DP group");
   ASSERT_EQ(mixcomm__validate_uneven_op(&tp, MIXCOMM_OP_ALLGATHER), MIXCOMM_ERR_INVALID_ARGUMENT);
@@ -41,14 +29,14 @@ TEST_IMPL(uneven_validate_op) {
   ASSERT_OK(mixcomm__validate_uneven_op(&mixed, MIXCOMM_OP_ALLREDUCE_ALLGATHER));
   ASSERT_OK(mixcomm__validate_uneven_op(&mixed, MIXCOMM_OP_REDUCESCATTER_ALLREDUCE));
   /* dp_size above the kernels' table: 8 nodes x 16 ranks, all DP. */
-  const mixcomm_topology_t big = topo(128, 16, 1, 1);
+  const mixcomm_topology_t big = tp_topology(128, 16, 1, 1);
   ASSERT_EQ(mixcomm__validate_uneven_op(&big, MIXCOMM_OP_ALLGATHER), MIXCOMM_ERR_UNSUPPORTED);
   ASSERT_CONTAINS(mixcomm_last_error(), "MIXCOMM_MAX_DP_SIZE");
   return 0;
 }
 
 TEST_IMPL(uneven_validate_rows) {
-  mixcomm_topology_t t = topo(4, 4, 1, 0);
+  mixcomm_topology_t t = tp_topology(4, 4, 1, 0);
   mixcomm__dp_rows_info_t info;
   ASSERT_EQ(mixcomm__validate_dp_rows(&t, NULL, &info), MIXCOMM_ERR_INVALID_ARGUMENT);
   ASSERT_CONTAINS(mixcomm_last_error(), "dp_rows is NULL");
@@ -73,7 +61,7 @@ TEST_IMPL(uneven_validate_rows) {
   ASSERT_OK(mixcomm__validate_dp_rows(&t, same, &info));
   ASSERT(info.all_equal && info.total == 12 && info.max == 3);
   /* TP x DP: the own count is the DP rank's, not the world rank's. */
-  mixcomm_topology_t m = topo(6, 6, 2, 0);
+  mixcomm_topology_t m = tp_topology(6, 6, 2, 0);
   ASSERT_OK(mixcomm_topology_for_rank(&m, 5, &m)); /* tp 1, dp 2 */
   const int64_t three[3] = {7, 0, 9};
   ASSERT_OK(mixcomm__validate_dp_rows(&m, three, &info));
@@ -89,32 +77,34 @@ TEST_IMPL(uneven_validate_buffers) {
   ASSERT_EQ(s.in_bytes, 3u * 128u);
   ASSERT_EQ(s.out_bytes, 10u * 128u);
   ASSERT_EQ(s.out_rows, 10);
-  /* Zero own rows: x_in may be NULL; rows to write need x_out. */
-  ASSERT_OK(mixcomm__validate_run_v(MIXCOMM_BFLOAT16, NULL, out, 0, 0, 10, 64, &s));
-  ASSERT_EQ(mixcomm__validate_run_v(MIXCOMM_BFLOAT16, NULL, out, 0, 2, 10, 64, &s),
-            MIXCOMM_ERR_INVALID_ARGUMENT);
-  ASSERT_CONTAINS(mixcomm_last_error(), "x_in is NULL");
-  ASSERT_EQ(mixcomm__validate_run_v(MIXCOMM_BFLOAT16, in, NULL, 0, 2, 10, 64, &s),
-            MIXCOMM_ERR_INVALID_ARGUMENT);
-  ASSERT_OK(mixcomm__validate_run_v(MIXCOMM_BFLOAT16, in, NULL, 1, 2, 10, 64, &s));
-  ASSERT_EQ(mixcomm__validate_run_v(MIXCOMM_FLOAT16, in, out, 0, 2, 2, 12, &s),
-            MIXCOMM_ERR_INVALID_ARGUMENT);
-  ASSERT_CONTAINS(mixcomm_last_error(), "not a multiple of the 16-byte");
-  ASSERT_EQ(mixcomm__validate_run_v(MIXCOMM_FLOAT32, in, out, 0, 2, 2, 0, &s),
-            MIXCOMM_ERR_INVALID_ARGUMENT);
-  ASSERT_EQ(mixcomm__validate_run_v(MIXCOMM_FLOAT32, ADDR(BASE + 4), out, 0, 2, 2, 64, &s),
-            MIXCOMM_ERR_INVALID_ARGUMENT);
-  ASSERT_CONTAINS(mixcomm_last_error(), "x_in=");
-  ASSERT_EQ(mixcomm__validate_run_v(MIXCOMM_FLOAT32, in, ADDR(BASE + 256), 0, 2, 2, 64, &s),
-            MIXCOMM_ERR_INVALID_ARGUMENT);
-  ASSERT_CONTAINS(mixcomm_last_error(), "overlaps");
-  /* Touching but not overlapping: 2 rows of 256 B end where x_out starts. */
-  ASSERT_OK(mixcomm__validate_run_v(MIXCOMM_FLOAT32, in, ADDR(BASE + 512), 0, 2, 2, 64, &s));
-  ASSERT_EQ(mixcomm__validate_run_v(MIXCOMM_FLOAT32, in, out, 0, INT64_MAX / 8, 1, 64, &s),
-            MIXCOMM_ERR_INVALID_ARGUMENT);
-  ASSERT_CONTAINS(mixcomm_last_error(), "overflows");
-  ASSERT_EQ(mixcomm__validate_run_v((mixcomm_dtype_t)9, in, out, 0, 1, 1, 64, &s),
-            MIXCOMM_ERR_INVALID_ARGUMENT);
+  const struct {
+    mixcomm_dtype_t dtype;
+    const void* in;
+    const void* out;
+    int out_optional;
+    int64_t in_rows, out_rows, row_elems;
+    const char* needle; /* NULL: accepted; else refused with a message containing it */
+  } cases[] = {
+      /* Zero own rows: x_in may be NULL; rows to write need x_out. */
+      {MIXCOMM_BFLOAT16, NULL, out, 0, 0, 10, 64, NULL},
+      {MIXCOMM_BFLOAT16, NULL, out, 0, 2, 10, 64, "x_in is NULL"},
+      {MIXCOMM_BFLOAT16, in, NULL, 0, 2, 10, 64, ""},
+      {MIXCOMM_BFLOAT16, in, NULL, 1, 2, 10, 64, NULL},
+      {MIXCOMM_FLOAT16, in, out, 0, 2, 2, 12, "not a multiple of the 16-byte"},
+      {MIXCOMM_FLOAT32, in, out, 0, 2, 2, 0, ""},
+      {MIXCOMM_FLOAT32, ADDR(BASE + 4), out, 0, 2, 2, 64, "x_in="},
+      {MIXCOMM_FLOAT32, in, ADDR(BASE + 256), 0, 2, 2, 64, "overlaps"},
+      /* Touching but not overlapping: 2 rows of 256 B end where x_out starts. */
+      {MIXCOMM_FLOAT32, in, ADDR(BASE + 512), 0, 2, 2, 64, NULL},
+      {MIXCOMM_FLOAT32, in, out, 0, INT64_MAX / 8, 1, 64, "overflows"},
+      {(mixcomm_dtype_t)9, in, out, 0, 1, 1, 64, ""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const mixcomm_status_t st =
+        mixcomm__validate_run_v(cases[i].dtype, cases[i].in, cases[i].out, cases[i].out_optional,
+                                cases[i].in_rows, cases[i].out_rows, cases[i].row_elems, &s);
+    expect_argument_check(i, st, cases[i].needle);
+  }
   return 0;
 }
 
@@ -144,7 +134,8 @@ static int covers(const mixcomm__geometry_t* g, int twoshot, unsigned char* seen
 }
 
 TEST_IMPL(uneven_geometry_covers) {
-  const mixcomm_topology_t tops[3] = {topo(4, 4, 2, 0), topo(6, 6, 2, 0), topo(4, 4, 1, 0)};
+  const mixcomm_topology_t tops[3] = {tp_topology(4, 4, 2, 0), tp_topology(6, 6, 2, 0),
+                                      tp_topology(4, 4, 1, 0)};
   const mixcomm_op_t ops[4] = {MIXCOMM_OP_ALLREDUCE_ALLGATHER, MIXCOMM_OP_REDUCESCATTER_ALLREDUCE,
                                MIXCOMM_OP_ALLGATHER, MIXCOMM_OP_REDUCESCATTER};
   unsigned char* seen = malloc((size_t)64 * 7168 * 2 / 16 + 16);
@@ -190,7 +181,8 @@ TEST_IMPL(uneven_mode_choice) {
   caps.nvshmem = 1;
   caps.autotune = 1;
   /* 2 nodes of 4 ranks: local TP2 x DP2, inter TP2 (BYTES1 and BYTES2 valid), and all DP. */
-  const mixcomm_topology_t hy = topo(8, 4, 2, 2), dp = topo(8, 4, 1, 1), one = topo(4, 4, 2, 0);
+  const mixcomm_topology_t hy = tp_topology(8, 4, 2, 2), dp = tp_topology(8, 4, 1, 1),
+                           one = tp_topology(4, 4, 2, 0);
   ASSERT_EQ(hy.inter_size, 2);
   ASSERT(mixcomm_topology_mode_valid(&hy, &caps, MIXCOMM_MODE_FUSED_OPT_BYTES1_UC, NULL));
   ASSERT(mixcomm_topology_mode_valid(&hy, &caps, MIXCOMM_MODE_FUSED_OPT_BYTES2_UC, NULL));
