@@ -41,6 +41,7 @@ typedef struct options {
   mixcomm_dtype_t dtype;
   char only[256];
   int verbose;
+  int list;               /* --list: print the scenarios and exit */
 } options_t;
 
 /* ---- what ranks report to the parent (shared memory) --------------------------------------- */

@@ -67,75 +67,58 @@ static int wanted(const options_t* o, const char* name) {
   return 0;
 }
 
+static int take_rank_count(void* ctx, int index, const char* text) {
+  options_t* o = ctx;
+  return args_parse_int(text, 2, MAX_RANKS, &o->ranks[index]);
+}
+
+/* The options with a value of their own kind: --ranks, --only, --dtype. */
+static int take_value(void* ctx, const char* name, const char* v) {
+  options_t* o = ctx;
+  if (!strcmp(name, "--ranks")) {
+    o->nranks = harness_parse_list(v, 8, take_rank_count, o);
+    return o->nranks < 0;
+  }
+  if (!strcmp(name, "--only")) {
+    snprintf(o->only, sizeof o->only, "%s", v);
+    return 0;
+  }
+  return mixcomm_dtype_from_name(v, &o->dtype) != MIXCOMM_SUCCESS;
+}
+
 int main(int argc, char** argv) {
   options_t o;
   memset(&o, 0, sizeof o);
   o.ranks[0] = 4;
   o.nranks = 1;
-  o.victim = -1;
-  o.timeout_ms = 2000;
   o.abort_timeout_ms = 20000;
   o.abort_delay_ms = 300;
   o.abort_limit_ms = 5000;
-  o.bs_timeout_ms = 10000;
-  o.margin_ms = 3000;
-  o.limit_s = 60;
-  o.total_limit_s = 540;
-  o.calls = 40;
-  o.late_ms = 60000;
   o.dtype = MIXCOMM_BFLOAT16;
-  for (int i = 1; i < argc; i++) {
-    const char* a = argv[i];
-    const char* v = i + 1 < argc ? argv[i + 1] : NULL;
-    int bad = 0;
-    if (!strcmp(a, "--list")) {
-      for (int k = 0; k < NUM_SCENARIOS; k++)
-        printf("%-20s %s\n", k_scenarios[k].name, k_scenarios[k].what);
-      return 0;
-    } else if (!strcmp(a, "--verbose")) {
-      o.verbose = 1;
-      continue;
-    } else if (v == NULL) {
-      bad = 1;
-    } else if (!strcmp(a, "--ranks")) {
-      o.nranks = 0;
-      char buf[128];
-      snprintf(buf, sizeof buf, "%s", v);
-      for (char* tok = strtok(buf, ","); tok && !bad; tok = strtok(NULL, ",")) {
-        if (o.nranks >= 8 || args_parse_int(tok, 2, MAX_RANKS, &o.ranks[o.nranks]) != 0)
-          bad = 1;
-        else
-          o.nranks++;
-      }
-      bad |= o.nranks == 0;
-    } else if (!strcmp(a, "--tp")) {
-      bad = args_parse_int(v, 1, MAX_RANKS, &o.tp);
-    } else if (!strcmp(a, "--victim")) {
-      bad = args_parse_int(v, 0, MAX_RANKS - 1, &o.victim);
-    } else if (!strcmp(a, "--only")) {
-      snprintf(o.only, sizeof o.only, "%s", v);
-    } else if (!strcmp(a, "--timeout-ms")) {
-      bad = args_parse_int(v, 100, 600000, &o.timeout_ms);
-    } else if (!strcmp(a, "--bootstrap-timeout-ms")) {
-      bad = args_parse_int(v, 100, 600000, &o.bs_timeout_ms);
-    } else if (!strcmp(a, "--margin-ms")) {
-      bad = args_parse_int(v, 0, 600000, &o.margin_ms);
-    } else if (!strcmp(a, "--limit-s")) {
-      bad = args_parse_int(v, 5, 3600, &o.limit_s);
-    } else if (!strcmp(a, "--total-limit-s")) {
-      bad = args_parse_int(v, 10, 86400, &o.total_limit_s);
-    } else if (!strcmp(a, "--calls")) {
-      bad = args_parse_int(v, 1, 100000, &o.calls);
-    } else if (!strcmp(a, "--late-ms")) {
-      bad = args_parse_int(v, 0, 3600000, &o.late_ms);
-    } else if (!strcmp(a, "--dtype")) {
-      bad = mixcomm_dtype_from_name(v, &o.dtype) != MIXCOMM_SUCCESS;
-    } else {
-      bad = 1;
-    }
-    if (bad)
-      return harness_bad_argument("mixcomm-fault-tests", a, v, usage);
-    i++;
+  const harness_option_t options[] = {
+      {"--list", HARNESS_STOP_FLAG, &o.list, 0, 0, 0},
+      {"--verbose", HARNESS_FLAG, &o.verbose, 0, 0, 0},
+      {"--ranks", HARNESS_VALUE, NULL, 0, 0, 0},
+      {"--tp", HARNESS_INT, &o.tp, 1, MAX_RANKS, 0},
+      {"--victim", HARNESS_INT, &o.victim, 0, MAX_RANKS - 1, -1},
+      {"--only", HARNESS_VALUE, NULL, 0, 0, 0},
+      {"--timeout-ms", HARNESS_INT, &o.timeout_ms, 100, 600000, 2000},
+      {"--bootstrap-timeout-ms", HARNESS_INT, &o.bs_timeout_ms, 100, 600000, 10000},
+      {"--margin-ms", HARNESS_INT, &o.margin_ms, 0, 600000, 3000},
+      {"--limit-s", HARNESS_INT, &o.limit_s, 5, 3600, 60},
+      {"--total-limit-s", HARNESS_INT, &o.total_limit_s, 10, 86400, 540},
+      {"--calls", HARNESS_INT, &o.calls, 1, 100000, 40},
+      {"--late-ms", HARNESS_INT, &o.late_ms, 0, 3600000, 60000},
+      {"--dtype", HARNESS_VALUE, NULL, 0, 0, 0},
+  };
+  const int rc = harness_parse_args(argc, argv, options, (int)(sizeof options / sizeof options[0]),
+                                    take_value, &o, "mixcomm-fault-tests", usage);
+  if (rc >= 0)
+    return rc;
+  if (o.list) {
+    for (int k = 0; k < NUM_SCENARIOS; k++)
+      printf("%-20s %s\n", k_scenarios[k].name, k_scenarios[k].what);
+    return 0;
   }
   if (o.only[0] != '\0') {
     char buf[256];

@@ -60,77 +60,55 @@ static void usage(void) {
           "                    [--limit-s 570] [--all-modes] [--dry-run] [--verbose]\n");
 }
 
+static int take_dtype(void* ctx, int index, const char* text) {
+  options_t* o = ctx;
+  return mixcomm_dtype_from_name(text, &o->dtypes[index]) != MIXCOMM_SUCCESS;
+}
+
+/* The options with a value of their own kind: --calls, --seed, --dtypes. */
+static int take_value(void* ctx, const char* name, const char* v) {
+  options_t* o = ctx;
+  if (!strcmp(name, "--calls"))
+    return args_parse_ll(v, 1, 1000000000LL, &o->calls);
+  if (!strcmp(name, "--seed")) {
+    long long s;
+    const int bad = args_parse_ll(v, 0, 0x7FFFFFFFFFFFFFFFLL, &s);
+    o->seed = (uint64_t)s;
+    return bad;
+  }
+  o->ndtypes = harness_parse_list(v, 3, take_dtype, o);
+  return o->ndtypes < 0;
+}
+
 int main(int argc, char** argv) {
   options_t o;
   memset(&o, 0, sizeof o);
-  o.ranks = 4;
   o.calls = 100000;
   o.seed = 20261124;
   o.dtypes[0] = MIXCOMM_BFLOAT16;
   o.dtypes[1] = MIXCOMM_FLOAT16;
   o.dtypes[2] = MIXCOMM_FLOAT32;
   o.ndtypes = 3;
-  o.batch = 64;
-  o.graph_percent = 2;
-  o.max_rows = 512;
-  o.max_elems = 8192;
-  o.timeout_ms = 10000;
-  o.limit_s = 570;
-  for (int i = 1; i < argc; i++) {
-    const char* a = argv[i];
-    const char* v = i + 1 < argc ? argv[i + 1] : NULL;
-    int bad = 0;
-    if (!strcmp(a, "--all-modes")) {
-      o.all_modes = 1;
-      continue;
-    } else if (!strcmp(a, "--dry-run")) {
-      o.dry_run = 1;
-      continue;
-    } else if (!strcmp(a, "--verbose")) {
-      o.verbose = 1;
-      continue;
-    } else if (v == NULL) {
-      bad = 1;
-    } else if (!strcmp(a, "--ranks")) {
-      bad = args_parse_int(v, 2, MAX_RANKS, &o.ranks);
-    } else if (!strcmp(a, "--tp")) {
-      bad = args_parse_int(v, 1, MAX_RANKS, &o.tp);
-    } else if (!strcmp(a, "--calls")) {
-      bad = args_parse_ll(v, 1, 1000000000LL, &o.calls);
-    } else if (!strcmp(a, "--seed")) {
-      long long s;
-      bad = args_parse_ll(v, 0, 0x7FFFFFFFFFFFFFFFLL, &s);
-      o.seed = (uint64_t)s;
-    } else if (!strcmp(a, "--dtypes")) {
-      char buf[128];
-      snprintf(buf, sizeof buf, "%s", v);
-      o.ndtypes = 0;
-      for (char* tok = strtok(buf, ","); tok && !bad; tok = strtok(NULL, ",")) {
-        if (o.ndtypes >= 3 || mixcomm_dtype_from_name(tok, &o.dtypes[o.ndtypes]) != MIXCOMM_SUCCESS)
-          bad = 1;
-        else
-          o.ndtypes++;
-      }
-      bad |= o.ndtypes == 0;
-    } else if (!strcmp(a, "--batch")) {
-      bad = args_parse_int(v, MAX_GROUP, 4096, &o.batch);
-    } else if (!strcmp(a, "--graph-percent")) {
-      bad = args_parse_int(v, 0, 100, &o.graph_percent);
-    } else if (!strcmp(a, "--max-rows")) {
-      bad = args_parse_int(v, 1, 1 << 16, &o.max_rows);
-    } else if (!strcmp(a, "--max-elems")) {
-      bad = args_parse_int(v, 8, 1 << 20, &o.max_elems);
-    } else if (!strcmp(a, "--timeout-ms")) {
-      bad = args_parse_int(v, 100, 3600000, &o.timeout_ms);
-    } else if (!strcmp(a, "--limit-s")) {
-      bad = args_parse_int(v, 10, 86400, &o.limit_s);
-    } else {
-      bad = 1;
-    }
-    if (bad)
-      return harness_bad_argument("mixcomm-soak", a, v, usage);
-    i++;
-  }
+  const harness_option_t options[] = {
+      {"--all-modes", HARNESS_FLAG, &o.all_modes, 0, 0, 0},
+      {"--dry-run", HARNESS_FLAG, &o.dry_run, 0, 0, 0},
+      {"--verbose", HARNESS_FLAG, &o.verbose, 0, 0, 0},
+      {"--ranks", HARNESS_INT, &o.ranks, 2, MAX_RANKS, 4},
+      {"--tp", HARNESS_INT, &o.tp, 1, MAX_RANKS, 0},
+      {"--calls", HARNESS_VALUE, NULL, 0, 0, 0},
+      {"--seed", HARNESS_VALUE, NULL, 0, 0, 0},
+      {"--dtypes", HARNESS_VALUE, NULL, 0, 0, 0},
+      {"--batch", HARNESS_INT, &o.batch, MAX_GROUP, 4096, 64},
+      {"--graph-percent", HARNESS_INT, &o.graph_percent, 0, 100, 2},
+      {"--max-rows", HARNESS_INT, &o.max_rows, 1, 1 << 16, 512},
+      {"--max-elems", HARNESS_INT, &o.max_elems, 8, 1 << 20, 8192},
+      {"--timeout-ms", HARNESS_INT, &o.timeout_ms, 100, 3600000, 10000},
+      {"--limit-s", HARNESS_INT, &o.limit_s, 10, 86400, 570},
+  };
+  const int rc = harness_parse_args(argc, argv, options, (int)(sizeof options / sizeof options[0]),
+                                    take_value, &o, "mixcomm-soak", usage);
+  if (rc >= 0)
+    return rc;
   if (o.tp == 0)
     o.tp = o.ranks >= 4 && o.ranks % 2 == 0 ? 2 : o.ranks;
   mixcomm_topology_t t;

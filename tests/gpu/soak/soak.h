@@ -7,9 +7,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "common/spawn.h"
+#include "gpu/harness.h"
 #include "mixcomm.h"
 
 #define MAX_RANKS 16
@@ -50,12 +50,6 @@ typedef struct counts {
 typedef struct shared {
   counts_t r[MAX_RANKS];
 } shared_t;
-static inline double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* ---- the plan: every rank draws the same calls -------------------------------------------- */
 
 typedef struct call {
