@@ -4,8 +4,12 @@
 add_executable(mixcomm-gpu-tests
   ${MIXCOMM_ROOT}/tests/gpu/gpu_tests.c
   ${MIXCOMM_ROOT}/tests/gpu/gpu_rank.c
+  ${MIXCOMM_ROOT}/tests/gpu/checked_case.c
+  ${MIXCOMM_ROOT}/tests/gpu/calls.c
+  ${MIXCOMM_ROOT}/tests/gpu/checkpoint.c
   ${MIXCOMM_ROOT}/tests/gpu/epilogue.c
   ${MIXCOMM_ROOT}/tests/gpu/uneven.c
+  ${MIXCOMM_ROOT}/tests/gpu/uneven_errors.c
   ${MIXCOMM_ROOT}/tools/common/refdata.c
   ${MIXCOMM_ROOT}/tools/common/spawn.c)
 target_include_directories(mixcomm-gpu-tests PRIVATE

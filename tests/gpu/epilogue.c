@@ -12,7 +12,6 @@
 
 #include <cuda_runtime_api.h>
 
-#include "bootstrap/bootstrap.h"
 #include "common/refdata.h"
 #include "gpu/gpu_suite.h"
 
@@ -39,13 +38,6 @@ typedef struct epi_buffers {
   double *s, *abs, *p, *p_abs, *norm_ref, *norm_tol;
   unsigned char *nz, *p_nz;
 } epi_buffers_t;
-
-static int gather_op(mixcomm_op_t op) {
-  return op == MIXCOMM_OP_ALLGATHER || op == MIXCOMM_OP_ALLREDUCE_ALLGATHER;
-}
-static int scatter_op(mixcomm_op_t op) {
-  return op == MIXCOMM_OP_REDUCESCATTER || op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE;
-}
 
 /* ---- reference -------------------------------------------------------------------------- */
 
@@ -81,7 +73,7 @@ static void epi_reference(gpu_rank_t* g, const epi_case_t* c, epi_buffers_t* b, 
   const size_t E = (size_t)c->row_elems, R = (size_t)c->rows;
   ref_compute(t, g->dtype, c->op, c->seed, rows_in, c->row_elems, c->specials, b->s, b->abs,
               b->nz);
-  const int gather = gather_op(c->op);
+  const int gather = is_gather(c->op);
   const int blocks = gather ? t->dp_size : 1;
   for (int k = 0; k < blocks; k++) {
     const size_t off = (size_t)k * R * E;
@@ -166,18 +158,10 @@ typedef struct epi_report {
 
 static int epi_agree(gpu_rank_t* g, const epi_report_t* mine, mixcomm_op_t op, const char* what) {
   const int W = g->topo.world_size;
-  epi_report_t* all = calloc((size_t)W, sizeof *all);
-  if (all == NULL ||
-      mixcomm__bs_allgather(g->bs, mine, all, sizeof *mine, "epilogue report") != MIXCOMM_SUCCESS) {
-    failf(g, "%s: exchanging reports: %s", what, mixcomm_last_error());
-    free(all);
-    g->dead = 1;
+  epi_report_t* all = exchange_reports(g, mine, sizeof *mine, "epilogue report", what);
+  if (all == NULL)
     return 1;
-  }
   int bad = 0;
-  for (int w = 0; w < W; w++)
-    if (all[w].status > 0)
-      g->dead = 1;
   if (mine->status == 0 && (mine->shared[0] != mine->shared[1] || mine->own[0] != mine->own[1])) {
     failf(g, "%s: a repeated call gave different bits", what);
     bad = 1;
@@ -186,7 +170,7 @@ static int epi_agree(gpu_rank_t* g, const epi_report_t* mine, mixcomm_op_t op, c
     if (all[w].status != 0)
       continue;
     const int same_dp = all[w].dp_rank == mine->dp_rank;
-    const int shares = scatter_op(op) ? same_dp : 1;
+    const int shares = is_scatter(op) ? same_dp : 1;
     if ((shares && all[w].shared[0] != mine->shared[0]) ||
         (same_dp && all[w].own[0] != mine->own[0])) {
       failf(g, "%s: outputs differ bitwise from rank %d's (which must be identical)", what, w);
@@ -263,7 +247,7 @@ static cudaError_t epi_collect(gpu_rank_t* g, const epi_case_t* c, epi_buffers_t
 /* Compare what was collected with the reference; returns the number of wrong elements. */
 static int64_t epi_check(gpu_rank_t* g, const epi_case_t* c, epi_buffers_t* b, size_t n_res,
                          size_t n_out, char* report, size_t size) {
-  const int gather = gather_op(c->op);
+  const int gather = is_gather(c->op);
   int64_t wrong = 0;
   report[0] = '\0';
   char part[400];
@@ -296,8 +280,8 @@ static int64_t epi_check(gpu_rank_t* g, const epi_case_t* c, epi_buffers_t* b, s
 static void epi_case(gpu_rank_t* g, epi_buffers_t* b, const epi_case_t* c) {
   const mixcomm_topology_t* t = &g->topo;
   const size_t E = (size_t)c->row_elems;
-  const int64_t rows_in = scatter_op(c->op) ? c->rows * t->dp_size : c->rows;
-  const int64_t out_rows = gather_op(c->op) ? c->rows * t->dp_size : c->rows;
+  const int64_t rows_in = is_scatter(c->op) ? c->rows * t->dp_size : c->rows;
+  const int64_t out_rows = is_gather(c->op) ? c->rows * t->dp_size : c->rows;
   const size_t n_in = (size_t)rows_in * E, n_out = (size_t)out_rows * E;
   const size_t n_res = (size_t)c->rows * E;
   const size_t es = mixcomm_dtype_size(g->dtype);
@@ -355,8 +339,8 @@ static void epi_case(gpu_rank_t* g, epi_buffers_t* b, const epi_case_t* c) {
 static void epi_graph(gpu_rank_t* g, epi_buffers_t* b, epi_case_t c) {
   const mixcomm_topology_t* t = &g->topo;
   const size_t E = (size_t)c.row_elems;
-  const int64_t rows_in = scatter_op(c.op) ? c.rows * t->dp_size : c.rows;
-  const int64_t out_rows = gather_op(c.op) ? c.rows * t->dp_size : c.rows;
+  const int64_t rows_in = is_scatter(c.op) ? c.rows * t->dp_size : c.rows;
+  const int64_t out_rows = is_gather(c.op) ? c.rows * t->dp_size : c.rows;
   const size_t n_in = (size_t)rows_in * E, n_out = (size_t)out_rows * E, n_res = (size_t)c.rows * E;
   char what[320], why[1600] = "";
   describe(&c, g, what, sizeof what);
@@ -419,7 +403,7 @@ static void epi_graph(gpu_rank_t* g, epi_buffers_t* b, epi_case_t c) {
 /* ---- errors through the public API (local: no collective is entered) --------------------- */
 
 static void epi_errors(gpu_rank_t* g, epi_buffers_t* b, mixcomm_op_t op) {
-  const int64_t E = 64, rows = scatter_op(op) ? g->topo.dp_size : 1;
+  const int64_t E = 64, rows = is_scatter(op) ? g->topo.dp_size : 1;
   mixcomm_epilogue_t e;
   struct {
     const char* needle;

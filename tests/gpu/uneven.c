@@ -12,7 +12,8 @@
  * (INVALID_ARGUMENT, nothing written). Across nodes FUSED_OPT_WAITS_UC must pass every check
  * a single node does; FUSED_OPT_BYTES1_UC and BYTES2_UC must refuse the call with
  * MIXCOMM_ERR_UNSUPPORTED before enqueuing anything, and DEFAULT must then pick a mode that
- * takes uneven rows (only a job without the NVSHMEM plugin or NCCL may have none). */
+ * takes uneven rows (only a job without the NVSHMEM plugin or NCCL may have none). The calls
+ * that must be refused or fail are in uneven_errors.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,26 +21,8 @@
 
 #include <cuda_runtime_api.h>
 
-#include "bootstrap/bootstrap.h"
 #include "common/refdata.h"
-#include "gpu/gpu_suite.h"
-
-#define UV_MAX_ROWS 600 /* rows of the largest block of a case */
-#define UV_MAX_ELEMS 7168
-#define UV_GUARD_BYTES 4096 /* poisoned bytes past every output, checked after the call */
-
-typedef struct uv_buffers {
-  size_t in_cap, out_cap; /* bytes */
-  char *in, *out, *out2;  /* device */
-  int32_t* rows_dev;
-  char *h_in, *h_peer, *h_out, *h_out2;
-  double *ref, *abs;
-  unsigned char* nz;
-} uv_buffers_t;
-
-static int uv_gather(mixcomm_op_t op) {
-  return op == MIXCOMM_OP_ALLGATHER || op == MIXCOMM_OP_ALLREDUCE_ALLGATHER;
-}
+#include "gpu/uneven.h"
 
 static int64_t uv_sum(const int64_t* rows, int n) {
   int64_t s = 0;
@@ -53,7 +36,7 @@ static int64_t uv_in_rows(const mixcomm_topology_t* t, mixcomm_op_t op, const in
                           int w) {
   mixcomm_topology_t q;
   mixcomm_topology_for_rank(t, w, &q);
-  return uv_gather(op) ? rows[q.dp_rank] : uv_sum(rows, t->dp_size);
+  return is_gather(op) ? rows[q.dp_rank] : uv_sum(rows, t->dp_size);
 }
 
 /* float64 reference of this rank's output from every rank's input, regenerated here:
@@ -62,7 +45,7 @@ static int64_t uv_in_rows(const mixcomm_topology_t* t, mixcomm_op_t op, const in
 static void uv_reference(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op, const int64_t* rows,
                          int64_t E, uint64_t seed, unsigned specials) {
   const mixcomm_topology_t* t = &g->topo;
-  const int gather = uv_gather(op);
+  const int gather = is_gather(op);
   const int64_t out_rows = gather ? uv_sum(rows, t->dp_size) : rows[t->dp_rank];
   const size_t n_out = (size_t)(out_rows * E);
   for (size_t i = 0; i < n_out; i++) {
@@ -103,22 +86,14 @@ typedef struct uv_report {
  * (all for gather ops, a TP group for scatter ops) must hold the same bits. */
 static int uv_agree(gpu_rank_t* g, const uv_report_t* mine, mixcomm_op_t op, const char* what) {
   const int W = g->topo.world_size;
-  uv_report_t* all = calloc((size_t)W, sizeof *all);
-  if (all == NULL ||
-      mixcomm__bs_allgather(g->bs, mine, all, sizeof *mine, "uneven report") != MIXCOMM_SUCCESS) {
-    failf(g, "%s: exchanging reports: %s", what, mixcomm_last_error());
-    free(all);
-    g->dead = 1;
+  uv_report_t* all = exchange_reports(g, mine, sizeof *mine, "uneven report", what);
+  if (all == NULL)
     return 1;
-  }
   int bad = 0;
-  for (int w = 0; w < W; w++)
-    if (all[w].status > 0)
-      g->dead = 1;
   for (int w = 0; w < W && mine->status == 0 && !bad; w++) {
     if (all[w].status != 0)
       continue;
-    const int shares = uv_gather(op) || all[w].dp_rank == mine->dp_rank;
+    const int shares = is_gather(op) || all[w].dp_rank == mine->dp_rank;
     if (shares && all[w].hash != mine->hash) {
       failf(g, "%s: output differs bitwise from rank %d's (which must be identical)", what, w);
       bad = 1;
@@ -128,8 +103,19 @@ static int uv_agree(gpu_rank_t* g, const uv_report_t* mine, mixcomm_op_t op, con
   return bad;
 }
 
+/* The end of a case: report a failure (why), then agree with the other ranks on the output's
+ * hash; a case passes if it succeeded here and agreed. */
+static void uv_conclude(gpu_rank_t* g, uv_report_t* rep, uint64_t hash, mixcomm_op_t op,
+                        const char* what, const char* why) {
+  if (rep->status != 0)
+    failf(g, "%s: %s", what, why);
+  rep->hash = hash;
+  if (uv_agree(g, rep, op, what) == 0 && rep->status == 0)
+    g->passed++;
+}
+
 /* Bytes of x_out past `written` that must still hold the poison. */
-static int uv_guard_intact(gpu_rank_t* g, const char* dev, size_t written, char* why, size_t n) {
+int uv_guard_intact(gpu_rank_t* g, const char* dev, size_t written, char* why, size_t n) {
   unsigned char guard[UV_GUARD_BYTES];
   if (download(g, guard, dev + written, sizeof guard) != cudaSuccess) {
     snprintf(why, n, "downloading the guard bytes failed");
@@ -152,7 +138,7 @@ static int uv_call(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op, mixcomm_mode
                    unsigned specials, char* host_out, uint64_t* hash, char* why, size_t n) {
   const mixcomm_topology_t* t = &g->topo;
   const size_t es = mixcomm_dtype_size(g->dtype);
-  const int gather = uv_gather(op);
+  const int gather = is_gather(op);
   const int64_t total = uv_sum(rows, t->dp_size);
   const int64_t in_rows = uv_in_rows(t, op, rows, t->world_rank);
   const int64_t out_rows = gather ? total : rows[t->dp_rank];
@@ -248,11 +234,7 @@ static void uv_case(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op, mixcomm_mod
   uv_report_t rep = {0, g->topo.dp_rank, 0};
   rep.status = uv_call(g, b, op, mode, rows, E, UV_HOST, 0, seed, specials, b->h_out, &h_host,
                        why, sizeof why);
-  if (rep.status != 0)
-    failf(g, "%s: %s", what, why);
-  rep.hash = h_host;
-  if (uv_agree(g, &rep, op, what) == 0 && rep.status == 0)
-    g->passed++;
+  uv_conclude(g, &rep, h_host, op, what, why);
   if (!fused || g->dead)
     return;
   /* The device form with room to spare: the same bits as the host form. */
@@ -265,11 +247,7 @@ static void uv_case(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op, mixcomm_mod
     snprintf(why, sizeof why, "the device form's bits differ from the host form's");
     rep.status = -1;
   }
-  if (rep.status != 0)
-    failf(g, "%s: %s", what, why);
-  rep.hash = h_dev;
-  if (uv_agree(g, &rep, op, what) == 0 && rep.status == 0)
-    g->passed++;
+  uv_conclude(g, &rep, h_dev, op, what, why);
 }
 
 /* All equal: the host form is the equal-size call; so is the device form's result. */
@@ -299,11 +277,7 @@ static void uv_equal(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op, mixcomm_mo
       rep.status = -1;
     }
   }
-  if (rep.status != 0)
-    failf(g, "%s: %s", what, why);
-  rep.hash = hp;
-  if (uv_agree(g, &rep, op, what) == 0 && rep.status == 0)
-    g->passed++;
+  uv_conclude(g, &rep, hp, op, what, why);
 }
 
 /* Every block empty, device form (the host form is the equal-size call of 0 rows): with
@@ -320,11 +294,7 @@ static void uv_empty(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op, mixcomm_mo
     uv_report_t rep = {0, g->topo.dp_rank, 0};
     rep.status = uv_call(g, b, op, mode, rows, 64, UV_DEVICE, cap, 31, 0, b->h_out, &h, why,
                          sizeof why);
-    if (rep.status != 0)
-      failf(g, "%s: %s", what, why);
-    rep.hash = h;
-    if (uv_agree(g, &rep, op, what) == 0 && rep.status == 0)
-      g->passed++;
+    uv_conclude(g, &rep, h, op, what, why);
   }
 }
 
@@ -335,7 +305,7 @@ static void uv_epilogue(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op, mixcomm
                         const int64_t* rows, int64_t E) {
   const mixcomm_topology_t* t = &g->topo;
   const size_t es = mixcomm_dtype_size(g->dtype);
-  const int64_t out_rows = uv_gather(op) ? uv_sum(rows, t->dp_size) : rows[t->dp_rank];
+  const int64_t out_rows = is_gather(op) ? uv_sum(rows, t->dp_size) : rows[t->dp_rank];
   const size_t out_bytes = (size_t)(out_rows * E) * es;
   char what[400], why[1200] = "";
   uv_describe(what, sizeof what, op, mode, rows, t->dp_size, E, "epilogue");
@@ -395,10 +365,7 @@ static void uv_epilogue(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op, mixcomm
   }
   cudaFree(gamma);
   free(h_gamma);
-  if (rep.status != 0)
-    failf(g, "%s: %s", what, why);
-  if (uv_agree(g, &rep, op, what) == 0 && rep.status == 0)
-    g->passed++;
+  uv_conclude(g, &rep, rep.hash, op, what, why);
 }
 
 /* Graph of the device form: captured once with max_rows, replayed with new counts and inputs. */
@@ -407,7 +374,7 @@ static void uv_graph(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op) {
   const int dp = t->dp_size, replays = g->opt->quick ? 3 : 6;
   const int64_t E = 1000, max_rows = 50;
   const size_t es = mixcomm_dtype_size(g->dtype);
-  const int gather = uv_gather(op);
+  const int gather = is_gather(op);
   char what[200], why[1200] = "";
   snprintf(what, sizeof what, "uneven graph %s", mixcomm_op_name(op));
   /* The input buffer holds the largest input; each replay writes its own rows into it. */
@@ -480,135 +447,6 @@ static void uv_graph(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op) {
   uv_report_t rep = {ok ? 0 : -1, t->dp_rank, 0};
   if (uv_agree(g, &rep, MIXCOMM_OP_REDUCESCATTER, what) == 0 && ok)
     g->passed++;
-}
-
-/* Argument errors, before anything is enqueued. */
-static void uv_errors(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op) {
-  const int dp = g->topo.dp_size;
-  int64_t rows[MIXCOMM_MAX_DP_SIZE];
-  for (int k = 0; k < dp; k++) rows[k] = 1 + k;
-  int bad = 0;
-  struct {
-    const char* what;
-    mixcomm_status_t st;
-  } cases[6];
-  int n = 0;
-  cases[n].what = "dp_rows NULL";
-  cases[n++].st = mixcomm_run_v(g->h, op, b->in, b->out, NULL, 64, NULL, MIXCOMM_MODE_DEFAULT,
-                                g->stream);
-  rows[0] = -1;
-  cases[n].what = "negative count";
-  cases[n++].st = mixcomm_run_v(g->h, op, b->in, b->out, rows, 64, NULL, MIXCOMM_MODE_DEFAULT,
-                                g->stream);
-  rows[0] = 1;
-  cases[n].what = "misaligned x_out";
-  cases[n++].st = mixcomm_run_v(g->h, op, b->in, b->out + 8, rows, 64, NULL,
-                                MIXCOMM_MODE_DEFAULT, g->stream);
-  cases[n].what = "row not a multiple of 16 bytes";
-  cases[n++].st = mixcomm_run_v(g->h, op, b->in, b->out, rows, 3, NULL, MIXCOMM_MODE_DEFAULT,
-                                g->stream);
-  cases[n].what = "device form, negative max_rows";
-  cases[n++].st = mixcomm_run_v_device(g->h, op, b->in, b->out, b->rows_dev, -1, 64, NULL,
-                                       MIXCOMM_MODE_DEFAULT, g->stream);
-  cases[n].what = "device form, host pointer";
-  cases[n++].st = mixcomm_run_v_device(g->h, op, b->in, b->out, (const int32_t*)rows, 4, 64,
-                                       NULL, MIXCOMM_MODE_DEFAULT, g->stream);
-  for (int i = 0; i < n; i++)
-    if (cases[i].st != MIXCOMM_ERR_INVALID_ARGUMENT) {
-      failf(g, "uneven errors %s: %s: got %s", mixcomm_op_name(op), cases[i].what,
-            mixcomm_status_name(cases[i].st));
-      bad = 1;
-    }
-  if (!bad)
-    g->passed++;
-}
-
-/* A list that differs on the last world rank (same largest block, so the same geometry): every
- * rank reports MISMATCH, the others naming that rank. Leaves the handler unusable. */
-static void uv_mismatch(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op) {
-  const mixcomm_topology_t* t = &g->topo;
-  const int dp = t->dp_size, odd = t->world_size - 1;
-  int64_t rows[MIXCOMM_MAX_DP_SIZE];
-  for (int k = 0; k < dp; k++) rows[k] = k == 0 ? 40 : 3 + k;
-  if (t->world_rank == odd)
-    rows[dp - 1] -= 1;
-  char why[1200] = "";
-  mixcomm_status_t st = mixcomm_run_v(g->h, op, b->in, b->out, rows, 64, NULL,
-                                      MIXCOMM_MODE_FUSED_OPT_WAITS_UC, g->stream);
-  int peer = -1;
-  if (st == MIXCOMM_SUCCESS) {
-    cudaStreamSynchronize(g->stream);
-    st = mixcomm_handler_async_error(g->h, &peer);
-    settle(g, why, sizeof why);
-  }
-  const int ok = st == MIXCOMM_ERR_MISMATCH && (t->world_rank == odd || peer == odd);
-  if (!ok)
-    failf(g, "uneven mismatch %s: got %s naming rank %d (want MISMATCH naming rank %d): %s",
-          mixcomm_op_name(op), mixcomm_status_name(st), peer, odd, why);
-  else
-    g->passed++;
-  g->dead = 1; /* the handler is unusable now: the next dtype gets a new one */
-}
-
-/* Across nodes: the last node's list differs (same largest block, so the same geometry; every
- * rank of a node agrees, so the node's tags match and only the signal hash, which mixes in the
- * list's hash, tells the nodes apart). Every rank reports MISMATCH naming a rank of another node
- * (the last node's ranks: of any other; the others: of the last). Leaves the handler unusable. */
-static void uv_mismatch_nodes(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op) {
-  const mixcomm_topology_t* t = &g->topo;
-  const int dp = t->dp_size, odd_node = t->inter_size - 1;
-  const int my_node = t->world_rank / t->local_size;
-  int64_t rows[MIXCOMM_MAX_DP_SIZE];
-  for (int k = 0; k < dp; k++) rows[k] = k == 0 ? 40 : 3 + k;
-  if (my_node == odd_node)
-    rows[dp - 1] -= 1;
-  char why[1200] = "";
-  mixcomm_status_t st = mixcomm_run_v(g->h, op, b->in, b->out, rows, 64, NULL,
-                                      MIXCOMM_MODE_FUSED_OPT_WAITS_UC, g->stream);
-  int peer = -1;
-  if (st == MIXCOMM_SUCCESS) {
-    cudaStreamSynchronize(g->stream);
-    st = mixcomm_handler_async_error(g->h, &peer);
-    settle(g, why, sizeof why);
-  }
-  const int peer_node = peer >= 0 ? peer / t->local_size : -1;
-  const int named_ok = my_node == odd_node ? peer_node >= 0 && peer_node != odd_node
-                                           : peer_node == odd_node;
-  if (st != MIXCOMM_ERR_MISMATCH || !named_ok)
-    failf(g, "uneven mismatch across nodes %s: got %s naming rank %d (want MISMATCH naming a "
-          "rank of %s): %s",
-          mixcomm_op_name(op), mixcomm_status_name(st), peer,
-          my_node == odd_node ? "another node" : "the last node", why);
-  else
-    g->passed++;
-  g->dead = 1;
-}
-
-/* A device count above max_rows on every rank: INVALID_ARGUMENT, and nothing written. */
-static void uv_bad_count(gpu_rank_t* g, uv_buffers_t* b, mixcomm_op_t op) {
-  const int dp = g->topo.dp_size;
-  int32_t r32[MIXCOMM_MAX_DP_SIZE];
-  for (int k = 0; k < dp; k++) r32[k] = k == dp - 1 ? 9 : 2;
-  char why[1200] = "";
-  upload(g, b->rows_dev, r32, sizeof(int32_t) * (size_t)dp);
-  cudaMemsetAsync(b->out, 0xFF, b->out_cap, g->stream);
-  mixcomm_status_t st = mixcomm_run_v_device(g->h, op, b->in, b->out, b->rows_dev, 8, 64, NULL,
-                                             MIXCOMM_MODE_FUSED_OPT_WAITS_UC, g->stream);
-  int peer = -1;
-  if (st == MIXCOMM_SUCCESS) {
-    cudaStreamSynchronize(g->stream);
-    st = mixcomm_handler_async_error(g->h, &peer);
-    settle(g, why, sizeof why);
-  }
-  int ok = st == MIXCOMM_ERR_INVALID_ARGUMENT;
-  if (ok && !uv_guard_intact(g, b->out, 0, why, sizeof why))
-    ok = 0;
-  if (!ok)
-    failf(g, "uneven bad device count %s: got %s (want INVALID_ARGUMENT, nothing written): %s",
-          mixcomm_op_name(op), mixcomm_status_name(st), why);
-  else
-    g->passed++;
-  g->dead = 1;
 }
 
 static int uv_alloc(gpu_rank_t* g, uv_buffers_t* b) {
@@ -685,7 +523,7 @@ void test_uneven(gpu_rank_t* g) {
   int last_op = -1;
   for (int i = 0; i < nops && !g->dead; i++) {
     const mixcomm_op_t op = ops[i];
-    if (!uv_gather(op) && op != MIXCOMM_OP_REDUCESCATTER &&
+    if (!is_gather(op) && op != MIXCOMM_OP_REDUCESCATTER &&
         op != MIXCOMM_OP_REDUCESCATTER_ALLREDUCE)
       continue;
     last_op = op;
