@@ -49,7 +49,7 @@ if(MIXCOMM_HAVE_NVSHMEM)
   # MIXCOMM_NVSHMEM_INSTALL_RPATH, or through the loader's path; never through a path of the
   # build machine.
   add_library(mixcomm_nvshmem SHARED
-    ${MIXCOMM_ROOT}/src/nvshmem/host_glue.cu ${MIXCOMM_ROOT}/src/nvshmem/internode.cu)
+    ${MIXCOMM_ROOT}/src/nvshmem_plugin/host_glue.cu ${MIXCOMM_ROOT}/src/nvshmem_plugin/internode.cu)
   set_target_properties(mixcomm_nvshmem PROPERTIES
     CUDA_SEPARABLE_COMPILATION ON CUDA_RESOLVE_DEVICE_SYMBOLS ON
     BUILD_RPATH "${_mixcomm_nv}/lib"

@@ -159,7 +159,7 @@ t0=$(date +%s)
   { tail -30 "$work/sdist.log"; fail "sdist"; }
 sdist=$(ls "$work"/dist/mixcomm-*.tar.gz)
 tar -tzf "$sdist" >"$work/sdist.list"
-for f in CMakeLists.txt include/mixcomm.h src/core/status.c src/nvshmem/internode.cu cmake/wheel.cmake \
+for f in CMakeLists.txt include/mixcomm.h src/core/status.c src/nvshmem_plugin/internode.cu cmake/wheel.cmake \
          python/mixcomm/__init__.py LICENSE; do
   grep -q "^mixcomm-[0-9.]*/$f$" "$work/sdist.list" || fail "the sdist lacks $f"
 done

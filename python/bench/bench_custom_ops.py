@@ -49,19 +49,15 @@ def worker_main(args):
     import torch.distributed as dist
 
     from mixcomm import MixedCommHandler, MixedCommOp, _lib, run_mixed_comm
+    from spawn_ranks import join_job
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     out = {"rank": rank, "sizes": [], "fatal": None}
     h = None
     try:
-        dist.init_process_group("gloo", init_method="env://", rank=rank, world_size=world,
-                                timeout=datetime.timedelta(seconds=120))
-        ndev = torch.cuda.device_count()
-        device = torch.device("cuda", rank % ndev)
-        torch.cuda.set_device(device)
+        device, fair_grid = join_job(rank, world)
         props = torch.cuda.get_device_properties(device)
-        sharing = -(-world // ndev)
-        grid = args.grid or max(1, min(32, props.multi_processor_count // sharing))
+        grid = args.grid or fair_grid
         h = MixedCommHandler(rank, world, rank, world, 0, 1, args.tp, None, None, None,
                              torch.bfloat16, device, grid_size=grid, use_autotune=False)
         out.update(device=props.name, torch=torch.__version__, grid=grid, handler=repr(h),
@@ -264,10 +260,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.worker:
         return worker_main(args)
-    from spawn_ranks import gpu_skip_reason, mps_daemon, run_ranks
-    reason = gpu_skip_reason()
-    if reason:
-        print(f"bench_custom_ops: SKIPPED ({reason})")
+    from spawn_ranks import mps_daemon, run_ranks, skipped_without_gpu
+    if skipped_without_gpu("bench_custom_ops"):
         return 0
     if args.ranks % args.tp or args.ranks // args.tp < 2 or args.tp < 2:
         ap.error("--ranks must be a multiple of --tp, with tp >= 2 and dp >= 2")

@@ -94,10 +94,9 @@ except TypeError:  # a torch whose disable() takes no reason
 # ------------------------------------------------------------------------------------------
 
 
-def check_call(info, op: int, mode: int, x_in, x_out=None) -> tuple:
-    """The output shape of op on x_in for the handler described by info (a CallInfo), after
-    checking everything an eager call checks before enqueueing; ValueError otherwise. With
-    x_out, also that x_out fits."""
+def _check_op_mode_x_in(info, op: int, mode: int, x_in) -> None:
+    """The first checks of every call: op and mode valid for the handler, x_in a tensor of at
+    least two dimensions (rows, then the row's shape)."""
     if op not in info.valid_ops:
         valid = ", ".join(OP_NAMES[o] for o in info.valid_ops)
         _reject(f"Invalid op: {OP_NAMES[op]} (valid for tp_size={info.tp_size}, "
@@ -109,24 +108,47 @@ def check_call(info, op: int, mode: int, x_in, x_out=None) -> tuple:
         _reject(f"x_in should be a torch.Tensor, got {type(x_in).__name__}")
     if x_in.ndim < 2:
         _reject("x_in.ndim should be at least 2")
+
+
+def _check_x_in_layout(info, x_in) -> None:
+    """x_in has the handler's dtype and device and is contiguous."""
     if x_in.dtype != info.dtype:
         _reject(f"x_in.dtype should be {info.dtype}")
     if x_in.device != info.device:
         _reject(f"x_in.device should be {info.device}")
     if not x_in.is_contiguous():
         _reject("x_in should be contiguous")
+
+
+def _product(dims) -> int:
+    """The product of dims, written as a loop that torch.compile traces on shape symbols."""
+    n = 1
+    for d in dims:
+        n = n * d
+    return n
+
+
+def _reject_row_bytes(info, row_elems: int, esize: int) -> None:
+    """Rows the kernels cannot take: not whole 16-byte vectors."""
+    _reject(f"x_in rows of {row_elems} {info.dtype} elements are {row_elems * esize} "
+            f"bytes, not a multiple of the 16-byte vector: pad rows to a multiple of "
+            f"{_VEC_BYTES // esize} elements")
+
+
+def check_call(info, op: int, mode: int, x_in, x_out=None) -> tuple:
+    """The output shape of op on x_in for the handler described by info (a CallInfo), after
+    checking everything an eager call checks before enqueueing; ValueError otherwise. With
+    x_out, also that x_out fits."""
+    _check_op_mode_x_in(info, op, mode, x_in)
+    _check_x_in_layout(info, x_in)
     rows = x_in.shape[0]
     rest = tuple(x_in.shape[1:])
-    row_elems = 1
-    for d in rest:
-        row_elems = row_elems * d
+    row_elems = _product(rest)
     if row_elems < 1:
         _reject(f"x_in.shape={tuple(x_in.shape)}: a row must hold at least one element")
     esize = _ELEMENT_BYTES[x_in.dtype]
     if (row_elems * esize) % _VEC_BYTES != 0:
-        _reject(f"x_in rows of {row_elems} {info.dtype} elements are {row_elems * esize} "
-                f"bytes, not a multiple of the 16-byte vector: pad rows to a multiple of "
-                f"{_VEC_BYTES // esize} elements")
+        _reject_row_bytes(info, row_elems, esize)
     dp = info.dp_size
     if op in SCATTER_OP_CODES and rows % dp != 0:
         _reject("x_in.shape[0] should be divisible by dp_size")
@@ -157,17 +179,7 @@ def check_call_v(info, op: int, mode: int, x_in, x_out=None, dp_rows=None, rows_
                  max_rows: int = 0) -> tuple:
     """The output shape of an uneven call (dp_rows: a list of ints, or rows_dev: the int32
     device tensor with max_rows), after the checks of check_call; ValueError otherwise."""
-    if op not in info.valid_ops:
-        valid = ", ".join(OP_NAMES[o] for o in info.valid_ops)
-        _reject(f"Invalid op: {OP_NAMES[op]} (valid for tp_size={info.tp_size}, "
-                f"dp_size={info.dp_size}: {valid})")
-    if mode != _lib.MODE_DEFAULT and mode not in info.valid_modes:
-        reason = dict(info.mode_reasons).get(mode, "")
-        _reject(f"Invalid mode: {MODE_NAMES[mode]}" + (f" ({reason})" if reason else ""))
-    if not isinstance(x_in, torch.Tensor):
-        _reject(f"x_in should be a torch.Tensor, got {type(x_in).__name__}")
-    if x_in.ndim < 2:
-        _reject("x_in.ndim should be at least 2")
+    _check_op_mode_x_in(info, op, mode, x_in)
     if op not in GATHER_OP_CODES and op not in SCATTER_OP_CODES:
         _reject(f"dp_rows: {OP_NAMES[op]} has no DP group (uneven rows take ALLGATHER, "
                 f"ALLREDUCE_ALLGATHER, REDUCESCATTER and REDUCESCATTER_ALLREDUCE)")
@@ -205,20 +217,11 @@ def check_call_v(info, op: int, mode: int, x_in, x_out=None, dp_rows=None, rows_
             "max_rows" if gather else "dp_size * max_rows"
         _reject(f"x_in.shape[0]={x_in.shape[0]} should be {what}={in_rows}")
     rest = tuple(x_in.shape[1:])
-    if x_in.dtype != info.dtype:
-        _reject(f"x_in.dtype should be {info.dtype}")
-    if x_in.device != info.device:
-        _reject(f"x_in.device should be {info.device}")
-    if not x_in.is_contiguous():
-        _reject("x_in should be contiguous")
-    row_elems = 1
-    for d in rest:
-        row_elems = row_elems * d
+    _check_x_in_layout(info, x_in)
+    row_elems = _product(rest)
     esize = _ELEMENT_BYTES[x_in.dtype]
     if row_elems < 1 or (row_elems * esize) % _VEC_BYTES != 0:
-        _reject(f"x_in rows of {row_elems} {info.dtype} elements are {row_elems * esize} "
-                f"bytes, not a multiple of the 16-byte vector: pad rows to a multiple of "
-                f"{_VEC_BYTES // esize} elements")
+        _reject_row_bytes(info, row_elems, esize)
     shape = (out_rows,) + rest
     if x_out is not None:
         _check_tensor("x_out", x_out, shape, x_in.dtype, x_in.device)
@@ -332,24 +335,36 @@ def _not_live(handler_id):
     handler_from_id(handler_id)  # raises: the handler is shut down
 
 
-def run(op, handler, x_in, x_out=None, mode=None):
-    """run_mixed_comm's body (see there). Traceable by torch.compile without a graph break."""
+def _call_prologue(op, handler, x_in, mode) -> tuple:
+    """The first checks of run, run_epilogue and run_v, in the order their errors come: op,
+    handler, mode, x_in a tensor. Returns (op_code, mode_code)."""
     op_code = _op_code(op)
     if not isinstance(handler, MixedCommHandler):
         _reject(f"handler should be a MixedCommHandler, got {type(handler).__name__}")
     mode_code = _mode_code(mode)
     if not isinstance(x_in, torch.Tensor):
         _reject(f"x_in should be a torch.Tensor, got {type(x_in).__name__}")
+    return op_code, mode_code
+
+
+def _info_of(handler):
+    """The handler's CallInfo: the constant one while torch.compile traces, else its own."""
+    if torch.compiler.is_compiling():
+        return _constant_info(handler._handler_id)
+    return handler._call_info
+
+
+def run(op, handler, x_in, x_out=None, mode=None):
+    """run_mixed_comm's body (see there). Traceable by torch.compile without a graph break."""
+    op_code, mode_code = _call_prologue(op, handler, x_in, mode)
     if x_out is not None and not isinstance(x_out, torch.Tensor):
         _reject(f"x_out should be a torch.Tensor, got {type(x_out).__name__}")
+    info = _info_of(handler)
     if torch.compiler.is_compiling():
-        info = _constant_info(handler._handler_id)
         # Checked in the traced code: a bad call then raises ValueError from here (outside
         # fullgraph=True, where tracing stops at the raise) instead of a tracing error
         # wrapping the fake implementation's ValueError. Eagerly the op checks.
         check_call(info, op_code, mode_code, x_in, x_out)
-    else:
-        info = handler._call_info
     if x_out is None:
         return torch.ops.mixcomm.mixed_comm.default(x_in, op_code, mode_code, info.handler_id)
     torch.ops.mixcomm.mixed_comm_out.default(x_in, x_out, op_code, mode_code, info.handler_id)
@@ -361,16 +376,8 @@ def run_epilogue(op, handler, x_in, x_out, mode, residual_in, residual_out, rms_
     """run_mixed_comm's body with an epilogue (see there): allocates the outputs that are implied
     but not given, calls torch.ops.mixcomm.mixed_comm_epilogue, returns norm_out when rms_gamma
     is given, else residual_out, else x_out."""
-    op_code = _op_code(op)
-    if not isinstance(handler, MixedCommHandler):
-        _reject(f"handler should be a MixedCommHandler, got {type(handler).__name__}")
-    mode_code = _mode_code(mode)
-    if not isinstance(x_in, torch.Tensor):
-        _reject(f"x_in should be a torch.Tensor, got {type(x_in).__name__}")
-    if torch.compiler.is_compiling():
-        info = _constant_info(handler._handler_id)
-    else:
-        info = handler._call_info
+    op_code, mode_code = _call_prologue(op, handler, x_in, mode)
+    info = _info_of(handler)
     out_shape = check_call(info, op_code, mode_code, x_in, x_out)
     res_shape = tuple(x_in.shape) if op_code in GATHER_OP_CODES else out_shape
     in_place = residual_in is not None and residual_out is residual_in
@@ -397,16 +404,8 @@ def run_epilogue(op, handler, x_in, x_out, mode, residual_in, residual_out, rms_
 
 def run_v(op, handler, x_in, x_out, mode, dp_rows, max_rows):
     """run_mixed_comm's body with dp_rows (see there)."""
-    op_code = _op_code(op)
-    if not isinstance(handler, MixedCommHandler):
-        _reject(f"handler should be a MixedCommHandler, got {type(handler).__name__}")
-    mode_code = _mode_code(mode)
-    if not isinstance(x_in, torch.Tensor):
-        _reject(f"x_in should be a torch.Tensor, got {type(x_in).__name__}")
-    if torch.compiler.is_compiling():
-        info = _constant_info(handler._handler_id)
-    else:
-        info = handler._call_info
+    op_code, mode_code = _call_prologue(op, handler, x_in, mode)
+    info = _info_of(handler)
     if isinstance(dp_rows, torch.Tensor):
         if max_rows is None:
             max_rows = x_in.shape[0] if op_code in GATHER_OP_CODES else \

@@ -21,7 +21,6 @@ The MPS daemon is started (and stopped at the end) when none is running, unless
 MIXCOMM_NO_MPS=1. The library: $MIXCOMM_LIBRARY, else the repository's build/libmixcomm.so.
 """
 import argparse
-import contextlib
 import ctypes
 import hashlib
 import json
@@ -29,7 +28,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +37,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent))  # the package in this checkout
+sys.path.insert(0, str(HERE))
+
+from spawn_ranks import (gpu_skip_reason, mps_daemon, print_failures, rank_env,  # noqa: E402
+                         run_workers, skipped_without_gpu)
 
 try:
     import pytest
@@ -356,78 +358,17 @@ def _free_ports(n):
     return ports
 
 
-def _mps_running():
-    pipe = os.environ.get("CUDA_MPS_PIPE_DIRECTORY", "/tmp/nvidia-mps")
-    return os.path.exists(os.path.join(pipe, "control"))
-
-
-@contextlib.contextmanager
-def mps_daemon():
-    """Yield a line describing MPS; start the daemon if none runs (and stop it afterwards)."""
-    if os.environ.get("MIXCOMM_NO_MPS") == "1":
-        yield "MPS: not used (MIXCOMM_NO_MPS=1)"
-        return
-    if _mps_running():
-        yield "MPS: already running"
-        return
-    ctl = shutil.which("nvidia-cuda-mps-control")
-    if ctl is None:
-        yield "MPS: nvidia-cuda-mps-control not found; ranks sharing a GPU will time-slice"
-        return
-    saved = {k: os.environ.get(k) for k in ("CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY")}
-    os.environ["CUDA_MPS_PIPE_DIRECTORY"] = "/tmp/mixcomm-mps-pipe"
-    os.environ["CUDA_MPS_LOG_DIRECTORY"] = "/tmp/mixcomm-mps-log"
-    for k in ("CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY"):
-        os.makedirs(os.environ[k], exist_ok=True)
-    started = subprocess.call([ctl, "-d"]) == 0
-    try:
-        yield "MPS: started for this test" if started else "MPS: could not be started"
-    finally:
-        if started:
-            subprocess.run([ctl], input=b"quit\n", stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def gpu_skip_reason():
-    try:
-        import torch
-    except ImportError:
-        return "torch is not installed"
-    smi = shutil.which("nvidia-smi")
-    if smi is not None:
-        try:
-            listing = subprocess.run([smi, "-L"], capture_output=True, text=True,
-                                     timeout=30).stdout
-        except (OSError, subprocess.SubprocessError):
-            listing = ""
-        if "GPU " not in listing:
-            return "no GPU (nvidia-smi -L lists none)"
-        return None
-    return None if torch.cuda.is_available() else "no CUDA GPU visible to torch"
-
-
 def run_topology(name, quick=False, autotune=False, timeout=TOPOLOGY_TIMEOUT_S):
     """Run one topology's ranks; return (passed, summary dict, report text)."""
     tp, dp, bootstrap = parse_topology(name)
     world = tp * dp
     tmp = Path(tempfile.mkdtemp(prefix=f"mixcomm-pytest-{name.replace(':', '-')}-"))
     ports = _free_ports(6)
-    procs, logs = [], []
+    commands = []
     t0 = time.time()
     for r in range(world):
-        env = dict(os.environ)
-        env.update(RANK=str(r), WORLD_SIZE=str(world), LOCAL_RANK=str(r),
-                   LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-                   MASTER_PORT=str(ports[0]), MIXCOMM_ADDR="127.0.0.1", MIXCOMM_CACHE_DIR="",
-                   MIXCOMM_TIMEOUT_MS=env.get("MIXCOMM_TIMEOUT_MS", "15000"),
-                   PYTHONUNBUFFERED="1")
-        env.pop("MIXCOMM_PORT", None)
-        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # all ranks on this host
+        env = rank_env(r, world, ports[0])
+        env["MIXCOMM_ADDR"] = "127.0.0.1"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--tp", str(tp),
                "--dp", str(dp), "--bootstrap", bootstrap, "--out", str(tmp / f"rank{r}.json"),
                "--ports", ",".join(map(str, ports))]
@@ -435,24 +376,8 @@ def run_topology(name, quick=False, autotune=False, timeout=TOPOLOGY_TIMEOUT_S):
             cmd.append("--quick")
         if autotune:
             cmd.append("--autotune")
-        log = open(tmp / f"rank{r}.log", "w")
-        logs.append(log)
-        procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                      cwd=str(REPO)))
-    deadline = t0 + timeout
-    timed_out = False
-    for p in procs:
-        try:
-            p.wait(timeout=max(1.0, deadline - time.time()))
-        except subprocess.TimeoutExpired:
-            timed_out = True
-    if timed_out:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()  # only the workers this function started
-                p.wait()
-    for log in logs:
-        log.close()
+        commands.append((cmd, env))
+    procs, timed_out = run_workers(commands, tmp, t0 + timeout)
     elapsed = time.time() - t0
 
     problems = []
@@ -573,9 +498,7 @@ def main(argv=None):
     names = [t for t in args.topologies.split(",") if t]
     for t in names:
         parse_topology(t)
-    reason = gpu_skip_reason()
-    if reason:
-        print(f"mixcomm Python binding GPU test: SKIPPED ({reason})")
+    if skipped_without_gpu("mixcomm Python binding GPU test"):
         return 0
     print("mixcomm Python binding GPU test", flush=True)
     summaries, reports = [], []
@@ -589,15 +512,11 @@ def main(argv=None):
             if not ok:
                 reports.append(f"==== {t} ====\n{text}")
     first = summaries[0] if summaries else {}
-    print(f"\ndevice: {first.get('device')}, torch {first.get('torch')}, library "
-          f"{first.get('library')}")
-    for r in reports:
-        print(r)
-    failed = [s["topology"] for s in summaries if not s["passed"]]
-    total = sum(s["runs"] for s in summaries)
-    if failed:
-        print(f"\nFAILED: {', '.join(failed)} ({len(failed)} of {len(summaries)} topologies)")
+    if print_failures(summaries, reports,
+                      f"\ndevice: {first.get('device')}, torch {first.get('torch')}, library "
+                      f"{first.get('library')}"):
         return 1
+    total = sum(s["runs"] for s in summaries)
     print(f"\nALL PASSED: {len(summaries)} topologies, {total} runs, "
           f"{sum(s['graph_replays'] for s in summaries)} graph replays")
     return 0

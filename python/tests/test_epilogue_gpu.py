@@ -14,13 +14,9 @@ as the eager one; the ranks that share an output give the same bits.
     python3 python/tests/test_epilogue_gpu.py --topologies tp2
 The library: $MIXCOMM_LIBRARY, else the repository's build/libmixcomm.so.
 """
-import argparse
-import datetime
 import hashlib
-import json
 import os
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -49,29 +45,16 @@ def worker_main(args):
     import torch
     import torch.distributed as dist
 
-    from mixcomm import MixedCommHandler, MixedCommMode, MixedCommOp, run_mixed_comm
+    from mixcomm import MixedCommMode, MixedCommOp, run_mixed_comm
+    from spawn_ranks import end_worker, join_job, topology_handler, worker_result
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    local, inter, ltp, itp = TOPOLOGIES[args.topology]
-    res = {"rank": rank, "failures": [], "digests": [], "checked": 0, "fatal": None}
+    res, fail = worker_result(rank)
     h = None
-
-    def fail(what, detail):
-        res["failures"].append(f"{what}: {str(detail)[:1500]}")
-        print(f"rank {rank}: FAIL {what}: {detail}", flush=True)
-
     try:
-        dist.init_process_group("gloo", init_method="env://", rank=rank, world_size=world,
-                                timeout=datetime.timedelta(seconds=120))
-        ndev = torch.cuda.device_count()
-        device = torch.device("cuda", rank % ndev)
-        torch.cuda.set_device(device)
-        sharing = -(-world // ndev)
-        grid = max(1, min(32, torch.cuda.get_device_properties(device).multi_processor_count //
-                          sharing))
+        device, grid = join_job(rank, world)
         dtype = torch.bfloat16
-        h = MixedCommHandler(rank, world, rank % local, local, rank // local, inter, ltp, None,
-                             itp, None, dtype, device, grid_size=grid, use_autotune=False)
+        h = topology_handler(TOPOLOGIES[args.topology], rank, world, dtype, device, grid)
         infos = [None] * world
         dist.all_gather_object(infos, (h.tp_rank, h.dp_rank))
         dp, me = h.dp_size, h.dp_rank
@@ -177,77 +160,22 @@ def worker_main(args):
         res["fatal"] = traceback.format_exc()[-3000:]
         print(res["fatal"], flush=True)
     finally:
-        if h is not None:
-            try:
-                h.shutdown()
-            except Exception as e:  # noqa: BLE001
-                fail("shutdown", e)
-        Path(args.out).write_text(json.dumps(res))
-    return 0 if not res["failures"] and not res["fatal"] else 1
+        status = end_worker(h, res, args.out, fail)
+    return status
 
 
 def run_topology(name, timeout):
-    from spawn_ranks import run_ranks
+    from spawn_ranks import job_outcome, run_topology_job
     local, inter, _, _ = TOPOLOGIES[name]
-    world = local * inter
-    threads = str(max(1, (os.cpu_count() or 1) // world))
-    job = run_ranks(Path(__file__).resolve(), world, ["--topology", name], timeout,
-                    tag=f"epilogue-{name}", env_extra={"TORCHINDUCTOR_COMPILE_THREADS": threads})
-    problems = []
-    for r, res in enumerate(job.results):
-        if res is None:
-            continue
-        if res["fatal"]:
-            problems.append(f"rank {r}: fatal:\n{res['fatal']}")
-        problems += [f"rank {r}: {f}" for f in res["failures"][:8]]
-    if job.report():
-        problems.append(job.report())
-    checked = sum(res["checked"] for res in job.results if res)
-    if all(res is not None for res in job.results):
-        groups = {}
-        for r, res in enumerate(job.results):
-            for d in res["digests"]:
-                groups.setdefault((d["key"], "norm", d["group"]), set()).add(d["norm"])
-                groups.setdefault((d["key"], "residual", d["own"]), set()).add(d["residual"])
-        for key, digests in sorted(groups.items(), key=str):
-            if len(digests) != 1:
-                problems.append(f"{key}: ranks that share this output disagree bitwise")
-    return not problems, checked, job.elapsed, "\n".join(problems)
+    job = run_topology_job(Path(__file__).resolve(), name, local * inter, timeout, "epilogue")
+    return job_outcome(job, lambda d: [((d["key"], "norm", d["group"]), d["norm"]),
+                                       ((d["key"], "residual", d["own"]), d["residual"])])
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--out", help=argparse.SUPPRESS)
-    ap.add_argument("--topology", help=argparse.SUPPRESS)
-    ap.add_argument("--topologies", default=",".join(DEFAULT_TOPOLOGIES))
-    args = ap.parse_args(argv)
-    if args.worker:
-        return worker_main(args)
-    from spawn_ranks import gpu_skip_reason, mps_daemon
-    reason = gpu_skip_reason()
-    if reason:
-        print(f"mixcomm epilogue GPU test: SKIPPED ({reason})")
-        return 0
-    names = [t for t in args.topologies.split(",") if t]
-    failed = []
-    t0 = time.time()
-    with mps_daemon() as line:
-        print(line, flush=True)
-        for t in names:
-            if t not in TOPOLOGIES:
-                ap.error(f"unknown topology {t!r}")
-            ok, checked, secs, text = run_topology(t, TIMEOUT_S)
-            print(f"{t:<11} {'ok  ' if ok else 'FAIL'} {checked} outputs checked, {secs:.0f} s",
-                  flush=True)
-            if not ok:
-                failed.append(t)
-                print(text, flush=True)
-    if failed:
-        print(f"\nFAILED: {', '.join(failed)}")
-        return 1
-    print(f"\nALL PASSED: {len(names)} topologies, {time.time() - t0:.0f} s")
-    return 0
+    from spawn_ranks import topology_suite_main
+    return topology_suite_main(argv, __doc__, "mixcomm epilogue GPU test", TOPOLOGIES,
+                               DEFAULT_TOPOLOGIES, worker_main, run_topology, TIMEOUT_S)
 
 
 if __name__ == "__main__":

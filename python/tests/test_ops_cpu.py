@@ -7,50 +7,26 @@ library's GPU side (it computes the collectives on host memory from made-up peer
     MIXCOMM_LIBRARY=build/libmixcomm.so PYTHONPATH=python python3 -m pytest -q python/tests
 """
 import gc
-import sys
 import warnings
-from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
-
+from cpu_op_helpers import GATHER, SCATTER, O, fake, new_handler  # noqa: E402,F401
 import fakelib  # noqa: E402
 import mixcomm  # noqa: E402
-from mixcomm import (MixcommRuntimeError, MixcommValueError, MixedCommHandler,  # noqa: E402
-                     MixedCommMode, MixedCommOp, _lib, handler_from_id, ops, run_mixed_comm)
+from mixcomm import (MixcommRuntimeError, MixcommValueError, MixedCommMode,  # noqa: E402
+                     _lib, handler_from_id, ops, run_mixed_comm)
 from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
 
-O = MixedCommOp
-GATHER = (O.ALLGATHER, O.ALLREDUCE_ALLGATHER)
-SCATTER = (O.REDUCESCATTER, O.REDUCESCATTER_ALLREDUCE)
 # name -> (world_size, local_tp_size); one node
 TOPOLOGIES = {"tp2": (2, 2), "dp2": (2, 1), "tp2xdp2": (4, 2), "dp4": (4, 1), "tp4": (4, 4)}
 
 
-@pytest.fixture
-def fake(monkeypatch):
-    f = fakelib.FakeLibrary(_lib.load())
-    monkeypatch.setattr(_lib, "_lib", f)
-    made = []
-    f.made = made
-    yield f
-    for h in made:
-        h.shutdown()
-
-
 def _handler(fake, topology="tp2xdp2", rank=0, dtype=torch.bfloat16, cpu=True):
     world, tp = TOPOLOGIES[topology]
-    h = MixedCommHandler(rank, world, rank, world, 0, 1, tp, None, None, None, dtype, 0,
-                         use_autotune=False)
-    fake.made.append(h)
-    if cpu:
-        fakelib.on_cpu(h)
-    return h
+    return new_handler(fake, world, tp, rank, dtype, cpu)
 
 
 def _rows_in(op, rows, dp):

@@ -525,12 +525,9 @@ def main(argv=None):
     for w in ways:
         if w not in WAYS:
             ap.error(f"unknown way {w!r}")
-    from spawn_ranks import gpu_skip_reason, mps_daemon
-    if not args.simulate:
-        reason = gpu_skip_reason()
-        if reason:
-            print(f"mixcomm custom-op GPU test: SKIPPED ({reason})")
-            return 0
+    from spawn_ranks import mps_daemon, print_failures, skipped_without_gpu
+    if not args.simulate and skipped_without_gpu("mixcomm custom-op GPU test"):
+        return 0
     t0 = time.time()
     print(f"mixcomm custom-op test ({'simulated on the CPU' if args.simulate else 'GPU'}): "
           f"topologies {', '.join(names)}; ways {', '.join(ways)}", flush=True)
@@ -553,13 +550,10 @@ def main(argv=None):
             if not ok:
                 reports.append(f"==== {t} ====\n{text}")
     first = summaries[0] if summaries else {}
-    print(f"\ndevice: {first.get('device')}, torch {first.get('torch')}, grid "
-          f"{first.get('grid')}, library {first.get('library')}, {time.time() - t0:.0f} s")
-    for r in reports:
-        print(r)
-    failed = [s["topology"] for s in summaries if not s["passed"]]
-    if failed:
-        print(f"\nFAILED: {', '.join(failed)} ({len(failed)} of {len(summaries)} topologies)")
+    if print_failures(summaries, reports,
+                      f"\ndevice: {first.get('device')}, torch {first.get('torch')}, grid "
+                      f"{first.get('grid')}, library {first.get('library')}, "
+                      f"{time.time() - t0:.0f} s"):
         return 1
     print(f"\nALL PASSED: {len(summaries)} topologies x {len(ways)} ways, "
           f"{sum(s['outputs'] for s in summaries)} outputs checked")

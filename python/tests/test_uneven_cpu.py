@@ -6,45 +6,21 @@ float64 reference of the made-up peers (tests/fakelib.py stands in for the libra
 
     MIXCOMM_LIBRARY=build/libmixcomm.so PYTHONPATH=python python3 -m pytest -q python/tests
 """
-import sys
-from pathlib import Path
-
 import pytest
 
 torch = pytest.importorskip("torch")
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
-
+from cpu_op_helpers import GATHER, SCATTER, O, fake, new_handler  # noqa: E402,F401
 import fakelib  # noqa: E402
-from mixcomm import MixedCommHandler, MixedCommOp, _lib, ops, run_mixed_comm  # noqa: E402
+from mixcomm import ops, run_mixed_comm  # noqa: E402
 from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
 
-O = MixedCommOp
-GATHER = (O.ALLGATHER, O.ALLREDUCE_ALLGATHER)
-SCATTER = (O.REDUCESCATTER, O.REDUCESCATTER_ALLREDUCE)
 BF = torch.bfloat16
 HIDDEN = 64
 
 
-@pytest.fixture
-def fake(monkeypatch):
-    f = fakelib.FakeLibrary(_lib.load())
-    monkeypatch.setattr(_lib, "_lib", f)
-    made = []
-    f.made = made
-    yield f
-    for h in made:
-        h.shutdown()
-
-
 def _handler(fake, world, tp, rank):
-    h = MixedCommHandler(rank, world, rank, world, 0, 1, tp, None, None, None, BF, 0,
-                         use_autotune=False)
-    fake.made.append(h)
-    fakelib.on_cpu(h)
-    return h
+    return new_handler(fake, world, tp, rank, BF)
 
 
 def _ops_for(tp):

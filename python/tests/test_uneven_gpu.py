@@ -14,13 +14,9 @@ bitwise.
     python3 python/tests/test_uneven_gpu.py --topologies dp4
 The library: $MIXCOMM_LIBRARY, else the repository's build/libmixcomm.so.
 """
-import argparse
-import datetime
 import hashlib
-import json
 import os
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -43,33 +39,37 @@ def _input(torch, op_code, case, rank, rows, dtype):
     return torch.randn((rows, HIDDEN), generator=g).to(dtype)
 
 
+def _reference(torch, xs, rows, infos, me, dp, gather):
+    """float64 result of an uneven call on every rank's input xs (infos[r]: rank r's DP rank;
+    rows: rows per DP rank; me: this rank's DP rank of dp): the gathered blocks in DP order, or
+    this rank's block of the sum."""
+    if gather:
+        return torch.cat([sum(xs[r].double() for r in range(len(xs)) if infos[r] == d)
+                          for d in range(dp)])
+    lo = sum(rows[:me])
+    return sum(v.double()[lo:lo + rows[me]] for v in xs)
+
+
+def _bound(xs):
+    """The error allowed against the reference: bf16 rounding of the largest sum."""
+    return 2.0 ** -7 * (sum(v.double().abs().max().item() if v.numel() else 0.0
+                            for v in xs) + 1.0)
+
+
 def worker_main(args):
     import torch
     import torch.distributed as dist
 
-    from mixcomm import MixedCommHandler, MixedCommMode, MixedCommOp, run_mixed_comm
+    from mixcomm import MixedCommMode, MixedCommOp, run_mixed_comm
+    from spawn_ranks import end_worker, join_job, topology_handler, worker_result
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    local, inter, ltp, itp = TOPOLOGIES[args.topology]
-    res = {"rank": rank, "failures": [], "digests": [], "checked": 0, "fatal": None}
+    res, fail = worker_result(rank)
     h = None
-
-    def fail(what, detail):
-        res["failures"].append(f"{what}: {str(detail)[:1500]}")
-        print(f"rank {rank}: FAIL {what}: {detail}", flush=True)
-
     try:
-        dist.init_process_group("gloo", init_method="env://", rank=rank, world_size=world,
-                                timeout=datetime.timedelta(seconds=120))
-        ndev = torch.cuda.device_count()
-        device = torch.device("cuda", rank % ndev)
-        torch.cuda.set_device(device)
-        sharing = -(-world // ndev)
-        grid = max(1, min(32, torch.cuda.get_device_properties(device).multi_processor_count //
-                          sharing))
+        device, grid = join_job(rank, world)
         dtype = torch.bfloat16
-        h = MixedCommHandler(rank, world, rank % local, local, rank // local, inter, ltp, None,
-                             itp, None, dtype, device, grid_size=grid, use_autotune=False)
+        h = topology_handler(TOPOLOGIES[args.topology], rank, world, dtype, device, grid)
         infos = [None] * world
         dist.all_gather_object(infos, h.dp_rank)
         dp, me = h.dp_size, h.dp_rank
@@ -91,14 +91,8 @@ def worker_main(args):
                 x_d = xs[rank].to(device)
                 # Made on the current stream; the calls run on `stream`.
                 stream.wait_stream(torch.cuda.current_stream(device))
-                if gather:
-                    want = torch.cat([sum(xs[r].double() for r in range(world) if infos[r] == d)
-                                      for d in range(dp)])
-                else:
-                    lo = sum(rows[:me])
-                    want = sum(v.double()[lo:lo + rows[me]] for v in xs)
-                bound = 2.0 ** -7 * (sum(v.double().abs().max().item() if v.numel() else 0.0
-                                         for v in xs) + 1.0)
+                want = _reference(torch, xs, rows, infos, me, dp, gather)
+                bound = _bound(xs)
                 outs = {}
                 for mode in modes:
                     with torch.cuda.stream(stream):
@@ -175,16 +169,10 @@ def worker_main(args):
                     y_graph.fill_(float("nan"))
                     graph.replay()
                 stream.synchronize()
-                if gather:
-                    want = torch.cat([sum(xs[r].double() for r in range(world) if infos[r] == d)
-                                      for d in range(dp)])
-                else:
-                    lo = sum(rows[:me])
-                    want = sum(v.double()[lo:lo + rows[me]] for v in xs)
+                want = _reference(torch, xs, rows, infos, me, dp, gather)
                 got = y_graph.double().cpu()
                 n = want.shape[0]
-                bound = 2.0 ** -7 * (sum(v.double().abs().max().item() if v.numel() else 0.0
-                                         for v in xs) + 1.0)
+                bound = _bound(xs)
                 bad = ~((got[:n] - want).abs() <= bound)
                 if bool(bad.any()):
                     fail(f"{op.name} graph replay {rep} rows={rows}", f"{int(bad.sum())} wrong")
@@ -196,76 +184,21 @@ def worker_main(args):
         res["fatal"] = traceback.format_exc()[-3000:]
         print(res["fatal"], flush=True)
     finally:
-        if h is not None:
-            try:
-                h.shutdown()
-            except Exception as e:  # noqa: BLE001
-                fail("shutdown", e)
-        Path(args.out).write_text(json.dumps(res))
-    return 0 if not res["failures"] and not res["fatal"] else 1
+        status = end_worker(h, res, args.out, fail)
+    return status
 
 
 def run_topology(name, timeout):
-    from spawn_ranks import run_ranks
+    from spawn_ranks import job_outcome, run_topology_job
     local, inter, _, _ = TOPOLOGIES[name]
-    world = local * inter
-    threads = str(max(1, (os.cpu_count() or 1) // world))
-    job = run_ranks(Path(__file__).resolve(), world, ["--topology", name], timeout,
-                    tag=f"uneven-{name}", env_extra={"TORCHINDUCTOR_COMPILE_THREADS": threads})
-    problems = []
-    for r, res in enumerate(job.results):
-        if res is None:
-            continue
-        if res["fatal"]:
-            problems.append(f"rank {r}: fatal:\n{res['fatal']}")
-        problems += [f"rank {r}: {f}" for f in res["failures"][:8]]
-    if job.report():
-        problems.append(job.report())
-    checked = sum(res["checked"] for res in job.results if res)
-    if all(res is not None for res in job.results):
-        groups = {}
-        for res in job.results:
-            for d in res["digests"]:
-                groups.setdefault((d["key"], d["group"]), set()).add(d["digest"])
-        for key, digests in sorted(groups.items(), key=str):
-            if len(digests) != 1:
-                problems.append(f"{key}: ranks that share this output disagree bitwise")
-    return not problems, checked, job.elapsed, "\n".join(problems)
+    job = run_topology_job(Path(__file__).resolve(), name, local * inter, timeout, "uneven")
+    return job_outcome(job, lambda d: [((d["key"], d["group"]), d["digest"])])
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--out", help=argparse.SUPPRESS)
-    ap.add_argument("--topology", help=argparse.SUPPRESS)
-    ap.add_argument("--topologies", default=",".join(DEFAULT_TOPOLOGIES))
-    args = ap.parse_args(argv)
-    if args.worker:
-        return worker_main(args)
-    from spawn_ranks import gpu_skip_reason, mps_daemon
-    reason = gpu_skip_reason()
-    if reason:
-        print(f"mixcomm uneven GPU test: SKIPPED ({reason})")
-        return 0
-    names = [t for t in args.topologies.split(",") if t]
-    failed = []
-    t0 = time.time()
-    with mps_daemon() as line:
-        print(line, flush=True)
-        for t in names:
-            if t not in TOPOLOGIES:
-                ap.error(f"unknown topology {t!r}")
-            ok, checked, secs, text = run_topology(t, TIMEOUT_S)
-            print(f"{t:<11} {'ok  ' if ok else 'FAIL'} {checked} outputs checked, {secs:.0f} s",
-                  flush=True)
-            if not ok:
-                failed.append(t)
-                print(text, flush=True)
-    if failed:
-        print(f"\nFAILED: {', '.join(failed)}")
-        return 1
-    print(f"\nALL PASSED: {len(names)} topologies, {time.time() - t0:.0f} s")
-    return 0
+    from spawn_ranks import topology_suite_main
+    return topology_suite_main(argv, __doc__, "mixcomm uneven GPU test", TOPOLOGIES,
+                               DEFAULT_TOPOLOGIES, worker_main, run_topology, TIMEOUT_S)
 
 
 if __name__ == "__main__":

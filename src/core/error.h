@@ -53,14 +53,20 @@ mixcomm_status_t mixcomm__sys_error(const char* what);
       return mixcomm__cuda_error((int)mixcomm_cuda_e_, what); \
   } while (0)
 
-#define MIXCOMM_CUDA_CHECK_GOTO(call, what, st, label)            \
-  do {                                                            \
-    cudaError_t mixcomm_cuda_e_ = (call);                         \
-    if (mixcomm_cuda_e_ != cudaSuccess) {                         \
-      (st) = mixcomm__cuda_error((int)mixcomm_cuda_e_, what);     \
-      goto label;                                                 \
-    }                                                             \
+/* Run call (a CUDA runtime or driver call); on a result other than ok, st = convert(result,
+ * what) and jump to label. The one shape behind MIXCOMM_CUDA_CHECK_GOTO and
+ * MIXCOMM_CU_CHECK_GOTO (transport/cuda_driver.h). */
+#define MIXCOMM__CALL_CHECK_GOTO(type, ok, convert, call, what, st, label) \
+  do {                                                                    \
+    type mixcomm_call_r_ = (call);                                        \
+    if (mixcomm_call_r_ != (ok)) {                                        \
+      (st) = convert(mixcomm_call_r_, what);                              \
+      goto label;                                                         \
+    }                                                                     \
   } while (0)
+
+#define MIXCOMM_CUDA_CHECK_GOTO(call, what, st, label) \
+  MIXCOMM__CALL_CHECK_GOTO(cudaError_t, cudaSuccess, mixcomm__cuda_error, call, what, st, label)
 
 #ifdef __cplusplus
 }

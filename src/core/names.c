@@ -42,34 +42,45 @@ size_t mixcomm_dtype_size(mixcomm_dtype_t dtype) {
   }
 }
 
-mixcomm_status_t mixcomm_op_from_name(const char* name, mixcomm_op_t* op) {
-  for (int i = 0; name != NULL && i < MIXCOMM_NUM_OPS; i++) {
-    if (!strcasecmp(name, op_names[i])) {
-      *op = (mixcomm_op_t)i;
+/* The error for a name that is none of its kind's; `expected` says what would have been. */
+static mixcomm_status_t unknown_name(const char* kind, const char* name, const char* expected) {
+  return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "unknown %s '%s' (expected %s)", kind,
+                        name ? name : "(null)", expected);
+}
+
+/* *index = the position of name (any case) in names[0..n), else the error for a `kind` name. */
+static mixcomm_status_t lookup(const char* kind, const char* name, const char* const* names, int n,
+                               const char* expected, int* index) {
+  for (int i = 0; name != NULL && i < n; i++) {
+    if (!strcasecmp(name, names[i])) {
+      *index = i;
       return MIXCOMM_SUCCESS;
     }
   }
-  return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                        "unknown op '%s' (expected ALLREDUCE, ALLGATHER, REDUCESCATTER, "
-                        "ALLREDUCE_ALLGATHER or REDUCESCATTER_ALLREDUCE)",
-                        name ? name : "(null)");
+  return unknown_name(kind, name, expected);
+}
+
+mixcomm_status_t mixcomm_op_from_name(const char* name, mixcomm_op_t* op) {
+  int i = 0;
+  MIXCOMM_CHECK(lookup("op", name, op_names, MIXCOMM_NUM_OPS,
+                       "ALLREDUCE, ALLGATHER, REDUCESCATTER, ALLREDUCE_ALLGATHER or "
+                       "REDUCESCATTER_ALLREDUCE",
+                       &i));
+  *op = (mixcomm_op_t)i;
+  return MIXCOMM_SUCCESS;
 }
 
 mixcomm_status_t mixcomm_mode_from_name(const char* name, mixcomm_mode_t* mode) {
-  for (int i = 0; name != NULL && i < MIXCOMM_NUM_MODES; i++) {
-    if (!strcasecmp(name, mode_names[i])) {
-      *mode = (mixcomm_mode_t)i;
-      return MIXCOMM_SUCCESS;
-    }
-  }
-  if (name != NULL && !strcasecmp(name, "DEFAULT")) {
+  if (name != NULL && !strcasecmp(name, "DEFAULT")) { /* not one of mode_names */
     *mode = MIXCOMM_MODE_DEFAULT;
     return MIXCOMM_SUCCESS;
   }
-  return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                        "unknown mode '%s' (expected a mode name such as "
-                        "FUSED_OPT_WAITS_UC, NCCL_TP_DP, AUTOTUNE, or DEFAULT)",
-                        name ? name : "(null)");
+  int i = 0;
+  MIXCOMM_CHECK(lookup("mode", name, mode_names, MIXCOMM_NUM_MODES,
+                       "a mode name such as FUSED_OPT_WAITS_UC, NCCL_TP_DP, AUTOTUNE, or DEFAULT",
+                       &i));
+  *mode = (mixcomm_mode_t)i;
+  return MIXCOMM_SUCCESS;
 }
 
 mixcomm_status_t mixcomm_dtype_from_name(const char* name, mixcomm_dtype_t* dtype) {
@@ -86,7 +97,5 @@ mixcomm_status_t mixcomm_dtype_from_name(const char* name, mixcomm_dtype_t* dtyp
       return MIXCOMM_SUCCESS;
     }
   }
-  return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                        "unknown dtype '%s' (expected fp16, bf16 or fp32)",
-                        name ? name : "(null)");
+  return unknown_name("dtype", name, "fp16, bf16 or fp32");
 }

@@ -191,17 +191,8 @@ mixcomm_status_t mixcomm_workspace_plan(const mixcomm_config_t* c, int sm_count,
                           "dtype=%d: expected MIXCOMM_FLOAT16, MIXCOMM_BFLOAT16 or "
                           "MIXCOMM_FLOAT32",
                           (int)c->dtype);
-  mixcomm_topology_t t = {0};
-  t.world_rank = c->world_rank;
-  t.world_size = c->world_size;
-  t.local_rank = c->local_rank;
-  t.local_size = c->local_size;
-  t.inter_rank = c->inter_rank;
-  t.inter_size = c->inter_size;
-  t.local_tp_size = c->local_tp_size;
-  t.local_dp_size = c->local_dp_size;
-  t.inter_tp_size = c->inter_tp_size;
-  t.inter_dp_size = c->inter_dp_size;
+  mixcomm_topology_t t;
+  mixcomm__topology_from_config(c, &t);
   MIXCOMM_CHECK(mixcomm_topology_resolve(&t, &t));
   int grid = c->grid_size;
   if (grid < 0)

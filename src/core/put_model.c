@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Cross-node traffic of one rank per call (put_model.h), following the kernels' loops: per CTA
  * and step, each put carries the vectors its receiver reads (the protocol comment of
- * src/nvshmem/internode.cu), and a put with nothing to carry still sends its signal. */
+ * src/nvshmem_plugin/internode.cu), and a put with nothing to carry still sends its signal. */
 #include "core/put_model.h"
 
 #include "core/error.h"

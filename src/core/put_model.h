@@ -19,7 +19,7 @@ typedef struct mixcomm__put_count {
 } mixcomm__put_count_t;
 
 /* Bytes and operations rank t->world_rank puts in a call of (op, mode) with geometry g, step by
- * step and CTA by CTA as src/nvshmem/internode.cu does. Zero on one node. */
+ * step and CTA by CTA as src/nvshmem_plugin/internode.cu does. Zero on one node. */
 mixcomm_status_t mixcomm__put_model(const mixcomm_topology_t* t, mixcomm_op_t op,
                                     mixcomm_mode_t mode, const mixcomm__geometry_t* g,
                                     mixcomm__put_count_t* out);

@@ -129,3 +129,27 @@ int mixcomm__op_is_gather(mixcomm_op_t op) {
 int mixcomm__op_is_scatter(mixcomm_op_t op) {
   return op == MIXCOMM_OP_REDUCESCATTER || op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE;
 }
+
+int64_t mixcomm__output_rows(const mixcomm_topology_t* t, mixcomm_op_t op, int64_t rows) {
+  if (rows < 0 || !mixcomm_topology_op_valid(t, op))
+    return -1;
+  if (mixcomm__op_is_gather(op))
+    return rows * t->dp_size;
+  if (mixcomm__op_is_scatter(op))
+    return rows % t->dp_size == 0 ? rows / t->dp_size : -1;
+  return rows;
+}
+
+void mixcomm__topology_from_config(const mixcomm_config_t* c, mixcomm_topology_t* t) {
+  memset(t, 0, sizeof *t);
+  t->world_rank = c->world_rank;
+  t->world_size = c->world_size;
+  t->local_rank = c->local_rank;
+  t->local_size = c->local_size;
+  t->inter_rank = c->inter_rank;
+  t->inter_size = c->inter_size;
+  t->local_tp_size = c->local_tp_size;
+  t->local_dp_size = c->local_dp_size;
+  t->inter_tp_size = c->inter_tp_size;
+  t->inter_dp_size = c->inter_dp_size;
+}

@@ -17,6 +17,14 @@ int mixcomm__op_is_gather(mixcomm_op_t op);
 /* RS-type ops (REDUCESCATTER, REDUCESCATTER_ALLREDUCE) read dp_size blocks of input. */
 int mixcomm__op_is_scatter(mixcomm_op_t op);
 
+/* Output rows of a call of op on `rows` input rows (mixcomm_output_rows): -1 when rows < 0, op
+ * is not valid for t, or a scatter op's rows do not split into dp_size blocks. */
+int64_t mixcomm__output_rows(const mixcomm_topology_t* t, mixcomm_op_t op, int64_t rows);
+
+/* The topology a config asks for, before mixcomm_topology_resolve: the rank and size fields
+ * and the four group sizes copied from c, every other field zero. */
+void mixcomm__topology_from_config(const mixcomm_config_t* c, mixcomm_topology_t* t);
+
 #ifdef __cplusplus
 }
 #endif

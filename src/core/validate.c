@@ -21,6 +21,20 @@ void mixcomm__valid_ops_text(const mixcomm_topology_t* t, char* buf, size_t size
   }
 }
 
+mixcomm_status_t mixcomm__validate_op(const mixcomm_topology_t* t, mixcomm_op_t op) {
+  if (op < 0 || op >= MIXCOMM_NUM_OPS)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "op=%d is not an operation", (int)op);
+  if (!mixcomm_topology_op_valid(t, op)) {
+    char valid[160];
+    mixcomm__valid_ops_text(t, valid, sizeof valid);
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "op %s is not valid for this topology (tp_size=%d, dp_size=%d); valid "
+                          "ops: %s",
+                          mixcomm_op_name(op), t->tp_size, t->dp_size, valid);
+  }
+  return MIXCOMM_SUCCESS;
+}
+
 static int mul_overflows(int64_t a, int64_t b, int64_t* r) {
   return __builtin_mul_overflow(a, b, r);
 }
@@ -36,16 +50,7 @@ mixcomm_status_t mixcomm__validate_run_ex(const mixcomm_topology_t* t, mixcomm_d
                                           mixcomm_op_t op, const void* x_in, const void* x_out,
                                           int x_out_optional, int64_t rows, int64_t row_elems,
                                           mixcomm__run_shape_t* shape) {
-  if (op < 0 || op >= MIXCOMM_NUM_OPS)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "op=%d is not an operation", (int)op);
-  if (!mixcomm_topology_op_valid(t, op)) {
-    char valid[160];
-    mixcomm__valid_ops_text(t, valid, sizeof valid);
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "op %s is not valid for this topology (tp_size=%d, dp_size=%d); valid "
-                          "ops: %s",
-                          mixcomm_op_name(op), t->tp_size, t->dp_size, valid);
-  }
+  MIXCOMM_CHECK(mixcomm__validate_op(t, op));
   if (mixcomm_dtype_size(dtype) == 0) /* before the rows: the dtype is the first thing wrong */
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "dtype=%d is not a data type",
                           (int)dtype);

@@ -33,6 +33,13 @@ mixcomm_status_t mixcomm__validate_run_ex(const mixcomm_topology_t* t, mixcomm_d
 /* 1 if e asks for any epilogue output (residual_out, norm_out or quant_out). */
 int mixcomm__epilogue_requested(const mixcomm_epilogue_t* e);
 
+/* 1 if e asks anything of the epilogue (an output, or an input one would use: residual_in,
+ * rms_gamma, quant_scale); a call that asks nothing is the plain call. NULL asks nothing. */
+int mixcomm__epilogue_asked(const mixcomm_epilogue_t* e);
+
+/* e (when not NULL) was initialised for this mixcomm_epilogue_t (its struct_size). */
+mixcomm_status_t mixcomm__validate_epilogue_struct(const mixcomm_epilogue_t* e);
+
 /* Checks of an epilogue call's arguments after mixcomm__validate_run_ex succeeded: struct size,
  * what each requested output needs, alignment, overlaps (only residual_out == residual_in is
  * allowed). */
@@ -93,6 +100,9 @@ mixcomm_status_t mixcomm__validate_run_v(mixcomm_dtype_t dtype, const void* x_in
                                          const void* x_out, int x_out_optional, int64_t in_rows,
                                          int64_t out_rows, int64_t row_elems,
                                          mixcomm__run_shape_t* shape);
+
+/* op is an operation and valid for t (the message lists the valid ones). */
+mixcomm_status_t mixcomm__validate_op(const mixcomm_topology_t* t, mixcomm_op_t op);
 
 /* "ALLREDUCE, ALLGATHER" style list of the ops valid for t, into buf. */
 void mixcomm__valid_ops_text(const mixcomm_topology_t* t, char* buf, size_t size);

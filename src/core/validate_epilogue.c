@@ -21,6 +21,20 @@ int mixcomm__epilogue_requested(const mixcomm_epilogue_t* e) {
          (e->residual_out != NULL || e->norm_out != NULL || e->quant_out != NULL);
 }
 
+int mixcomm__epilogue_asked(const mixcomm_epilogue_t* e) {
+  return e != NULL && (mixcomm__epilogue_requested(e) || e->residual_in != NULL ||
+                       e->rms_gamma != NULL || e->quant_scale != NULL);
+}
+
+mixcomm_status_t mixcomm__validate_epilogue_struct(const mixcomm_epilogue_t* e) {
+  if (e != NULL && e->struct_size != sizeof(mixcomm_epilogue_t))
+    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
+                          "epilogue.struct_size=%zu, expected %zu: initialise the struct with "
+                          "mixcomm_epilogue_init or MIXCOMM_EPILOGUE_INITIALIZER",
+                          e->struct_size, sizeof(mixcomm_epilogue_t));
+  return MIXCOMM_SUCCESS;
+}
+
 typedef struct span {
   const char* name;
   uintptr_t at;
@@ -41,11 +55,7 @@ mixcomm_status_t mixcomm__validate_epilogue(const mixcomm_topology_t* t, mixcomm
                                             int64_t rows, int64_t row_elems,
                                             const mixcomm__run_shape_t* shape,
                                             const mixcomm_epilogue_t* e) {
-  if (e->struct_size != sizeof(mixcomm_epilogue_t))
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "epilogue.struct_size=%zu, expected %zu: initialise the struct with "
-                          "mixcomm_epilogue_init or MIXCOMM_EPILOGUE_INITIALIZER",
-                          e->struct_size, sizeof(mixcomm_epilogue_t));
+  MIXCOMM_CHECK(mixcomm__validate_epilogue_struct(e));
   const int norm = e->norm_out != NULL || e->quant_out != NULL;
   if (norm && e->rms_gamma == NULL)
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,

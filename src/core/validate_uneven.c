@@ -10,16 +10,7 @@
 #include "core/validate.h"
 
 mixcomm_status_t mixcomm__validate_uneven_op(const mixcomm_topology_t* t, mixcomm_op_t op) {
-  if (op < 0 || op >= MIXCOMM_NUM_OPS)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "op=%d is not an operation", (int)op);
-  if (!mixcomm_topology_op_valid(t, op)) {
-    char valid[160];
-    mixcomm__valid_ops_text(t, valid, sizeof valid);
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "op %s is not valid for this topology (tp_size=%d, dp_size=%d); valid "
-                          "ops: %s",
-                          mixcomm_op_name(op), t->tp_size, t->dp_size, valid);
-  }
+  MIXCOMM_CHECK(mixcomm__validate_op(t, op));
   if (!mixcomm__op_is_gather(op) && !mixcomm__op_is_scatter(op))
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
                           "%s has no DP group, so rows per DP rank mean nothing: use mixcomm_run "

@@ -28,7 +28,7 @@ typedef struct gpu_timer {
   mixcomm_handler_t* h;
   void *in, *out;
   void *norm, *gamma; /* epilogue timings: RMSNorm output and weights */
-  int epilogue;       /* time mixcomm_run_epilogue (residual in place + RMSNorm) */
+  int epilogue;       /* time calls with an epilogue (residual in place + RMSNorm) */
   cudaStream_t stream;
   cudaEvent_t start, stop;
 } gpu_timer_t;
@@ -38,14 +38,13 @@ typedef struct gpu_timer {
 static mixcomm_status_t timed_call(gpu_timer_t* g, mixcomm_op_t op, mixcomm_mode_t mode,
                                    int64_t rows, int64_t row_elems) {
   if (!g->epilogue)
-    return mixcomm_run(g->h, op, g->in, g->out, rows, row_elems, mode, g->stream);
-  mixcomm_epilogue_t e;
-  mixcomm_epilogue_init(&e);
+    return mixcomm__dispatch(g->h, op, g->in, g->out, rows, row_elems, NULL, mode, g->stream);
+  mixcomm_epilogue_t e = MIXCOMM_EPILOGUE_INITIALIZER;
   e.residual_in = g->out;
   e.residual_out = g->out;
   e.rms_gamma = g->gamma;
   e.norm_out = g->norm;
-  return mixcomm_run_epilogue(g->h, op, g->in, NULL, rows, row_elems, &e, mode, g->stream);
+  return mixcomm__dispatch(g->h, op, g->in, NULL, rows, row_elems, &e, mode, g->stream);
 }
 
 static int iterations_for(int bucket) {
@@ -69,7 +68,8 @@ static mixcomm_status_t time_one(void* ctx, mixcomm_op_t op, mixcomm_mode_t mode
   if (g->epilogue) {
     /* The residual is updated in place by every call: start each measurement from the same
      * values, so it never grows to infinities over the whole autotune. */
-    const int64_t res_rows = mixcomm__op_is_gather(op) ? rows : mixcomm_output_rows(h, op, rows);
+    const int64_t res_rows =
+        mixcomm__op_is_gather(op) ? rows : mixcomm__output_rows(&h->topo, op, rows);
     const size_t bytes = (size_t)res_rows * TUNE_ROW_BYTES;
     MIXCOMM_CUDA_CHECK(cudaMemsetAsync(g->out, 0x3C, bytes, g->stream),
                        "autotune: refilling the scratch residual");
@@ -206,6 +206,34 @@ static mixcomm_status_t cache_key(const mixcomm_handler_t* h, int epilogue,
   return MIXCOMM_SUCCESS;
 }
 
+/* mixcomm_run_autotune: measure every valid (op, mode, bucket), then rank 0 writes the cache. */
+static mixcomm_status_t run_autotune(mixcomm_handler_t* h) {
+  MIXCOMM_CHECK(mixcomm__handler_usable(h, "run_autotune"));
+  if (h->state != MIXCOMM_STATE_READY)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE, "run_autotune: the handler is not ready");
+  if (!h->caps.autotune)
+    return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE,
+                          "run_autotune: autotune is off for this handler (use_autotune = 0)");
+  MIXCOMM_CHECK(measure(h));
+  for (int epilogue = 0; epilogue < 2 && h->topo.world_rank == 0; epilogue++) {
+    mixcomm__tune_key_t key;
+    char path[4096];
+    MIXCOMM_CHECK(cache_key(h, epilogue, &key));
+    if (mixcomm__tune_cache_path(h->config.autotune_cache_dir, &key, path, sizeof path) ==
+        MIXCOMM_SUCCESS) {
+      /* A cache that cannot be written costs the next start a re-tune, nothing else. */
+      const mixcomm_mode_t(*table)[MIXCOMM_TUNE_BUCKETS] =
+          (const mixcomm_mode_t(*)[MIXCOMM_TUNE_BUCKETS])(epilogue ? h->tune_table_epilogue
+                                                                   : h->tune_table);
+      if (mixcomm__tune_cache_store(path, &key, valid_ops_mask(h), h->tune_buckets, table) !=
+          MIXCOMM_SUCCESS)
+        MIXCOMM_WARN("autotune cache not written: %s", mixcomm_last_error());
+    }
+    mixcomm__error_clear();
+  }
+  return MIXCOMM_SUCCESS;
+}
+
 /* Rank 0's cache lookup, shared with every rank. */
 typedef struct cache_result {
   int32_t found;
@@ -241,62 +269,7 @@ mixcomm_status_t mixcomm__tune_at_creation(mixcomm_handler_t* h) {
     MIXCOMM_INFO("rank %d: autotune table read from the cache", h->topo.world_rank);
     return MIXCOMM_SUCCESS;
   }
-  return mixcomm_run_autotune(h);
+  return run_autotune(h);
 }
 
-mixcomm_status_t mixcomm_run_autotune(mixcomm_handler_t* h) {
-  MIXCOMM_CHECK(mixcomm__handler_usable(h, "run_autotune"));
-  if (h->state != MIXCOMM_STATE_READY)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE, "run_autotune: the handler is not ready");
-  if (!h->caps.autotune)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE,
-                          "run_autotune: autotune is off for this handler (use_autotune = 0)");
-  MIXCOMM_CHECK(measure(h));
-  for (int epilogue = 0; epilogue < 2 && h->topo.world_rank == 0; epilogue++) {
-    mixcomm__tune_key_t key;
-    char path[4096];
-    MIXCOMM_CHECK(cache_key(h, epilogue, &key));
-    if (mixcomm__tune_cache_path(h->config.autotune_cache_dir, &key, path, sizeof path) ==
-        MIXCOMM_SUCCESS) {
-      /* A cache that cannot be written costs the next start a re-tune, nothing else. */
-      const mixcomm_mode_t(*table)[MIXCOMM_TUNE_BUCKETS] =
-          (const mixcomm_mode_t(*)[MIXCOMM_TUNE_BUCKETS])(epilogue ? h->tune_table_epilogue
-                                                                   : h->tune_table);
-      if (mixcomm__tune_cache_store(path, &key, valid_ops_mask(h), h->tune_buckets, table) !=
-          MIXCOMM_SUCCESS)
-        MIXCOMM_WARN("autotune cache not written: %s", mixcomm_last_error());
-    }
-    mixcomm__error_clear();
-  }
-  return MIXCOMM_SUCCESS;
-}
-
-mixcomm_status_t mixcomm_select_autotune_mode(const mixcomm_handler_t* h, mixcomm_op_t op,
-                                              int64_t rows, int64_t row_elems,
-                                              mixcomm_mode_t* mode) {
-  return mixcomm__select_mode(h, op, rows, row_elems, 0, mode);
-}
-
-mixcomm_status_t mixcomm__select_mode(const mixcomm_handler_t* h, mixcomm_op_t op, int64_t rows,
-                                      int64_t row_elems, int epilogue, mixcomm_mode_t* mode) {
-  MIXCOMM_CHECK(mixcomm__handler_usable(h, "select_autotune_mode"));
-  if (mode == NULL)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "select_autotune_mode: mode is NULL");
-  if (op < 0 || op >= MIXCOMM_NUM_OPS || !mixcomm_topology_op_valid(&h->topo, op))
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "select_autotune_mode: op %d is not valid for this topology", (int)op);
-  if (rows < 0 || row_elems < 0)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "select_autotune_mode: rows=%lld, row_elems=%lld must be >= 0",
-                          (long long)rows, (long long)row_elems);
-  uint64_t bytes = (uint64_t)rows * (uint64_t)row_elems * mixcomm_dtype_size(h->config.dtype);
-  if (mixcomm__op_is_scatter(op))
-    bytes /= (uint64_t)h->topo.dp_size;
-  if (h->tuned) {
-    const int b = mixcomm__tune_bucket(bytes, h->tune_buckets);
-    *mode = epilogue ? h->tune_table_epilogue[op][b] : h->tune_table[op][b];
-    return MIXCOMM_SUCCESS;
-  }
-  *mode = mixcomm__cost_model_choose(&h->topo, &h->caps, op, bytes, epilogue);
-  return MIXCOMM_SUCCESS;
-}
+mixcomm_status_t mixcomm_run_autotune(mixcomm_handler_t* h) { return run_autotune(h); }

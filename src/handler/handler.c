@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Handler lifetime: creation (cross-rank checks, device, node workspace, autotune), shutdown,
  * and the init_* methods (as FlashInfer's MixedCommHandler has them). */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,58 +14,16 @@
 #include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/topology.h"
 #include "handler/handler.h"
 #include "tune/tune.h"
 #include "transport/nccl.h"
-#include "transport/nvshmem.h"
+#include "transport/nvshmem_loader.h"
 
 /* As generous as PyTorch's NCCL process-group default (10 minutes): ranks are legitimately far
  * apart at the first call after weight loading or compilation, and a dead peer is detected
  * through its closed connection (peer_watch.c), not by this bound. */
 #define MIXCOMM_DEFAULT_TIMEOUT_MS 600000
-
-/* Every live handler, so a call on a handler that was shut down (or shut down twice) is a clear
- * INVALID_USAGE error instead of a read of freed memory. */
-typedef struct live_entry {
-  const mixcomm_handler_t* h;
-  struct live_entry* next;
-} live_entry_t;
-static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
-static live_entry_t* live_list;
-
-static int live_add(const mixcomm_handler_t* h) {
-  live_entry_t* e = malloc(sizeof *e);
-  if (e == NULL)
-    return 0;
-  e->h = h;
-  pthread_mutex_lock(&live_lock);
-  e->next = live_list;
-  live_list = e;
-  pthread_mutex_unlock(&live_lock);
-  return 1;
-}
-
-static void live_remove(const mixcomm_handler_t* h) {
-  pthread_mutex_lock(&live_lock);
-  for (live_entry_t** p = &live_list; *p != NULL; p = &(*p)->next) {
-    if ((*p)->h == h) {
-      live_entry_t* dead = *p;
-      *p = dead->next;
-      free(dead);
-      break;
-    }
-  }
-  pthread_mutex_unlock(&live_lock);
-}
-
-static int live_contains(const mixcomm_handler_t* h) {
-  int found = 0;
-  pthread_mutex_lock(&live_lock);
-  for (live_entry_t* e = live_list; e != NULL && !found; e = e->next)
-    found = e->h == h;
-  pthread_mutex_unlock(&live_lock);
-  return found;
-}
 
 /* What every rank announces at creation; all fields but the per-rank ones must agree. */
 typedef struct rank_info {
@@ -291,7 +248,7 @@ mixcomm_status_t mixcomm__protocol_reset(mixcomm_handler_t* h) {
   /* The call counters restart at 0, so the epochs the cross-node kernels SET in the signal
    * words repeat: a word left by the call of the same shape, CTA and number before the reset
    * would satisfy the new call's wait at once and let it read the old rows
-   * (nvshmem/internode.cu). Zero them, as nvshmem_malloc's caller did at creation (0 is no
+   * (nvshmem_plugin/internode.cu). Zero them, as nvshmem_malloc's caller did at creation (0 is no
    * epoch). No peer writes into them before the agreement that follows this reset. */
   if (h->nvshmem_ws != NULL)
     MIXCOMM_CUDA_CHECK_GOTO(cudaMemsetAsync(h->nvshmem_ws, 0, h->plan.nvshmem_bytes, s),
@@ -356,13 +313,6 @@ static void on_peer_lost(void* arg, int lost, int via) {
   __sync_synchronize();
 }
 
-const char* mixcomm__peer_watch_how(const mixcomm_handler_t* h) {
-  const int lost = h->host->peer_lost - 1;
-  if (h->lost_via == lost)
-    return "this rank saw its connection close";
-  return "rank 0 saw its connection close and told this rank";
-}
-
 static mixcomm_status_t create(const mixcomm_config_t* config, mixcomm_bootstrap_t* bs,
                                mixcomm_handler_t* h) {
   MIXCOMM_CHECK(check_config(config));
@@ -371,17 +321,8 @@ static mixcomm_status_t create(const mixcomm_config_t* config, mixcomm_bootstrap
   MIXCOMM_CHECK(mixcomm__env_timeout_ms(config->timeout_ms, MIXCOMM_DEFAULT_TIMEOUT_MS,
                                        &h->timeout_ms));
   h->pdl = pdl_from_env();
-  mixcomm_topology_t t = {0};
-  t.world_rank = config->world_rank;
-  t.world_size = config->world_size;
-  t.local_rank = config->local_rank;
-  t.local_size = config->local_size;
-  t.inter_rank = config->inter_rank;
-  t.inter_size = config->inter_size;
-  t.local_tp_size = config->local_tp_size;
-  t.local_dp_size = config->local_dp_size;
-  t.inter_tp_size = config->inter_tp_size;
-  t.inter_dp_size = config->inter_dp_size;
+  mixcomm_topology_t t;
+  mixcomm__topology_from_config(config, &t);
   MIXCOMM_CHECK(mixcomm_topology_resolve(&t, &h->topo));
   if (bs == NULL || bs->allgather == NULL || bs->barrier == NULL)
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
@@ -458,14 +399,14 @@ mixcomm_status_t mixcomm_handler_create(const mixcomm_config_t* config,
   if (h == NULL)
     return mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY, "allocating the handler");
   h->state = MIXCOMM_STATE_CREATING;
-  if (!live_add(h)) {
+  if (!mixcomm__handler_register(h)) {
     free(h);
     return mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY, "registering the handler");
   }
   mixcomm_status_t st = create(config, bootstrap, h);
   if (st != MIXCOMM_SUCCESS) {
     mixcomm__error_context(st, "creating the handler (rank %d)", config->world_rank);
-    live_remove(h);
+    mixcomm__handler_unregister(h);
     release(h);
     return st;
   }
@@ -477,10 +418,10 @@ mixcomm_status_t mixcomm_handler_create(const mixcomm_config_t* config,
 mixcomm_status_t mixcomm_handler_shutdown(mixcomm_handler_t* h) {
   if (h == NULL)
     return MIXCOMM_SUCCESS;
-  if (!live_contains(h))
+  if (!mixcomm__handler_live(h))
     return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE,
                           "shutdown: not a live handler (already shut down?)");
-  live_remove(h);
+  mixcomm__handler_unregister(h);
   mixcomm_status_t st = MIXCOMM_SUCCESS;
   /* Kernels end within the timeout even if a peer is gone, so this wait is bounded. */
   cudaError_t e = cudaDeviceSynchronize();
@@ -505,25 +446,16 @@ mixcomm_status_t mixcomm_handler_shutdown(mixcomm_handler_t* h) {
   return st;
 }
 
-mixcomm_status_t mixcomm__handler_usable(const mixcomm_handler_t* h, const char* what) {
-  if (h == NULL)
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "%s: handler is NULL", what);
-  if (!live_contains(h))
-    return mixcomm__error(MIXCOMM_ERR_INVALID_USAGE,
-                          "%s: not a live handler (used after shutdown?)", what);
-  return MIXCOMM_SUCCESS;
-}
-
 const mixcomm_topology_t* mixcomm_handler_topology(const mixcomm_handler_t* h) {
-  return h != NULL && live_contains(h) ? &h->topo : NULL;
+  return h != NULL && mixcomm__handler_live(h) ? &h->topo : NULL;
 }
 
 const mixcomm_caps_t* mixcomm_handler_caps(const mixcomm_handler_t* h) {
-  return h != NULL && live_contains(h) ? &h->caps : NULL;
+  return h != NULL && mixcomm__handler_live(h) ? &h->caps : NULL;
 }
 
 const mixcomm_workspace_plan_t* mixcomm_handler_plan(const mixcomm_handler_t* h) {
-  return h != NULL && live_contains(h) ? &h->plan : NULL;
+  return h != NULL && mixcomm__handler_live(h) ? &h->plan : NULL;
 }
 
 mixcomm_status_t mixcomm_nvshmem_finalize(void) { return mixcomm__nvshmem_finalize(); }

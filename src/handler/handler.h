@@ -1,5 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0
- * The handler object (opaque to users) and the internal calls between its parts. */
+ * The handler object (opaque to users) and the internal calls between its parts. The files call
+ * each other downwards only, in this order (a file calls only files below it):
+ *   handler.c (lifetime), checkpoint.c, run.c, run_uneven.c, introspect.c, put_count.c
+ *   autotune.c (measured calls go through dispatch.c, like a user's)
+ *   dispatch.c (one call of equal blocks)
+ *   epilogue_call.c, select_mode.c
+ *   launch_fused.c, call_checks.c
+ *   async_error.c
+ *   registry.c (live handlers) */
 #ifndef MIXCOMM_HANDLER_HANDLER_H_
 #define MIXCOMM_HANDLER_HANDLER_H_
 
@@ -72,6 +80,12 @@ struct mixcomm_handler {
   int have_last_stream;
 };
 
+/* The registry of live handlers (registry.c): register at creation (0: out of memory),
+ * unregister at shutdown, and whether h is live. */
+int mixcomm__handler_register(const mixcomm_handler_t* h);
+void mixcomm__handler_unregister(const mixcomm_handler_t* h);
+int mixcomm__handler_live(const mixcomm_handler_t* h);
+
 /* How this rank learned of its lost peer, for messages ("its connection to this rank closed",
  * or that rank 0 saw it and told this rank). */
 const char* mixcomm__peer_watch_how(const mixcomm_handler_t* h);
@@ -84,6 +98,19 @@ mixcomm_status_t mixcomm__handler_poll_error(mixcomm_handler_t* h);
 
 /* Fill kernel arguments common to every launch. */
 void mixcomm__kargs_init(const mixcomm_handler_t* h, mixcomm__kargs_t* a);
+
+/* One collective call of equal blocks (dispatch.c): epilogue NULL (or asking nothing) is the
+ * plain call. What mixcomm_run and mixcomm_run_epilogue do, for them and for autotune. */
+mixcomm_status_t mixcomm__dispatch(mixcomm_handler_t* h, mixcomm_op_t op, const void* x_in,
+                                   void* x_out, int64_t rows, int64_t row_elems,
+                                   const mixcomm_epilogue_t* epilogue, mixcomm_mode_t mode,
+                                   cudaStream_t stream);
+
+/* The geometry of a fused call of (op, mode) on numel_block elements per rank block: cut into
+ * whole rows of row_elems elements when row_elems > 0 (an epilogue's row pass), else plain. */
+mixcomm_status_t mixcomm__handler_geometry(const mixcomm_handler_t* h, mixcomm_op_t op,
+                                           mixcomm_mode_t mode, int64_t numel_block,
+                                           int64_t row_elems, mixcomm__geometry_t* g);
 
 /* Fused launch of (op, mode) for a validated call; epi is NULL for a plain call, else the
  * epilogue (row-aligned geometry over rows of row_elems elements). */
@@ -99,13 +126,14 @@ mixcomm_status_t mixcomm__run_fused_v(mixcomm_handler_t* h, mixcomm_op_t op, mix
                                       int64_t row_elems, const mixcomm__epilogue_args_t* epi,
                                       const mixcomm__uneven_t* uneven, cudaStream_t stream);
 
-/* An epilogue call with uneven rows per DP rank (run_uneven.c), once its arguments are
- * checked and mode is concrete: shape holds the byte counts and numel_block the largest block. */
-mixcomm_status_t mixcomm__run_epilogue_v(mixcomm_handler_t* h, mixcomm_op_t op,
-                                         mixcomm_mode_t mode, const void* x_in, void* x_out,
-                                         int64_t row_elems, const mixcomm__run_shape_t* shape,
-                                         const mixcomm_epilogue_t* epilogue,
-                                         const mixcomm__uneven_t* uneven, cudaStream_t stream);
+/* An epilogue call (epilogue_call.c) once its arguments are checked (rows > 0) and mode is
+ * concrete: checks its pointers, then runs it. uneven: rows per DP rank (run_uneven.c; shape
+ * holds the byte counts and numel_block the largest block), NULL for equal blocks. */
+mixcomm_status_t mixcomm__run_epilogue_call(mixcomm_handler_t* h, mixcomm_op_t op,
+                                           mixcomm_mode_t mode, const void* x_in, void* x_out,
+                                           int64_t row_elems, const mixcomm__run_shape_t* shape,
+                                           const mixcomm_epilogue_t* epilogue,
+                                           const mixcomm__uneven_t* uneven, cudaStream_t stream);
 
 /* The state checks every collective call starts with (usable, no recorded error, ready). */
 mixcomm_status_t mixcomm__run_admit(mixcomm_handler_t* h);
@@ -113,6 +141,10 @@ mixcomm_status_t mixcomm__run_admit(mixcomm_handler_t* h);
 /* The caller's buffer p must be device memory of the handler's GPU. */
 mixcomm_status_t mixcomm__check_device_pointer(const mixcomm_handler_t* h, const void* p,
                                               const char* name);
+
+/* Why mode is not valid for the handler, NULL if it is (mixcomm_mode_invalid_reason without
+ * the handler check). */
+const char* mixcomm__mode_invalid_reason(const mixcomm_handler_t* h, mixcomm_mode_t mode);
 
 /* The concrete mode of a call: DEFAULT and AUTOTUNE resolved (the epilogue table when
  * epilogue), any other mode checked for validity. */

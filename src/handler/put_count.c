@@ -39,14 +39,7 @@ mixcomm_status_t mixcomm__put_count_model(const mixcomm_handler_t* h, mixcomm_op
                                           mixcomm_mode_t mode, int64_t numel_block,
                                           int64_t row_elems, mixcomm__put_count_t* out) {
   MIXCOMM_CHECK(mixcomm__handler_usable(h, "put count"));
-  const size_t esize = mixcomm_dtype_size(h->config.dtype);
   mixcomm__geometry_t g;
-  if (row_elems > 0)
-    MIXCOMM_CHECK(mixcomm__geometry_rows(&h->plan, &h->topo, op, mode, esize, numel_block,
-                                         row_elems, h->config.min_block_size,
-                                         h->config.min_num_steps, &g));
-  else
-    MIXCOMM_CHECK(mixcomm__geometry(&h->plan, &h->topo, op, mode, esize, numel_block,
-                                    h->config.min_block_size, h->config.min_num_steps, &g));
+  MIXCOMM_CHECK(mixcomm__handler_geometry(h, op, mode, numel_block, row_elems, &g));
   return mixcomm__put_model(&h->topo, op, mode, &g, out);
 }

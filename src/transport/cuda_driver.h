@@ -8,6 +8,7 @@
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
+#include "core/error.h"
 #include "mixcomm.h"
 
 #ifdef __cplusplus
@@ -48,13 +49,7 @@ mixcomm_status_t mixcomm__driver(const mixcomm__driver_t** out);
 mixcomm_status_t mixcomm__cu_error(CUresult r, const char* what);
 
 #define MIXCOMM_CU_CHECK_GOTO(call, what, st, label) \
-  do {                                               \
-    CUresult mixcomm_cu_r_ = (call);                 \
-    if (mixcomm_cu_r_ != CUDA_SUCCESS) {             \
-      (st) = mixcomm__cu_error(mixcomm_cu_r_, what); \
-      goto label;                                    \
-    }                                                \
-  } while (0)
+  MIXCOMM__CALL_CHECK_GOTO(CUresult, CUDA_SUCCESS, mixcomm__cu_error, call, what, st, label)
 
 #ifdef __cplusplus
 }

@@ -54,18 +54,23 @@ static void env_override(const char* name, double* v, int bandwidth) {
 void mixcomm__cost_params_default(mixcomm__cost_params_t* p) {
   if (p == NULL)
     return;
-  p->intra_latency_us = DEFAULT_INTRA_LAT_US;
-  p->intra_gbps = DEFAULT_INTRA_GBPS;
-  p->inter_latency_us = DEFAULT_INTER_LAT_US;
-  p->inter_gbps = DEFAULT_INTER_GBPS;
-  p->nccl_latency_us = DEFAULT_NCCL_LAT_US;
-  p->kernel_launch_us = DEFAULT_KERNEL_LAUNCH_US;
-  env_override("MIXCOMM_COST_INTRA_LAT_US", &p->intra_latency_us, 0);
-  env_override("MIXCOMM_COST_INTRA_GBPS", &p->intra_gbps, 1);
-  env_override("MIXCOMM_COST_INTER_LAT_US", &p->inter_latency_us, 0);
-  env_override("MIXCOMM_COST_INTER_GBPS", &p->inter_gbps, 1);
-  env_override("MIXCOMM_COST_NCCL_LAT_US", &p->nccl_latency_us, 0);
-  env_override("MIXCOMM_COST_KERNEL_US", &p->kernel_launch_us, 0);
+  const struct {
+    double* value;
+    double fallback;
+    const char* env;
+    int bandwidth;
+  } params[] = {
+      {&p->intra_latency_us, DEFAULT_INTRA_LAT_US, "MIXCOMM_COST_INTRA_LAT_US", 0},
+      {&p->intra_gbps, DEFAULT_INTRA_GBPS, "MIXCOMM_COST_INTRA_GBPS", 1},
+      {&p->inter_latency_us, DEFAULT_INTER_LAT_US, "MIXCOMM_COST_INTER_LAT_US", 0},
+      {&p->inter_gbps, DEFAULT_INTER_GBPS, "MIXCOMM_COST_INTER_GBPS", 1},
+      {&p->nccl_latency_us, DEFAULT_NCCL_LAT_US, "MIXCOMM_COST_NCCL_LAT_US", 0},
+      {&p->kernel_launch_us, DEFAULT_KERNEL_LAUNCH_US, "MIXCOMM_COST_KERNEL_US", 0},
+  };
+  for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
+    *params[i].value = params[i].fallback;
+    env_override(params[i].env, params[i].value, params[i].bandwidth);
+  }
 }
 
 /* Microseconds to send `bytes` at `gbps` GB/s (1 GB = 1e9 bytes). */

@@ -13,7 +13,7 @@ set(MIXCOMM_FUZZ_SANITIZE -fsanitize=address,undefined -fno-sanitize-recover=all
 set(MIXCOMM_FUZZ_FLAGS ${MIXCOMM_FUZZ_SANITIZE} -fno-omit-frame-pointer -g -O1)
 
 file(GLOB_RECURSE MIXCOMM_FUZZ_HOST_SOURCES CONFIGURE_DEPENDS ${MIXCOMM_ROOT}/src/*.c)
-list(FILTER MIXCOMM_FUZZ_HOST_SOURCES EXCLUDE REGEX "/src/nvshmem/")
+list(FILTER MIXCOMM_FUZZ_HOST_SOURCES EXCLUDE REGEX "/src/nvshmem_plugin/")
 # A static archive: each target links only the objects it needs (no CUDA kernels).
 add_library(mixcomm_fuzz_host STATIC ${MIXCOMM_FUZZ_HOST_SOURCES})
 target_include_directories(mixcomm_fuzz_host

@@ -6,7 +6,7 @@
  * reads, and the put fan-out rule of the cross-node geometry (docs/design.md).
  *
  * The rows each algorithm uses and the byte totals are written out here from the protocol
- * comment of src/nvshmem/internode.cu, not taken from the code under test. */
+ * comment of src/nvshmem_plugin/internode.cu, not taken from the code under test. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -64,8 +64,8 @@ static void rows_used(const mixcomm_topology_t* t, mixcomm_op_t op, mixcomm_mode
   }
 }
 
-/* Threads a step may use: the plan's rows re-cut into the rows the call needs (as run.c does
- * for the kernels' row strides), floored to a warp. */
+/* Threads a step may use: the plan's rows re-cut into the rows the call needs (as
+ * launch_fused.c does for the kernels' row strides), floored to a warp. */
 static int64_t step_cap(const mixcomm_workspace_plan_t* p, int vmm, int ns) {
   int64_t cap = p->max_block_size;
   if (vmm > p->vmm_rows && (int64_t)p->max_block_size * p->vmm_rows / vmm < cap)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
- * NVSHMEM transport for jobs across nodes (see nvshmem.c; the plugin: nvshmem/plugin.h). */
-#ifndef MIXCOMM_TRANSPORT_NVSHMEM_H_
-#define MIXCOMM_TRANSPORT_NVSHMEM_H_
+ * NVSHMEM transport for jobs across nodes: the loader of the plugin (see nvshmem_loader.c; the
+ * plugin: nvshmem_plugin/plugin.h). */
+#ifndef MIXCOMM_TRANSPORT_NVSHMEM_LOADER_H_
+#define MIXCOMM_TRANSPORT_NVSHMEM_LOADER_H_
 
 #include <cuda_runtime_api.h>
 

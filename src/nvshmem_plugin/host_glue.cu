@@ -5,14 +5,14 @@
  * module's kernels gets set up. No NVSHMEM helper that can exit() the process is used: the
  * inline nvshmemx_init_attr exits on failure, so nvshmemi_init_thread is called directly and its
  * status returned. Protocol: none across ranks here; the unique id travels over mixcomm's own
- * bootstrap (transport/nvshmem.c). */
+ * bootstrap (transport/nvshmem_loader.c). */
 #include <stdio.h>
 #include <string.h>
 
 #include <nvshmem.h>
 #include <nvshmemx.h>
 
-#include "nvshmem/plugin.h"
+#include "nvshmem_plugin/plugin.h"
 
 #define MIXCOMM_PLUGIN_API extern "C" __attribute__((visibility("default")))
 

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0
- * mixcomm_run_epilogue: a collective with residual add, RMSNorm and FP8 quantisation of its result
- * in the same call (semantics in mixcomm.h, device side in kernels/epilogue.cuh). This file
- * decides, per call, where P is kept for the row pass (the stash), which rank adds the residual
- * and where, and dispatches: the fused kernels do everything in one launch; the NCCL modes and a
- * world of one rank run the exchange, then the epilogue kernel. Temporaries come from
- * cudaMallocAsync on the call's stream, so the call stays graph capturable. */
+ * One collective call with residual add, RMSNorm and FP8 quantisation of its result, once its
+ * arguments are checked and its mode is concrete (semantics in mixcomm.h, device side in
+ * kernels/epilogue.cuh; the checks: dispatch.c and run_uneven.c). This file decides, per call,
+ * where P is kept for the row pass (the stash), which rank adds the residual and where, and
+ * launches: the fused kernels do everything in one launch; the NCCL modes and a world of one
+ * rank run the exchange, then the epilogue kernel. Temporaries come from cudaMallocAsync on the
+ * call's stream, so the call stays graph capturable. */
 #include <string.h>
 
 #include <cuda_runtime_api.h>
@@ -28,7 +29,7 @@ typedef struct call {
   mixcomm_mode_t mode;
   const void* x_in;
   void* x_out;
-  int64_t rows, row_elems;
+  int64_t row_elems;
   mixcomm__run_shape_t shape;
   const mixcomm_epilogue_t* e;
   cudaStream_t stream;
@@ -168,10 +169,8 @@ static mixcomm_status_t run_fused(call_t* c) {
    * its own, on the whole GPU, runs the pass. Every rank takes the same branch: it depends on
    * shapes and the plan only. */
   mixcomm__geometry_t g;
-  MIXCOMM_CHECK(mixcomm__geometry_rows(&h->plan, &h->topo, c->op, c->mode,
-                                       mixcomm_dtype_size(h->config.dtype), c->shape.numel_block,
-                                       c->row_elems, h->config.min_block_size,
-                                       h->config.min_num_steps, &g));
+  MIXCOMM_CHECK(
+      mixcomm__handler_geometry(h, c->op, c->mode, c->shape.numel_block, c->row_elems, &g));
   const uint64_t blocks = c->gather ? (uint64_t)h->topo.dp_size : 1u;
   /* Uneven blocks always take the in-kernel pass: a pass of its own would need the counts on
    * the host, which the device form does not have. */
@@ -259,77 +258,27 @@ static mixcomm_status_t check_pointers(const call_t* c) {
   return MIXCOMM_SUCCESS;
 }
 
-mixcomm_status_t mixcomm_run_epilogue(mixcomm_handler_t* h, mixcomm_op_t op, const void* x_in,
-                                      void* x_out, int64_t rows, int64_t row_elems,
-                                      const mixcomm_epilogue_t* epilogue, mixcomm_mode_t mode,
-                                      cudaStream_t stream) {
-  if (epilogue != NULL && epilogue->struct_size != sizeof(mixcomm_epilogue_t))
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "epilogue.struct_size=%zu, expected %zu: initialise the struct with "
-                          "mixcomm_epilogue_init or MIXCOMM_EPILOGUE_INITIALIZER",
-                          epilogue->struct_size, sizeof(mixcomm_epilogue_t));
-  /* Nothing asked of the epilogue: the plain call. */
-  if (epilogue == NULL ||
-      (!mixcomm__epilogue_requested(epilogue) && epilogue->residual_in == NULL &&
-       epilogue->rms_gamma == NULL && epilogue->quant_scale == NULL))
-    return mixcomm_run(h, op, x_in, x_out, rows, row_elems, mode, stream);
-  MIXCOMM_CHECK(mixcomm__run_admit(h));
-  call_t c;
-  memset(&c, 0, sizeof c);
-  c.h = h;
-  c.op = op;
-  c.x_in = x_in;
-  c.x_out = x_out;
-  c.rows = rows;
-  c.row_elems = row_elems;
-  c.e = epilogue;
-  c.stream = stream;
-  MIXCOMM_CHECK(mixcomm__validate_run_ex(&h->topo, h->config.dtype, op, x_in, x_out, 1, rows,
-                                         row_elems, &c.shape));
-  MIXCOMM_CHECK(mixcomm__validate_epilogue(&h->topo, h->config.dtype, op, x_in, x_out, rows,
-                                           row_elems, &c.shape, epilogue));
-  if (x_out == NULL && !mixcomm__epilogue_requested(epilogue))
-    return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
-                          "run_epilogue: no output: give x_out, residual_out, norm_out or "
-                          "quant_out");
-  c.mode = mode;
-  MIXCOMM_CHECK(mixcomm__resolve_mode(h, op, rows, row_elems, 1, &c.mode));
-  if (rows == 0)
-    return MIXCOMM_SUCCESS;
+mixcomm_status_t mixcomm__run_epilogue_call(mixcomm_handler_t* h, mixcomm_op_t op,
+                                           mixcomm_mode_t mode, const void* x_in, void* x_out,
+                                           int64_t row_elems, const mixcomm__run_shape_t* shape,
+                                           const mixcomm_epilogue_t* epilogue,
+                                           const mixcomm__uneven_t* uneven, cudaStream_t stream) {
+  call_t c = {.h = h,
+              .op = op,
+              .mode = mode,
+              .x_in = x_in,
+              .x_out = x_out,
+              .row_elems = row_elems,
+              .shape = *shape,
+              .e = epilogue,
+              .stream = stream,
+              .gather = mixcomm__op_is_gather(op),
+              .u = uneven};
   MIXCOMM_CHECK(check_pointers(&c));
-  c.gather = mixcomm__op_is_gather(op);
   mixcomm_status_t st;
-  if (h->topo.world_size == 1)
+  if (uneven == NULL && h->topo.world_size == 1)
     st = run_alone(&c);
   else if (mixcomm__mode_is_fused(c.mode))
-    st = run_fused(&c);
-  else
-    st = run_nccl(&c);
-  free_temp(c.temp, stream, "freeing the epilogue's temporary", &st);
-  return st;
-}
-
-mixcomm_status_t mixcomm__run_epilogue_v(mixcomm_handler_t* h, mixcomm_op_t op,
-                                         mixcomm_mode_t mode, const void* x_in, void* x_out,
-                                         int64_t row_elems, const mixcomm__run_shape_t* shape,
-                                         const mixcomm_epilogue_t* epilogue,
-                                         const mixcomm__uneven_t* uneven, cudaStream_t stream) {
-  call_t c;
-  memset(&c, 0, sizeof c);
-  c.h = h;
-  c.op = op;
-  c.mode = mode;
-  c.x_in = x_in;
-  c.x_out = x_out;
-  c.row_elems = row_elems;
-  c.shape = *shape;
-  c.e = epilogue;
-  c.stream = stream;
-  c.u = uneven;
-  c.gather = mixcomm__op_is_gather(op);
-  MIXCOMM_CHECK(check_pointers(&c));
-  mixcomm_status_t st;
-  if (mixcomm__mode_is_fused(c.mode))
     st = run_fused(&c);
   else
     st = run_nccl(&c);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
- * NVSHMEM for jobs across nodes, through the plugin libmixcomm_nvshmem.so (nvshmem/plugin.h).
+ * NVSHMEM for jobs across nodes: the loader of the plugin libmixcomm_nvshmem.so
+ * (src/nvshmem_plugin/, interface in nvshmem_plugin/plugin.h).
  *
  * Plugin lookup: $MIXCOMM_NVSHMEM_PLUGIN, else libmixcomm_nvshmem.so next to the binary that
  * holds libmixcomm (dladdr), else the loader's search path.
@@ -26,8 +27,8 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "handler/handler.h"
-#include "nvshmem/plugin.h"
-#include "transport/nvshmem.h"
+#include "nvshmem_plugin/plugin.h"
+#include "transport/nvshmem_loader.h"
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static const mixcomm__nvshmem_api_t* api;
