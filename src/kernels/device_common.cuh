@@ -170,7 +170,7 @@ __device__ __forceinline__ uint32_t row_shape_hash(const mixcomm__kargs_t& a) {
 /* Every sender writes a tag per destination row and step: what it is running. A receiver
  * that finds a tag different from its own expectation reports MIXCOMM_ERR_MISMATCH instead of
  * reducing foreign data. No word can be the poison (bit 31 of words 1-3 is clear, word 0 starts
- * with 0x5A). Layout (run.c describe_tag decodes it):
+ * with 0x5A). Layout (handler/async_error.c describe_tag decodes it):
  *   x: 0x5A | row hash bits 6-9 (20-23) | phase (16-19) | op (8-15) | mode (4-7) | dtype (0-3)
  *   y: vecs bits 0-30;  z: call number (31 bits)
  *   w: step (0-15) | vecs bits 31-39 (16-24) | row hash bits 0-5 (25-30) */

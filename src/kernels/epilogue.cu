@@ -9,7 +9,7 @@
  *     every vector of them through store_result (x_out copy, P to residual_out and the stash),
  *     then runs the same row pass as the fused kernels (epilogue_rows) over them. With
  *     rows_only the stash already holds P (a fused kernel that left the pass to this one,
- *     run_epilogue.c): only the pass runs. The stash is
+ *     epilogue_call.c): only the pass runs. The stash is
  *     written and read by the same CTA; the block barrier inside epilogue_rows orders the two.
  * Memory ordering between these kernels and NCCL is the stream's: nothing else writes the
  * buffers while they run. */

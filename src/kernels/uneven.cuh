@@ -22,7 +22,7 @@
  * Tag. An uneven call's tag has bit 15 of word x set (the op field is 7 bits) and holds in word
  * y a 31-bit hash of (dp_size, every count, max_rows, row_vecs) instead of the block size, and
  * no size bits in word w: two ranks with different lists, maxima or row lengths disagree on the
- * tag (run.c describe_tag decodes it). Equal-size calls keep their plain tag. */
+ * tag (handler/async_error.c describe_tag decodes it). Equal-size calls keep their plain tag. */
 #ifndef MIXCOMM_KERNELS_UNEVEN_CUH_
 #define MIXCOMM_KERNELS_UNEVEN_CUH_
 
