@@ -187,12 +187,12 @@ mixcomm_status_t mixcomm_bootstrap_tcp_create(const mixcomm_tcp_options_t* optio
     tcp_destroy(c);
     return st;
   }
-  bs->ctx = c;
-  bs->allgather = mixcomm__tcp_allgather;
-  bs->barrier = mixcomm__tcp_barrier;
-  bs->destroy = tcp_destroy;
-  bs->rank = rank;
-  bs->size = size;
+  *bs = (mixcomm_bootstrap_t){.ctx = c,
+                               .allgather = mixcomm__tcp_allgather,
+                               .barrier = mixcomm__tcp_barrier,
+                               .destroy = tcp_destroy,
+                               .rank = rank,
+                               .size = size};
   *out = bs;
   MIXCOMM_INFO("bootstrap ready: rank %d of %d via %s", rank, size, size > 1 ? c->where : "-");
   return MIXCOMM_SUCCESS;
