@@ -70,7 +70,8 @@ mixcomm_status_t mixcomm__fdx_check_hello(const mixcomm__fdx_node_t* n, const un
   char me[64];
   snprintf(me, sizeof me, "local rank %d (world rank %d)", n->local_rank, n->world_rank);
   const uint32_t magic = mixcomm__get_be32(hdr);
-  const uint32_t ulr = mixcomm__get_be32(hdr + 4), uwr = mixcomm__get_be32(hdr + 8), upid = mixcomm__get_be32(hdr + 12);
+  const uint32_t ulr = mixcomm__get_be32(hdr + 4), uwr = mixcomm__get_be32(hdr + 8);
+  const uint32_t upid = mixcomm__get_be32(hdr + 12);
   /* Compared as unsigned: a claim outside the node is refused before any arithmetic on it. */
   const uint32_t first = (uint32_t)n->first;
   if (magic != MIXCOMM__FDX_MAGIC || ulr >= (uint32_t)n->local_size ||
