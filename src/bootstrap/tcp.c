@@ -59,9 +59,10 @@
  * (mixcomm__tcp_report_lost), marks the bootstrap broken with MIXCOMM_ERR_PEER_LOST and sends
  * ERROR with b = k + 1 to every other rank before shutting its side, exactly as for a failed
  * collective (whose ERROR also carries b = k + 1 when it failed because rank k's connection
- * closed); a collective of rank 0 holds `lock` for its whole duration, so that notice never
- * lands inside another message. A non-root that sees rank 0's side close finds the notice
- * still queued (a peek, mixcomm__tcp_lost_rank), or remembers it if its own collective read it.
+ * closed); a collective holds `lock` for its whole duration, so that on rank 0 that notice
+ * never lands inside another message. A non-root that sees rank 0's side close finds the
+ * notice still queued (a peek under `lock`, mixcomm__tcp_lost_rank, so never in the middle of
+ * a message its own collective is reading), or remembers it if its collective read it.
  *
  * Timeouts. Every wait (connect, accept, send, receive) is a poll() against a deadline of
  * timeout_ms from the start of the call; non-roots wait for rank 0's answer a grace period

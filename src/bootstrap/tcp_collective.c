@@ -213,12 +213,11 @@ static mixcomm_status_t collective(mixcomm__tcp_ctx_t* c, const void* send, void
   return nonroot_allgather(c, send, recv, bytes, seq, what);
 }
 
-/* Rank 0 runs each collective under the lock (a lost-peer notice never interleaves with it,
- * and c->broken is read and written under it). */
+/* Each collective runs under the lock: on rank 0 a lost-peer notice never interleaves with it
+ * (and c->broken is read and written under it); on the others the watch never peeks at the
+ * connection while the collective has taken part of a message (tcp_lost.c). */
 static mixcomm_status_t tcp_collective(mixcomm__tcp_ctx_t* c, const void* send, void* recv,
                                        size_t bytes, const char* kind) {
-  if (c->rank != 0)
-    return collective(c, send, recv, bytes, kind);
   pthread_mutex_lock(&c->lock);
   mixcomm_status_t st = collective(c, send, recv, bytes, kind);
   pthread_mutex_unlock(&c->lock);

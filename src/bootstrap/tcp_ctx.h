@@ -27,7 +27,8 @@ typedef struct mixcomm__tcp_ctx {
   mixcomm_status_t broken; /* not MIXCOMM_SUCCESS after a failed collective */
   char broken_msg[768];
   int lost_rank; /* rank whose connection closed (ERROR with b = rank + 1), -1: none; atomic */
-  pthread_mutex_t lock; /* rank 0: held by a collective and by mixcomm__tcp_report_lost */
+  pthread_mutex_t lock; /* held by a collective, by mixcomm__tcp_report_lost (rank 0) and by
+                         * mixcomm__tcp_lost_rank's peek (the others) */
 } mixcomm__tcp_ctx_t;
 
 /* ---- time and small helpers (tcp_xfer.c) ---- */

@@ -101,24 +101,18 @@ void mixcomm__tcp_report_lost(mixcomm_bootstrap_t* bs, int rank) {
   pthread_mutex_unlock(&c->lock);
 }
 
-int mixcomm__tcp_lost_rank(const mixcomm_bootstrap_t* bs) {
-  mixcomm__tcp_ctx_t* c = mixcomm__tcp_ctx_of(bs);
-  if (c == NULL)
-    return -1;
-  const int known = __atomic_load_n(&c->lost_rank, __ATOMIC_ACQUIRE);
-  if (known >= 0 || c->rank == 0 || c->fds[0] < 0)
-    return known;
-  /* Look at rank 0's unread messages without taking them: the main thread may still read them.
-   * Rank 0's side is closed (that is why the watch asks), so everything it sent is already in
-   * the socket's receive queue, and the notice, if any, is the last message: messages the main
-   * thread has not read yet (the result of a collective it is still finishing) come first and
-   * are stepped over by their lengths. The queue is bounded by the socket's receive buffer. */
+/* A non-root, no collective in progress: rank 0's ERROR notice among the messages still queued
+ * on its connection, read without taking them, recorded by note_lost. Rank 0's side is closed,
+ * so everything it sent is already queued, and the notice, if any, is the last message; one
+ * before it (what a collective that gave up left unread) is stepped over by its length. The
+ * queue is bounded by the socket's receive buffer. */
+static void peek_notice(mixcomm__tcp_ctx_t* c) {
   int avail = 0;
   if (ioctl(c->fds[0], FIONREAD, &avail) != 0 || avail < HDR_SIZE)
-    return __atomic_load_n(&c->lost_rank, __ATOMIC_ACQUIRE);
+    return;
   unsigned char* buf = malloc((size_t)avail);
   if (buf == NULL)
-    return __atomic_load_n(&c->lost_rank, __ATOMIC_ACQUIRE);
+    return;
   ssize_t got;
   do {
     got = recv(c->fds[0], buf, (size_t)avail, MSG_PEEK | MSG_DONTWAIT);
@@ -137,5 +131,22 @@ int mixcomm__tcp_lost_rank(const mixcomm_bootstrap_t* bs) {
     off += HDR_SIZE + (size_t)h.len;
   }
   free(buf);
+}
+
+int mixcomm__tcp_lost_rank(const mixcomm_bootstrap_t* bs) {
+  mixcomm__tcp_ctx_t* c = mixcomm__tcp_ctx_of(bs);
+  if (c == NULL)
+    return -1;
+  const int known = __atomic_load_n(&c->lost_rank, __ATOMIC_ACQUIRE);
+  if (known >= 0 || c->rank == 0 || c->fds[0] < 0)
+    return known;
+  /* The main thread reads this socket only in a collective, which holds the lock: with it
+   * held here, the queue starts at a message boundary (a peek while a collective is reading
+   * saw a message half taken, and blamed rank 0). Rank 0's side is closed (that is why the
+   * watch asks), so a collective in progress ends at once: it reads the notice, or finds the
+   * connection closed. */
+  pthread_mutex_lock(&c->lock);
+  peek_notice(c);
+  pthread_mutex_unlock(&c->lock);
   return __atomic_load_n(&c->lost_rank, __ATOMIC_ACQUIRE);
 }
