@@ -50,7 +50,8 @@ int mixcomm__tcp_links(const mixcomm_bootstrap_t* bs, int* fds, int* ranks, int 
 /* Rank 0: rank's connection closed. Breaks the bootstrap with MIXCOMM_ERR_PEER_LOST and tells
  * every other rank which rank it was, then closes rank 0's side. Once; thread-safe. */
 void mixcomm__tcp_report_lost(mixcomm_bootstrap_t* bs, int rank);
-/* Non-root, after rank 0's side closed: the lost rank rank 0 announced, or -1 if none. */
+/* Non-root, after rank 0's side closed: the lost rank rank 0 announced, or -1 if none. Waits
+ * for a collective of this rank in progress (with rank 0's side closed, it ends at once). */
 int mixcomm__tcp_lost_rank(const mixcomm_bootstrap_t* bs);
 
 #ifdef __cplusplus

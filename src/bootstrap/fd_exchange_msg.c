@@ -9,20 +9,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "bootstrap/byte_order.h"
 #include "bootstrap/fd_exchange_msg.h"
 #include "core/error.h"
 #include "core/log.h"
-
-static void put32(unsigned char* p, uint32_t v) {
-  p[0] = (unsigned char)(v >> 24);
-  p[1] = (unsigned char)(v >> 16);
-  p[2] = (unsigned char)(v >> 8);
-  p[3] = (unsigned char)v;
-}
-
-static uint32_t get32(const unsigned char* p) {
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
 
 mixcomm_status_t mixcomm__fdx_check_node(const mixcomm__fdx_node_t* n, uint32_t uid, char* dir,
                                          size_t cap) {
@@ -69,18 +59,19 @@ int mixcomm__fdx_dir_template(const char* base, int local_size, char* tmpl, size
 }
 
 void mixcomm__fdx_encode_hello(unsigned char* hdr, int local_rank, int world_rank, int pid) {
-  put32(hdr, MIXCOMM__FDX_MAGIC);
-  put32(hdr + 4, (uint32_t)local_rank);
-  put32(hdr + 8, (uint32_t)world_rank);
-  put32(hdr + 12, (uint32_t)pid);
+  mixcomm__put_be32(hdr, MIXCOMM__FDX_MAGIC);
+  mixcomm__put_be32(hdr + 4, (uint32_t)local_rank);
+  mixcomm__put_be32(hdr + 8, (uint32_t)world_rank);
+  mixcomm__put_be32(hdr + 12, (uint32_t)pid);
 }
 
 mixcomm_status_t mixcomm__fdx_check_hello(const mixcomm__fdx_node_t* n, const unsigned char* hdr,
                                           int cred_pid, int rfd, const int* peer_fds, int* lr) {
   char me[64];
   snprintf(me, sizeof me, "local rank %d (world rank %d)", n->local_rank, n->world_rank);
-  const uint32_t magic = get32(hdr);
-  const uint32_t ulr = get32(hdr + 4), uwr = get32(hdr + 8), upid = get32(hdr + 12);
+  const uint32_t magic = mixcomm__get_be32(hdr);
+  const uint32_t ulr = mixcomm__get_be32(hdr + 4), uwr = mixcomm__get_be32(hdr + 8);
+  const uint32_t upid = mixcomm__get_be32(hdr + 12);
   /* Compared as unsigned: a claim outside the node is refused before any arithmetic on it. */
   const uint32_t first = (uint32_t)n->first;
   if (magic != MIXCOMM__FDX_MAGIC || ulr >= (uint32_t)n->local_size ||
@@ -138,6 +129,35 @@ static void take_rights(struct msghdr* m, int* rfd) {
         close_fd(fd);
     }
   }
+}
+
+ssize_t mixcomm__fdx_send_with_fds(int fd, const void* p, size_t len, int attach, int nfds,
+                                   int flags) {
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * MIXCOMM__FDX_SEND_FDS_MAX)];
+    struct cmsghdr align;
+  } ctl;
+  if (nfds < 0 || nfds > MIXCOMM__FDX_SEND_FDS_MAX) {
+    errno = EINVAL;
+    return -1;
+  }
+  memset(&ctl, 0, sizeof ctl);
+  struct iovec iov = {(void*)p, len};
+  struct msghdr m;
+  memset(&m, 0, sizeof m);
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  if (nfds > 0) {
+    m.msg_control = ctl.buf;
+    m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+    struct cmsghdr* cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+    for (int k = 0; k < nfds; k++)
+      memcpy(CMSG_DATA(cm) + k * sizeof(int), &attach, sizeof attach);
+  }
+  return sendmsg(fd, &m, flags);
 }
 
 int mixcomm__fdx_recv_hello(int fd, unsigned char* hdr, size_t* got, int* rfd, const char* me,

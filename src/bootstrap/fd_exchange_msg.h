@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "mixcomm.h"
 
@@ -19,6 +20,7 @@ extern "C" {
 #define MIXCOMM__FDX_DIR_CAP 100
 #define MIXCOMM__FDX_HELLO_SIZE 16
 #define MIXCOMM__FDX_MAX_FDS 8 /* descriptors one read takes at most; more is an error */
+#define MIXCOMM__FDX_SEND_FDS_MAX 16 /* descriptors mixcomm__fdx_send_with_fds attaches at most */
 
 /* What every rank announces through the bootstrap (step 1). */
 typedef struct mixcomm__fdx_record {
@@ -58,6 +60,14 @@ void mixcomm__fdx_encode_hello(unsigned char* hdr, int local_rank, int world_ran
  * not yet sent one (peer_fds[lr] < 0), with a descriptor: then *lr = its local rank. */
 mixcomm_status_t mixcomm__fdx_check_hello(const mixcomm__fdx_node_t* n, const unsigned char* hdr,
                                           int cred_pid, int rfd, const int* peer_fds, int* lr);
+
+/* One sendmsg() of len bytes of p on socket fd with nfds copies of descriptor `attach` passed
+ * along (SCM_RIGHTS, 0 <= nfds <= MIXCOMM__FDX_SEND_FDS_MAX; none when 0). Returns what
+ * sendmsg() returns, with its errno; -1 with EINVAL for a count out of range. The exchange
+ * attaches its one descriptor to the first bytes of its hello; tests attach more, as a
+ * misbehaving peer could. */
+ssize_t mixcomm__fdx_send_with_fds(int fd, const void* p, size_t len, int attach, int nfds,
+                                   int flags);
 
 /* Read what is available of a hello on non-blocking socket fd into hdr[*got..16), taking the
  * first descriptor that comes with it into *rfd (which must start at -1) and closing any other.

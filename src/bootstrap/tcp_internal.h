@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * The TCP bootstrap's wire format and the decisions it takes on bytes from the network, kept
- * apart from the socket code (tcp.c) so that they can be tested and fuzzed on their own: every
- * function here is pure (no I/O, no allocation). The protocol is described in tcp.c. */
+ * apart from the socket code (tcp_ctx.h) so that they can be tested and fuzzed on their own:
+ * every function here is pure (no I/O, no allocation). The protocol is described in tcp.c. */
 #ifndef MIXCOMM_BOOTSTRAP_TCP_INTERNAL_H_
 #define MIXCOMM_BOOTSTRAP_TCP_INTERNAL_H_
 

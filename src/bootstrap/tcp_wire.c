@@ -5,50 +5,31 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bootstrap/byte_order.h"
 #include "bootstrap/tcp_internal.h"
 #include "core/error.h"
 
-static void put32(unsigned char* p, uint32_t v) {
-  p[0] = (unsigned char)(v >> 24);
-  p[1] = (unsigned char)(v >> 16);
-  p[2] = (unsigned char)(v >> 8);
-  p[3] = (unsigned char)v;
-}
-
-static uint32_t get32(const unsigned char* p) {
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static void put64(unsigned char* p, uint64_t v) {
-  put32(p, (uint32_t)(v >> 32));
-  put32(p + 4, (uint32_t)v);
-}
-
-static uint64_t get64(const unsigned char* p) {
-  return ((uint64_t)get32(p) << 32) | get32(p + 4);
-}
-
 void mixcomm__tcp_encode_hdr(unsigned char* p, uint32_t type, uint32_t a, uint32_t b,
                              uint64_t seq, uint64_t len) {
-  put32(p, MIXCOMM__TCP_MAGIC);
-  put32(p + 4, MIXCOMM__TCP_VERSION);
-  put32(p + 8, type);
-  put32(p + 12, a);
-  put32(p + 16, b);
-  put32(p + 20, 0);
-  put64(p + 24, seq);
-  put64(p + 32, len);
+  mixcomm__put_be32(p, MIXCOMM__TCP_MAGIC);
+  mixcomm__put_be32(p + 4, MIXCOMM__TCP_VERSION);
+  mixcomm__put_be32(p + 8, type);
+  mixcomm__put_be32(p + 12, a);
+  mixcomm__put_be32(p + 16, b);
+  mixcomm__put_be32(p + 20, 0);
+  mixcomm__put_be64(p + 24, seq);
+  mixcomm__put_be64(p + 32, len);
 }
 
 void mixcomm__tcp_decode_hdr(const unsigned char* p, mixcomm__tcp_hdr_t* h) {
-  h->magic = get32(p);
-  h->version = get32(p + 4);
-  h->type = get32(p + 8);
-  h->a = get32(p + 12);
-  h->b = get32(p + 16);
-  h->reserved = get32(p + 20);
-  h->seq = get64(p + 24);
-  h->len = get64(p + 32);
+  h->magic = mixcomm__get_be32(p);
+  h->version = mixcomm__get_be32(p + 4);
+  h->type = mixcomm__get_be32(p + 8);
+  h->a = mixcomm__get_be32(p + 12);
+  h->b = mixcomm__get_be32(p + 16);
+  h->reserved = mixcomm__get_be32(p + 20);
+  h->seq = mixcomm__get_be64(p + 24);
+  h->len = mixcomm__get_be64(p + 32);
 }
 
 int mixcomm__tcp_hdr_ours(const mixcomm__tcp_hdr_t* h) {

@@ -48,29 +48,9 @@ static void check_message(void) {
 
 /* Send one chunk with nfds descriptors of /dev/null attached. */
 static void send_chunk(int fd, const uint8_t* p, size_t n, int nfds) {
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * MAX_SEND_FDS)];
-    struct cmsghdr align;
-  } ctl;
-  memset(&ctl, 0, sizeof ctl);
-  struct iovec iov = {(void*)p, n};
-  struct msghdr m;
-  memset(&m, 0, sizeof m);
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  if (nfds > 0) {
-    m.msg_control = ctl.buf;
-    m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-    struct cmsghdr* cm = CMSG_FIRSTHDR(&m);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-    for (int k = 0; k < nfds; k++)
-      memcpy(CMSG_DATA(cm) + k * sizeof(int), &devnull, sizeof devnull);
-  }
   ssize_t r;
   do {
-    r = sendmsg(fd, &m, MSG_NOSIGNAL);
+    r = mixcomm__fdx_send_with_fds(fd, p, n, devnull, nfds, MSG_NOSIGNAL);
   } while (r < 0 && errno == EINTR);
   FUZZ_CHECK(r == (ssize_t)n, "sendmsg of %zu bytes: %zd (%s)", n, r, strerror(errno));
 }

@@ -3,7 +3,7 @@
  * before it is admitted (the hello: header, job token, rank and size claims).
  *
  * The input is [size byte][joined byte][chunking byte][the bytes the process sends]. They are
- * fed to mixcomm__tcp_judge_hello exactly as rank 0's loop does (tcp.c, root_setup): appended
+ * fed to mixcomm__tcp_judge_hello exactly as rank 0's loop does (tcp_accept.c): appended
  * in chunks of arbitrary sizes to the connection's fixed buffer, judged after every chunk,
  * until a verdict. Properties checked on every input:
  *   - a process without the job token never joins: ADMIT only for a complete hello of this

@@ -1,4 +1,4 @@
-/* Bootstrap tests (tests/unit/test_bootstrap*.c). */
+/* Bootstrap tests (tests/unit/test_bootstrap_*.c, tests/unit/test_fd_exchange.c). */
 #define TEST_LIST_BOOTSTRAP(X)               \
   X(bootstrap_tcp_allgather_1, 20)           \
   X(bootstrap_tcp_allgather_2, 20)           \

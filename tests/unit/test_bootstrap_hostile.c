@@ -19,19 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bootstrap/bootstrap.h"
 #include "bootstrap/tcp_internal.h"
-#include "harness/ranks.h"
-#include "harness/task.h"
+#include "bootstrap_test.h"
 
 #define HELLO MIXCOMM__TCP_HELLO_SIZE
 #define HDR MIXCOMM__TCP_HDR_SIZE
-
-static long long ms_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void make_token(unsigned char* t, const char* text) {
   memset(t, 0, MIXCOMM__TCP_TOKEN_SIZE);
@@ -188,10 +180,6 @@ TEST_IMPL(bootstrap_tcp_wire_messages) {
 #define FLOOD_CONNECTIONS 150 /* most silent: more than rank 0 holds without a hello */
 #define FLOOD_HOLD_MS 9000      /* longer than the ranks' timeout */
 
-typedef struct {
-  int port;
-} flood_arg_t;
-
 static int connect_loopback(int port, int timeout_ms) {
   const long long deadline = ms_now() + timeout_ms;
   for (;;) {
@@ -289,18 +277,14 @@ static void flood(int port) {
 }
 
 static int flood_rank(int rank, int n, void* varg) {
-  const flood_arg_t* a = varg;
+  const tcp_arg_t* a = varg;
   (void)n;
   if (rank == 3) {
     flood(a->port);
     return 0;
   }
   mixcomm_tcp_options_t o;
-  memset(&o, 0, sizeof o);
-  snprintf(o.addr, sizeof o.addr, "127.0.0.1");
-  snprintf(o.token, sizeof o.token, "job-A");
-  o.port = a->port;
-  o.timeout_ms = 8000;
+  set_options(&o, "127.0.0.1", a->port, a->timeout_ms, "job-A");
   if (rank != 0)
     usleep(1000 * 1000); /* the flood is in place before the ranks come */
   const long before = maxrss_kib();
@@ -318,19 +302,12 @@ static int flood_rank(int rank, int n, void* varg) {
 }
 
 TEST_IMPL(bootstrap_tcp_connection_flood) {
-  flood_arg_t a = {free_tcp_port()};
-  ASSERT(a.port > 0);
-  ASSERT_EQ(run_ranks(4, flood_rank, &a, 20000, NULL), 0);
-  return 0;
+  return run_tcp_ranks(4, flood_rank, 8000, 0, 20000);
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* A fake rank 0                                                                              */
 /* ------------------------------------------------------------------------------------------ */
-
-typedef struct {
-  int port;
-} fake_arg_t;
 
 /* Read exactly n bytes or fail the test. */
 static void recv_all(int fd, void* p, size_t n) {
@@ -357,7 +334,7 @@ static int accept_one(int lfd) {
 enum { DROP_THEN_OK, HUGE_WAIT, ESCAPES, HUGE_TEXT, FOREIGN, NUM_SCENARIOS };
 
 static int fake_root_rank(int rank, int n, void* varg) {
-  const fake_arg_t* a = varg;
+  const tcp_arg_t* a = varg;
   (void)n;
   if (rank == 0) {
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
@@ -418,11 +395,7 @@ static int fake_root_rank(int rank, int n, void* varg) {
     return 0;
   }
   mixcomm_tcp_options_t o;
-  memset(&o, 0, sizeof o);
-  snprintf(o.addr, sizeof o.addr, "127.0.0.1");
-  snprintf(o.token, sizeof o.token, "tok");
-  o.port = a->port;
-  o.timeout_ms = 4000;
+  set_options(&o, "127.0.0.1", a->port, a->timeout_ms, "tok");
   mixcomm_bootstrap_t* bs = NULL;
   /* Dropped unanswered, then accepted: it reconnected on its own. */
   ASSERT_OK(mixcomm_bootstrap_tcp_create(&o, 1, 2, &bs));
@@ -443,8 +416,5 @@ static int fake_root_rank(int rank, int n, void* varg) {
 }
 
 TEST_IMPL(bootstrap_tcp_fake_root) {
-  fake_arg_t a = {free_tcp_port()};
-  ASSERT(a.port > 0);
-  ASSERT_EQ(run_ranks(2, fake_root_rank, &a, 30000, NULL), 0);
-  return 0;
+  return run_tcp_ranks(2, fake_root_rank, 4000, 0, 30000);
 }

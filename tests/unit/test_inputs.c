@@ -470,29 +470,9 @@ static int count_open_fds(void) {
 }
 
 static void send_with_fds(int fd, const void* p, size_t len, int nfds) {
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * 16)];
-    struct cmsghdr align;
-  } ctl;
-  memset(&ctl, 0, sizeof ctl);
   int devnull = open("/dev/null", O_RDONLY);
   ASSERT(devnull >= 0);
-  struct iovec iov = {(void*)p, len};
-  struct msghdr m;
-  memset(&m, 0, sizeof m);
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  if (nfds > 0) {
-    m.msg_control = ctl.buf;
-    m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-    struct cmsghdr* cm = CMSG_FIRSTHDR(&m);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-    for (int k = 0; k < nfds; k++)
-      memcpy(CMSG_DATA(cm) + k * sizeof(int), &devnull, sizeof devnull);
-  }
-  ASSERT(sendmsg(fd, &m, 0) == (ssize_t)len);
+  ASSERT(mixcomm__fdx_send_with_fds(fd, p, len, devnull, nfds, 0) == (ssize_t)len);
   close(devnull);
 }
 

@@ -45,6 +45,14 @@ static shared_t* shared_new(int timeout_ms, int victim) {
   return s;
 }
 
+/* Run fn as 4 ranks sharing a fresh shared_t; the test fails unless every rank succeeds
+ * within limit_ms. */
+static void run_shared(rank_fn fn, int timeout_ms, int victim, int limit_ms) {
+  shared_t* s = shared_new(timeout_ms, victim);
+  ASSERT_EQ(run_ranks(4, fn, s, limit_ms, NULL), 0);
+  munmap(s, sizeof *s);
+}
+
 static mixcomm_bootstrap_t* tcp_bs(const shared_t* s, int rank, int n) {
   mixcomm_tcp_options_t o;
   memset(&o, 0, sizeof o);
@@ -70,6 +78,15 @@ static void on_lost(void* arg, int lost, int via) {
   s->calls++;
   __sync_synchronize();
   s->lost = lost;
+}
+
+/* A watch on bs that reports into *seen (reset first). */
+static mixcomm__peer_watch_t* watch(mixcomm_bootstrap_t* bs, seen_t* seen) {
+  *seen = (seen_t){-1, -1, 0, 0};
+  mixcomm__peer_watch_t* w = NULL;
+  ASSERT_OK(mixcomm__peer_watch_start(bs, on_lost, seen, &w));
+  ASSERT(w != NULL);
+  return w;
 }
 
 static void wait_seen(const seen_t* s, int max_ms) {
@@ -114,10 +131,8 @@ static void checked_allgather(mixcomm_bootstrap_t* bs, unsigned seed, int round,
 static int killed_rank(int rank, int n, void* varg) {
   shared_t* s = varg;
   mixcomm_bootstrap_t* bs = tcp_bs(s, rank, n);
-  seen_t seen = {-1, -1, 0, 0};
-  mixcomm__peer_watch_t* w = NULL;
-  ASSERT_OK(mixcomm__peer_watch_start(bs, on_lost, &seen, &w));
-  ASSERT(w != NULL);
+  seen_t seen;
+  mixcomm__peer_watch_t* w = watch(bs, &seen);
   /* Traffic on the watched sockets first: the watch must neither take nor disturb it. */
   for (int round = 0; round < 6; round++)
     checked_allgather(bs, s->seed, round, (size_t)1 << (round * 3));
@@ -203,10 +218,8 @@ TEST_IMPL(peer_watch_killed_during_collective) {
 static int undisturbed_rank(int rank, int n, void* varg) {
   shared_t* s = varg;
   mixcomm_bootstrap_t* bs = tcp_bs(s, rank, n);
-  seen_t seen = {-1, -1, 0, 0};
-  mixcomm__peer_watch_t* w = NULL;
-  ASSERT_OK(mixcomm__peer_watch_start(bs, on_lost, &seen, &w));
-  ASSERT(w != NULL);
+  seen_t seen;
+  mixcomm__peer_watch_t* w = watch(bs, &seen);
   /* Sizes from 0 bytes to beyond a socket buffer, ranks arriving at different times. */
   for (int round = 0; round < 60; round++) {
     if ((round + rank) % 7 == 0)
@@ -233,9 +246,7 @@ static int undisturbed_rank(int rank, int n, void* varg) {
 }
 
 TEST_IMPL(peer_watch_collectives_undisturbed) {
-  shared_t* s = shared_new(10000, -1);
-  ASSERT_EQ(run_ranks(4, undisturbed_rank, s, 25000, NULL), 0);
-  munmap(s, sizeof *s);
+  run_shared(undisturbed_rank, 10000, -1, 25000);
   return 0;
 }
 
@@ -320,25 +331,18 @@ static int agree_rank(int rank, int n, void* varg) {
 }
 
 TEST_IMPL(bs_agree_all_succeed) {
-  shared_t* s = shared_new(10000, -1);
-  ASSERT_EQ(run_ranks(4, agree_rank, s, 12000, NULL), 0);
-  munmap(s, sizeof *s);
+  run_shared(agree_rank, 10000, -1, 12000);
   return 0;
 }
 
 TEST_IMPL(bs_agree_one_fails) {
-  for (int victim = 0; victim < 4; victim += 2) {
-    shared_t* s = shared_new(10000, victim);
-    ASSERT_EQ(run_ranks(4, agree_rank, s, 12000, NULL), 0);
-    munmap(s, sizeof *s);
-  }
+  for (int victim = 0; victim < 4; victim += 2)
+    run_shared(agree_rank, 10000, victim, 12000);
   return 0;
 }
 
 TEST_IMPL(bs_agree_failure_is_prompt) {
-  shared_t* s = shared_new(10000, 10); /* ranks 1 (late) and 3 fail; rank 1 is named */
-  ASSERT_EQ(run_ranks(4, agree_rank, s, 12000, NULL), 0);
-  munmap(s, sizeof *s);
+  run_shared(agree_rank, 10000, 10, 12000); /* ranks 1 (late) and 3 fail; rank 1 is named */
   return 0;
 }
 
