@@ -14,5 +14,6 @@
   X(tools_args_int_list, 30)      \
   X(tools_args_pairs, 30)         \
   X(tools_spawn_children, 30)     \
+  X(tools_spawn_children_unseen, 30) \
   X(tools_run_ranks_statuses, 30) \
   X(tools_spawn_ranks, 60)

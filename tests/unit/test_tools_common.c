@@ -179,3 +179,21 @@ TEST_IMPL(tools_spawn_ranks) {
   ASSERT(took > 0.9 && took < 20.0);
   return 0;
 }
+
+static int exit_zero(int index, void* arg) {
+  (void)index;
+  (void)arg;
+  return 0;
+}
+
+TEST_IMPL(tools_spawn_children_unseen) {
+  /* With SIGCHLD ignored the children are reaped by the kernel and never seen ending: they must
+   * count as failed, not as passed (nor wait for the time limit). */
+  signal(SIGCHLD, SIG_IGN);
+  const spawn_children_t c = {3, exit_zero, NULL, 20000, 0, NULL, "fork"};
+  const double t0 = seconds_now();
+  ASSERT_EQ(spawn_children(&c), 3);
+  ASSERT(seconds_now() - t0 < 10.0);
+  signal(SIGCHLD, SIG_DFL);
+  return 0;
+}

@@ -109,8 +109,12 @@ int spawn_children(const spawn_children_t* c) {
       }
       continue;
     }
-    if (p < 0 && errno != EINTR)
+    if (p < 0 && errno != EINTR) {
+      /* Nothing left to wait for (the children were reaped elsewhere): those not seen ending
+       * cannot count as passed. */
+      failed += remaining;
       break;
+    }
     if (now_ms() > deadline) {
       for (int k = 0; k < n; k++) {
         if (pids[k] > 0) {
