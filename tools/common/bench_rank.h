@@ -36,11 +36,11 @@ typedef struct bench_rank {
 int bench_fail(const bench_rank_t* b, const char* what, const char* detail);
 
 /* A CUDA call that must succeed in a function returning int: on failure, reported and -1. */
-#define BENCH_CUDA_TRY(b, call)                              \
-  do {                                                       \
-    cudaError_t e_ = (call);                                 \
-    if (e_ != cudaSuccess)                                   \
-      return bench_fail(b, #call, cudaGetErrorString(e_));   \
+#define BENCH_CUDA_TRY(b, call)                            \
+  do {                                                     \
+    cudaError_t e_ = (call);                               \
+    if (e_ != cudaSuccess)                                 \
+      return bench_fail(b, #call, cudaGetErrorString(e_)); \
   } while (0)
 
 /* The tool's part of a rank. b is the first member of the tool's own struct (which they may

@@ -81,13 +81,13 @@ void perf_msg_fail(perf_ctx_t* c, const char* fmt, ...) __attribute__((format(pr
 void perf_vmsg_fail(perf_ctx_t* c, const char* fmt, va_list ap);
 
 /* A CUDA call that must succeed in a function returning int: on failure, reported and -1. */
-#define PERF_CUDA_OK(c, call, what)  \
-  do {                               \
-    cudaError_t e_ = (call);         \
-    if (e_ != cudaSuccess) {         \
+#define PERF_CUDA_OK(c, call, what)    \
+  do {                                 \
+    cudaError_t e_ = (call);           \
+    if (e_ != cudaSuccess) {           \
       perf_cuda_fail((c), (what), e_); \
-      return -1;                     \
-    }                                \
+      return -1;                       \
+    }                                  \
   } while (0)
 
 /* Every rank says whether it is fine. Collective. Returns 0 if all are, 1 if some rank is not
