@@ -3,7 +3,10 @@
 file(GLOB MIXCOMM_UNIT_TESTS CONFIGURE_DEPENDS ${MIXCOMM_ROOT}/tests/unit/test_*.c)
 add_executable(mixcomm-tests
   ${MIXCOMM_ROOT}/tests/runner.c
+  ${MIXCOMM_ROOT}/tests/harness/json_read.c
   ${MIXCOMM_ROOT}/tests/harness/ranks.c
+  ${MIXCOMM_ROOT}/tests/harness/tool_run.c
+  ${MIXCOMM_ROOT}/tools/common/args.c
   ${MIXCOMM_ROOT}/tools/common/spawn.c
   ${MIXCOMM_ROOT}/tests/unit/fixtures.c
   ${MIXCOMM_UNIT_TESTS})

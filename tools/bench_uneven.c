@@ -17,20 +17,17 @@
  *       [--dtype bf16] [--reps 15] [--graph-calls 10] [--grid-size N]
  * Ranks are forked here and share the GPU(s) (start the MPS daemon first when they share one).
  * One node only (the GPU suite covers uneven calls across emulated nodes: --only uneven). */
-#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <cuda_runtime_api.h>
 
-#include "bootstrap/bootstrap.h"
 #include "common/args.h"
-#include "common/graph_bench.h"
-#include "common/refdata.h"
+#include "common/bench_rank.h"
 #include "common/spawn.h"
 #include "handler/handler.h"
 
+#define TOOL "mixcomm-bench-uneven"
 #define MAX_ITEMS MIXCOMM_MAX_DP_SIZE
 #define WARMUP 3
 
@@ -41,30 +38,13 @@ typedef struct options {
 } options_t;
 
 typedef struct bench {
+  bench_rank_t rank; /* first: the callbacks of bench_rank_run reach the rest through it */
   const options_t* o;
-  const spawn_rank_t* r;
-  mixcomm_bootstrap_t* bs;
-  mixcomm_handler_t* h;
-  const mixcomm_topology_t* t;
-  cudaStream_t stream;
-  cudaEvent_t ev[2];
   char *x_in, *x_out;
   int32_t* rows_dev;
   size_t cap;
   int64_t rows[MAX_ITEMS], total, max;
 } bench_t;
-
-static int fail(const bench_t* b, const char* what, const char* detail) {
-  fprintf(stderr, "mixcomm-bench-uneven: rank %d: %s: %s\n", b->r->rank, what, detail);
-  return -1;
-}
-
-#define CUDA_TRY(b, call)                                    \
-  do {                                                       \
-    cudaError_t e_ = (call);                                 \
-    if (e_ != cudaSuccess)                                   \
-      return fail(b, #call, cudaGetErrorString(e_));         \
-  } while (0)
 
 enum { UNEVEN, DEVICE, PADDED, SAME, NUM_VARIANTS };
 static const char* const variant_names[NUM_VARIANTS] = {"uneven", "device", "padded", "same"};
@@ -74,26 +54,25 @@ static int scatter_op(mixcomm_op_t op) {
 }
 
 static int enqueue(bench_t* b, int variant, mixcomm_op_t op) {
-  const int64_t E = b->o->hidden, dp = b->t->dp_size;
+  const int64_t E = b->o->hidden, dp = b->rank.t->dp_size;
   mixcomm_status_t st;
   if (variant == UNEVEN) {
-    st = mixcomm_run_v(b->h, op, b->x_in, b->x_out, b->rows, E, NULL, MIXCOMM_MODE_DEFAULT,
-                       b->stream);
+    st = mixcomm_run_v(b->rank.h, op, b->x_in, b->x_out, b->rows, E, NULL, MIXCOMM_MODE_DEFAULT,
+                       b->rank.stream);
   } else if (variant == DEVICE) {
-    st = mixcomm_run_v_device(b->h, op, b->x_in, b->x_out, b->rows_dev, b->max, E, NULL,
-                              MIXCOMM_MODE_DEFAULT, b->stream);
+    st = mixcomm_run_v_device(b->rank.h, op, b->x_in, b->x_out, b->rows_dev, b->max, E, NULL,
+                              MIXCOMM_MODE_DEFAULT, b->rank.stream);
   } else {
     const int64_t unit = variant == PADDED ? b->max : (b->total + dp - 1) / dp;
-    st = mixcomm_run(b->h, op, b->x_in, b->x_out, scatter_op(op) ? unit * dp : unit, E,
-                     MIXCOMM_MODE_DEFAULT, b->stream);
+    st = mixcomm_run(b->rank.h, op, b->x_in, b->x_out, scatter_op(op) ? unit * dp : unit, E,
+                     MIXCOMM_MODE_DEFAULT, b->rank.stream);
   }
   if (st != MIXCOMM_SUCCESS)
-    return fail(b, variant_names[variant], mixcomm_last_error());
+    return bench_fail(&b->rank, variant_names[variant], mixcomm_last_error());
   return 0;
 }
 
-/* Median microseconds per call of a graph of graph_calls calls; the slowest rank's. */
-/* One call of a variant, for graph_bench_median. */
+/* One call of a variant, for bench_rank_time. */
 typedef struct call {
   bench_t* b;
   int variant;
@@ -105,32 +84,15 @@ static int enqueue_call(void* ctx) {
   return enqueue(c->b, c->variant, c->op);
 }
 
+/* Median microseconds per call of a graph of graph_calls calls; the slowest rank's. */
 static int time_variant(bench_t* b, int variant, mixcomm_op_t op, double* us) {
-  const options_t* o = b->o;
   call_t c = {b, variant, op};
-  char err[256];
-  double mine = NAN;
-  int rc = graph_bench_median(b->stream, b->ev, o->graph_calls, WARMUP, o->reps, enqueue_call,
-                              &c, &mine, err, sizeof err);
-  if (rc != 0 && err[0] != '\0')
-    fail(b, "timing a graph of calls", err);
-  int peer = -1;
-  if (rc == 0 && mixcomm_handler_async_error(b->h, &peer) != MIXCOMM_SUCCESS)
-    rc = fail(b, "a timed call", "the handler recorded an asynchronous error");
-  if (rc != 0)
-    mine = NAN;
-  /* Every rank joins, also after a failure, so nobody waits for a rank that left. */
-  if (graph_bench_slowest(b->bs, b->t->world_size, mine, us, err, sizeof err) != 0) {
-    if (err[0] != '\0')
-      fail(b, "exchanging times", err);
-    return -1;
-  }
-  return rc;
+  return bench_rank_time(&b->rank, b->o->graph_calls, WARMUP, b->o->reps, enqueue_call, &c, us);
 }
 
 static int setup_buffers(bench_t* b) {
   const options_t* o = b->o;
-  const int dp = b->t->dp_size;
+  const int dp = b->rank.t->dp_size;
   int32_t r32[MAX_ITEMS];
   b->total = 0;
   b->max = 0;
@@ -142,42 +104,41 @@ static int setup_buffers(bench_t* b) {
   }
   /* The largest of every variant's input and output: dp_size blocks of the largest count. */
   b->cap = (size_t)(b->max + 1) * (size_t)dp * (size_t)o->hidden * mixcomm_dtype_size(o->dtype);
-  CUDA_TRY(b, cudaMalloc((void**)&b->x_in, b->cap));
-  CUDA_TRY(b, cudaMalloc((void**)&b->x_out, b->cap));
-  CUDA_TRY(b, cudaMalloc((void**)&b->rows_dev, sizeof r32));
-  CUDA_TRY(b, cudaMemcpy(b->rows_dev, r32, sizeof(int32_t) * (size_t)dp, cudaMemcpyHostToDevice));
-  void* host = malloc(b->cap);
-  if (host == NULL)
-    return fail(b, "allocating", "out of host memory");
-  ref_fill_input(o->dtype, 77, b->t->world_rank, host, b->cap / mixcomm_dtype_size(o->dtype), 0);
-  const cudaError_t e = cudaMemcpy(b->x_in, host, b->cap, cudaMemcpyHostToDevice);
-  free(host);
-  CUDA_TRY(b, e);
-  return 0;
+  BENCH_CUDA_TRY(&b->rank, cudaMalloc((void**)&b->x_in, b->cap));
+  BENCH_CUDA_TRY(&b->rank, cudaMalloc((void**)&b->x_out, b->cap));
+  BENCH_CUDA_TRY(&b->rank, cudaMalloc((void**)&b->rows_dev, sizeof r32));
+  BENCH_CUDA_TRY(&b->rank, cudaMemcpy(b->rows_dev, r32, sizeof(int32_t) * (size_t)dp,
+                                      cudaMemcpyHostToDevice));
+  return bench_upload(&b->rank, b->x_in, o->dtype, 77, b->rank.t->world_rank,
+                      b->cap / mixcomm_dtype_size(o->dtype));
 }
 
-static int run(bench_t* b) {
+/* Rank 0: the job and the rows above the table, and the table's head. */
+static void print_title(const bench_t* b) {
   const options_t* o = b->o;
-  const mixcomm_topology_t* t = b->t;
+  const mixcomm_topology_t* t = b->rank.t;
+  printf("\n### %d rank(s), TP %d x DP %d, %s, hidden %d, rows per DP rank [", t->world_size,
+         t->tp_size, t->dp_size, mixcomm_dtype_name(o->dtype), o->hidden);
+  for (int k = 0; k < t->dp_size; k++)
+    printf("%s%lld", k ? ", " : "", (long long)b->rows[k]);
+  printf("], graphs of %d calls, median of %d replays, slowest rank\n\n", o->graph_calls,
+         o->reps);
+  printf("| op | mode (uneven and same / padded) | uneven us | device us | padded us | same us | "
+         "padded / uneven | uneven / same |\n|---|---|---|---|---|---|---|---|\n");
+  fflush(stdout);
+}
+
+/* Every DP op the topology allows: one line each. */
+static int run(bench_t* b) {
+  const mixcomm_topology_t* t = b->rank.t;
   if (setup_buffers(b) != 0)
     return -1;
-  if (t->world_rank == 0) {
-    printf("\n### %d rank(s), TP %d x DP %d, %s, hidden %d, rows per DP rank [", t->world_size,
-           t->tp_size, t->dp_size, mixcomm_dtype_name(o->dtype), o->hidden);
-    for (int k = 0; k < t->dp_size; k++)
-      printf("%s%lld", k ? ", " : "", (long long)b->rows[k]);
-    printf("], graphs of %d calls, median of %d replays, slowest rank\n\n", o->graph_calls,
-           o->reps);
-    printf("| op | mode (uneven and same / padded) | uneven us | device us | padded us | same us | "
-           "padded / uneven | uneven / same |\n|---|---|---|---|---|---|---|---|\n");
-    fflush(stdout);
-  }
-  mixcomm_op_t ops[MIXCOMM_NUM_OPS];
-  int nops = 0;
-  mixcomm_get_valid_op_list(b->h, ops, MIXCOMM_NUM_OPS, &nops);
+  if (t->world_rank == 0)
+    print_title(b);
+  const options_t* o = b->o;
   int rc = 0;
-  for (int oi = 0; oi < nops && rc == 0; oi++) {
-    const mixcomm_op_t op = ops[oi];
+  for (int oi = 0; oi < b->rank.n_ops && rc == 0; oi++) {
+    const mixcomm_op_t op = b->rank.ops[oi];
     if (op == MIXCOMM_OP_ALLREDUCE)
       continue;
     double us[NUM_VARIANTS];
@@ -187,8 +148,8 @@ static int run(bench_t* b) {
     const int s = scatter_op(op);
     /* The uneven call's mode is chosen as for the equal call of the same total ("same"). */
     mixcomm_mode_t m_u = MIXCOMM_MODE_DEFAULT, m_p = MIXCOMM_MODE_DEFAULT;
-    mixcomm__select_mode(b->h, op, s ? same * dp : same, o->hidden, 0, &m_u);
-    mixcomm__select_mode(b->h, op, s ? b->max * dp : b->max, o->hidden, 0, &m_p);
+    mixcomm__select_mode(b->rank.h, op, s ? same * dp : same, o->hidden, 0, &m_u);
+    mixcomm__select_mode(b->rank.h, op, s ? b->max * dp : b->max, o->hidden, 0, &m_p);
     if (rc == 0 && t->world_rank == 0) {
       printf("| %s | %s / %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n",
              mixcomm_op_name(op), mixcomm_mode_name(m_u), mixcomm_mode_name(m_p), us[UNEVEN],
@@ -200,123 +161,71 @@ static int run(bench_t* b) {
   return rc;
 }
 
+/* The handler's topology: one node of every rank, the local TP size given. */
+static void configure(bench_rank_t* br, mixcomm_config_t* c) {
+  const options_t* o = ((bench_t*)br)->o;
+  c->local_rank = br->r->rank;
+  c->local_size = br->r->world_size;
+  c->inter_rank = 0;
+  c->inter_size = 1;
+  c->local_tp_size = o->local_tp;
+  c->dtype = o->dtype;
+}
+
+static int run_rank(bench_rank_t* br) {
+  if (br->t->dp_size < 2 || br->t->dp_size > MAX_ITEMS)
+    return bench_fail(br, "topology", "needs 2 <= dp_size <= MIXCOMM_MAX_DP_SIZE");
+  return run((bench_t*)br);
+}
+
 static int rank_main(const spawn_rank_t* r, void* arg) {
-  const options_t* o = arg;
   bench_t b;
   memset(&b, 0, sizeof b);
-  b.o = o;
-  b.r = r;
-  int ndev = 0;
-  if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev < 1) {
-    fail(&b, "finding a GPU", "no CUDA driver or GPU found");
-    return 1;
-  }
-  const int device = r->rank % ndev;
-  int sms = 0;
-  if (cudaSetDevice(device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-    fail(&b, "selecting the GPU", cudaGetErrorString(cudaGetLastError()));
-    return 1;
-  }
-  const int sharing = (r->world_size + ndev - 1) / ndev;
-  int grid = o->grid ? o->grid : sms / sharing;
-  if (!o->grid && sharing > 1 && grid > 32)
-    grid = 32;
-  mixcomm_tcp_options_t tcp = r->tcp;
-  tcp.timeout_ms = 300000;
-  if (mixcomm_bootstrap_tcp_create(&tcp, r->rank, r->world_size, &b.bs) != MIXCOMM_SUCCESS) {
-    fail(&b, "bootstrap", mixcomm_last_error());
-    return 1;
-  }
-  mixcomm_config_t c;
-  mixcomm_config_init(&c);
-  c.world_rank = r->rank;
-  c.world_size = r->world_size;
-  c.local_rank = r->rank;
-  c.local_size = r->world_size;
-  c.inter_rank = 0;
-  c.inter_size = 1;
-  c.local_tp_size = o->local_tp;
-  c.dtype = o->dtype;
-  c.device = device;
-  c.grid_size = grid;
-  c.use_autotune = 0;
-  int rc = 1;
-  if (mixcomm_handler_create(&c, b.bs, &b.h) != MIXCOMM_SUCCESS) {
-    fail(&b, "mixcomm_handler_create", mixcomm_last_error());
-  } else if (cudaStreamCreateWithFlags(&b.stream, cudaStreamNonBlocking) == cudaSuccess &&
-             cudaEventCreate(&b.ev[0]) == cudaSuccess && cudaEventCreate(&b.ev[1]) == cudaSuccess) {
-    b.t = mixcomm_handler_topology(b.h);
-    if (b.t->dp_size < 2 || b.t->dp_size > MAX_ITEMS)
-      fail(&b, "topology", "needs 2 <= dp_size <= MIXCOMM_MAX_DP_SIZE");
-    else
-      rc = run(&b) == 0 ? 0 : 1;
-    cudaStreamSynchronize(b.stream);
-  }
-  if (b.h != NULL && mixcomm_handler_shutdown(b.h) != MIXCOMM_SUCCESS)
-    fail(&b, "mixcomm_handler_shutdown", mixcomm_last_error());
+  b.o = arg;
+  const int rc = bench_rank_run(&b.rank, TOOL, r, r->rank, b.o->grid, configure, run_rank);
   cudaFree(b.x_in);
   cudaFree(b.x_out);
   cudaFree(b.rows_dev);
-  mixcomm_bootstrap_destroy(b.bs);
   return rc;
 }
 
-static int parse_counts(const char* s, int* out, int* n) {
-  char buf[512];
-  if (strlen(s) >= sizeof buf)
-    return -1;
-  strcpy(buf, s);
-  *n = 0;
-  for (char* tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
-    if (*n == MAX_ITEMS || args_parse_int(tok, 0, 1 << 16, &out[*n]) != 0)
-      return -1;
-    (*n)++;
-  }
-  return *n > 0 ? 0 : -1;
+/* --counts and --dtype (args_parse_pairs): 1 if taken. */
+static int parse_other(const char* a, const char* v, void* ctx) {
+  options_t* o = ctx;
+  if (!strcmp(a, "--counts"))
+    return args_parse_int_list(v, 512, 0, 1 << 16, o->counts, MAX_ITEMS, &o->ncounts, NULL,
+                               0) == 0;
+  if (!strcmp(a, "--dtype"))
+    return mixcomm_dtype_from_name(v, &o->dtype) == MIXCOMM_SUCCESS;
+  return 0;
 }
 
 int main(int argc, char** argv) {
   options_t o = {8, 2, 15, 10, 0, 7168, {1, 64, 3, 17}, 4, MIXCOMM_BFLOAT16};
-  for (int i = 1; i < argc; i++) {
-    const char* a = argv[i];
-    const char* v = i + 1 < argc ? argv[i + 1] : NULL;
-    int ok = v != NULL;
-    if (ok && !strcmp(a, "--ranks"))
-      ok = args_parse_int(v, 2, MIXCOMM_MAX_LOCAL_SIZE, &o.ranks) == 0;
-    else if (ok && !strcmp(a, "--local-tp-size"))
-      ok = args_parse_int(v, 1, MIXCOMM_MAX_LOCAL_SIZE, &o.local_tp) == 0;
-    else if (ok && !strcmp(a, "--reps"))
-      ok = args_parse_int(v, 3, 1000, &o.reps) == 0;
-    else if (ok && !strcmp(a, "--graph-calls"))
-      ok = args_parse_int(v, 1, 100, &o.graph_calls) == 0;
-    else if (ok && !strcmp(a, "--grid-size"))
-      ok = args_parse_int(v, 1, 1024, &o.grid) == 0;
-    else if (ok && !strcmp(a, "--hidden"))
-      ok = args_parse_int(v, 8, 1 << 16, &o.hidden) == 0;
-    else if (ok && !strcmp(a, "--counts"))
-      ok = parse_counts(v, o.counts, &o.ncounts) == 0;
-    else if (ok && !strcmp(a, "--dtype"))
-      ok = mixcomm_dtype_from_name(v, &o.dtype) == MIXCOMM_SUCCESS;
-    else
-      ok = 0;
-    if (!ok) {
-      fprintf(stderr,
-              "usage: mixcomm-bench-uneven --ranks N [--local-tp-size T] [--counts 1,64,3,17] "
-              "[--hidden 7168] [--dtype bf16] [--reps 15] [--graph-calls 10] [--grid-size N]\n"
-              "(bad or missing value at '%s'; counts are integers in [0, 65536], at most %d)\n",
-              a, MAX_ITEMS);
-      return 2;
-    }
-    i++;
+  const args_int_option_t ints[] = {
+      {"--ranks", 2, MIXCOMM_MAX_LOCAL_SIZE, &o.ranks},
+      {"--local-tp-size", 1, MIXCOMM_MAX_LOCAL_SIZE, &o.local_tp},
+      {"--reps", 3, 1000, &o.reps},
+      {"--graph-calls", 1, 100, &o.graph_calls},
+      {"--grid-size", 1, 1024, &o.grid},
+      {"--hidden", 8, 1 << 16, &o.hidden}};
+  const char* bad =
+      args_parse_pairs(argc, argv, ints, sizeof ints / sizeof ints[0], parse_other, &o);
+  if (bad != NULL) {
+    fprintf(stderr,
+            "usage: " TOOL " --ranks N [--local-tp-size T] [--counts 1,64,3,17] "
+            "[--hidden 7168] [--dtype bf16] [--reps 15] [--graph-calls 10] [--grid-size N]\n"
+            "(bad or missing value at '%s'; counts are integers in [0, 65536], at most %d)\n",
+            bad, MAX_ITEMS);
+    return 2;
   }
   if (o.ranks % o.local_tp != 0 || o.ranks / o.local_tp < 2) {
-    fprintf(stderr, "mixcomm-bench-uneven: --ranks %d / --local-tp-size %d must leave dp >= 2\n",
+    fprintf(stderr, TOOL ": --ranks %d / --local-tp-size %d must leave dp >= 2\n",
             o.ranks, o.local_tp);
     return 2;
   }
   if ((size_t)o.hidden * mixcomm_dtype_size(o.dtype) % 16 != 0) {
-    fprintf(stderr, "mixcomm-bench-uneven: --hidden %d is not a multiple of 16 bytes\n",
+    fprintf(stderr, TOOL ": --hidden %d is not a multiple of 16 bytes\n",
             o.hidden);
     return 2;
   }

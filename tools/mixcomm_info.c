@@ -40,6 +40,7 @@
  * MiB; a larger (or absurd) size is refused rather than printed. */
 #define MAX_WORLD_SIZE 16384
 #define MAX_GRID_SIZE 4096 /* CTAs per GPU: many times the SM count of any GPU */
+#define NAMES_CAP ((int)MIXCOMM_NUM_OPS + (int)MIXCOMM_NUM_MODES) /* room for either list */
 
 typedef struct options {
   int world_size, local_size; /* 0 = not given */
@@ -314,6 +315,17 @@ static int mode_valid(const report_t* r, int mode, const char** reason) {
   return mixcomm_topology_mode_valid(&r->topo, &r->caps, (mixcomm_mode_t)mode, reason);
 }
 
+/* The names of the valid ops (modes = 0) or modes (modes = 1), in enum order; how many. */
+static int valid_names(const report_t* r, int modes, const char* names[], int cap) {
+  const int count = modes ? MIXCOMM_NUM_MODES : MIXCOMM_NUM_OPS;
+  int n = 0;
+  for (int i = 0; i < count && n < cap; i++) {
+    if (modes ? mode_valid(r, i, NULL) : mixcomm_topology_op_valid(&r->topo, (mixcomm_op_t)i))
+      names[n++] = modes ? mixcomm_mode_name((mixcomm_mode_t)i) : mixcomm_op_name((mixcomm_op_t)i);
+  }
+  return n;
+}
+
 /* The assumptions behind the report, as sentences. Returns how many were written. */
 static int assumptions(const report_t* r, char out[][192], int max) {
   int n = 0;
@@ -382,25 +394,15 @@ static void print_text(const report_t* r) {
            rt.tp_rank, rt.dp_rank);
   }
 
-  out("\nValid ops:  ");
-  int first = 1;
-  for (int op = 0; op < MIXCOMM_NUM_OPS; op++) {
-    if (mixcomm_topology_op_valid(t, (mixcomm_op_t)op)) {
-      out("%s%s", first ? "" : ", ", mixcomm_op_name((mixcomm_op_t)op));
-      first = 0;
-    }
+  static const char* const heads[2] = {"\nValid ops:  ", "Valid modes: "};
+  for (int modes = 0; modes < 2; modes++) {
+    const char* names[NAMES_CAP];
+    const int n = valid_names(r, modes, names, NAMES_CAP);
+    out_str(heads[modes]);
+    for (int i = 0; i < n; i++)
+      out("%s%s", i ? ", " : "", names[i]);
+    out("%s\n", n ? "" : "(none)");
   }
-  out("%s\n", first ? "(none)" : "");
-
-  out("Valid modes: ");
-  first = 1;
-  for (int m = 0; m < MIXCOMM_NUM_MODES; m++) {
-    if (mode_valid(r, m, NULL)) {
-      out("%s%s", first ? "" : ", ", mixcomm_mode_name((mixcomm_mode_t)m));
-      first = 0;
-    }
-  }
-  out("%s\n", first ? "(none)" : "");
 
   out("Excluded modes:\n");
   for (int m = 0; m < MIXCOMM_NUM_MODES; m++) {
@@ -496,30 +498,20 @@ static void print_json(const report_t* r) {
   }
   out("\n  ],\n");
 
-  out("  \"valid_ops\": [");
-  int first = 1;
-  for (int op = 0; op < MIXCOMM_NUM_OPS; op++) {
-    if (mixcomm_topology_op_valid(t, (mixcomm_op_t)op)) {
-      out("%s", first ? "" : ", ");
-      json_string(mixcomm_op_name((mixcomm_op_t)op));
-      first = 0;
+  static const char* const keys[2] = {"valid_ops", "valid_modes"};
+  for (int modes = 0; modes < 2; modes++) {
+    const char* names[NAMES_CAP];
+    const int n = valid_names(r, modes, names, NAMES_CAP);
+    out("  \"%s\": [", keys[modes]);
+    for (int i = 0; i < n; i++) {
+      out("%s", i ? ", " : "");
+      json_string(names[i]);
     }
+    out("],\n");
   }
-  out("],\n");
-
-  out("  \"valid_modes\": [");
-  first = 1;
-  for (int m = 0; m < MIXCOMM_NUM_MODES; m++) {
-    if (mode_valid(r, m, NULL)) {
-      out("%s", first ? "" : ", ");
-      json_string(mixcomm_mode_name((mixcomm_mode_t)m));
-      first = 0;
-    }
-  }
-  out("],\n");
 
   out("  \"excluded_modes\": {");
-  first = 1;
+  int first = 1;
   for (int m = 0; m < MIXCOMM_NUM_MODES; m++) {
     const char* why = NULL;
     if (!mode_valid(r, m, &why)) {

@@ -35,9 +35,10 @@ foreach(t ${MIXCOMM_FUZZ_TARGETS})
   target_link_libraries(fuzz_${t} PRIVATE mixcomm_fuzz_host CUDA::cudart_static Threads::Threads
     ${CMAKE_DL_LIBS} m)
 endforeach()
-# The tools' parsers: the target includes the tool's source (its parsers are static there).
+# The tools' parsers: mixcomm-info's source is included by tool_info.c (its parsers are static
+# there); mixcomm-perf's command line is a file of its own (tools/perf/options.c).
 target_include_directories(fuzz_tool_args PRIVATE ${MIXCOMM_ROOT}/tools)
 target_sources(fuzz_tool_args PRIVATE ${CMAKE_CURRENT_LIST_DIR}/tool_info.c
-  ${CMAKE_CURRENT_LIST_DIR}/tool_perf.c ${MIXCOMM_ROOT}/tools/common/args.c
-  ${MIXCOMM_ROOT}/tools/common/spawn.c)
+  ${CMAKE_CURRENT_LIST_DIR}/tool_perf.c ${MIXCOMM_ROOT}/tools/perf/options.c
+  ${MIXCOMM_ROOT}/tools/common/args.c ${MIXCOMM_ROOT}/tools/common/spawn.c)
 add_custom_target(mixcomm_fuzzers DEPENDS ${MIXCOMM_FUZZ_EXECUTABLES})

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Tests of the mixcomm-info tool: run the built binary (MIXCOMM_INFO_PATH), read its JSON with
- * a small strict parser written here, and check the values against the documented formulas computed in
+ * a small strict parser (tests/harness/json_read.h), and check the values against the documented formulas computed in
  * the test. Bad arguments must fail with a message on stderr. */
 #include <fcntl.h>
 #include <signal.h>
@@ -9,445 +9,16 @@
 #include <unistd.h>
 
 #include "core/build_config.h"
+#include "harness/json_read.h"
 #include "harness/task.h"
+#include "harness/tool_run.h"
 
 #ifndef MIXCOMM_INFO_PATH
 #error "MIXCOMM_INFO_PATH must name the built mixcomm-info binary"
 #endif
 
-/* ---------------------------------------------------------------------------------------- */
-/* Running the tool                                                                          */
-/* ---------------------------------------------------------------------------------------- */
-
-typedef struct run_result {
-  int status; /* exit code, or 128 + signal */
-  char* out;
-  char* err;
-} run_result_t;
-
-static char* slurp(FILE* f) {
-  fflush(f);
-  long n = ftell(f);
-  ASSERT(n >= 0);
-  char* buf = malloc((size_t)n + 1);
-  ASSERT(buf != NULL);
-  rewind(f);
-  size_t got = fread(buf, 1, (size_t)n, f);
-  buf[got] = '\0';
-  return buf;
-}
-
 /* Run mixcomm-info with the space-separated arguments in args (no quoting needed here). */
-static run_result_t run_info(const char* args) {
-  char copy[1024];
-  char* argv[64];
-  int argc = 0;
-  snprintf(copy, sizeof copy, "%s", args);
-  argv[argc++] = (char*)MIXCOMM_INFO_PATH;
-  for (char* tok = strtok(copy, " "); tok != NULL && argc < 63; tok = strtok(NULL, " "))
-    argv[argc++] = tok;
-  argv[argc] = NULL;
-
-  FILE* out = tmpfile();
-  FILE* err = tmpfile();
-  ASSERT(out != NULL && err != NULL);
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  ASSERT(pid >= 0);
-  if (pid == 0) {
-    dup2(fileno(out), 1);
-    dup2(fileno(err), 2);
-    execv(MIXCOMM_INFO_PATH, argv);
-    _exit(127);
-  }
-  int st = 0;
-  ASSERT(waitpid(pid, &st, 0) == pid);
-  run_result_t r;
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  fseek(out, 0, SEEK_END);
-  fseek(err, 0, SEEK_END);
-  r.out = slurp(out);
-  r.err = slurp(err);
-  fclose(out);
-  fclose(err);
-  if (r.status == 127)
-    FAIL("could not run %s", MIXCOMM_INFO_PATH);
-  return r;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* A small strict JSON reader (RFC 8259 syntax; numbers kept as double and as integer)         */
-/* ---------------------------------------------------------------------------------------- */
-
-typedef enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype_t;
-
-typedef struct jval {
-  jtype_t type;
-  int boolean;
-  double num;
-  long long inum;
-  int is_int;
-  char* str;           /* J_STR, unescaped (UTF-8) */
-  int n;               /* J_ARR, J_OBJ: number of items */
-  struct jval** items; /* J_ARR, J_OBJ */
-  char** keys;         /* J_OBJ */
-} jval_t;
-
-typedef struct jparser {
-  const char* s;
-  size_t pos;
-  const char* error;
-} jparser_t;
-
-static void jskip(jparser_t* p) {
-  while (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' || p->s[p->pos] == '\n' ||
-         p->s[p->pos] == '\r')
-    p->pos++;
-}
-
-static jval_t* jnew(jtype_t type) {
-  jval_t* v = calloc(1, sizeof *v);
-  ASSERT(v != NULL);
-  v->type = type;
-  return v;
-}
-
-static jval_t* jparse_value(jparser_t* p, int depth);
-
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-static void put_utf8(char* buf, size_t* n, unsigned cp) {
-  if (cp < 0x80) {
-    buf[(*n)++] = (char)cp;
-  } else if (cp < 0x800) {
-    buf[(*n)++] = (char)(0xc0 | (cp >> 6));
-    buf[(*n)++] = (char)(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    buf[(*n)++] = (char)(0xe0 | (cp >> 12));
-    buf[(*n)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    buf[(*n)++] = (char)(0x80 | (cp & 0x3f));
-  } else {
-    buf[(*n)++] = (char)(0xf0 | (cp >> 18));
-    buf[(*n)++] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    buf[(*n)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    buf[(*n)++] = (char)(0x80 | (cp & 0x3f));
-  }
-}
-
-static int read_hex4(jparser_t* p, unsigned* out) {
-  unsigned v = 0;
-  for (int i = 0; i < 4; i++) {
-    int h = hexval(p->s[p->pos]);
-    if (h < 0)
-      return 0;
-    v = v * 16 + (unsigned)h;
-    p->pos++;
-  }
-  *out = v;
-  return 1;
-}
-
-static char* jparse_string(jparser_t* p) {
-  if (p->s[p->pos] != '"') {
-    p->error = "expected a string";
-    return NULL;
-  }
-  p->pos++;
-  size_t cap = 64, n = 0;
-  char* buf = malloc(cap);
-  ASSERT(buf != NULL);
-  for (;;) {
-    if (n + 8 >= cap) {
-      cap *= 2;
-      buf = realloc(buf, cap);
-      ASSERT(buf != NULL);
-    }
-    unsigned char c = (unsigned char)p->s[p->pos];
-    if (c == '\0') {
-      p->error = "unterminated string";
-      return NULL;
-    }
-    if (c < 0x20) {
-      p->error = "control character in a string";
-      return NULL;
-    }
-    p->pos++;
-    if (c == '"')
-      break;
-    if (c != '\\') {
-      buf[n++] = (char)c;
-      continue;
-    }
-    char e = p->s[p->pos++];
-    switch (e) {
-      case '"': buf[n++] = '"'; break;
-      case '\\': buf[n++] = '\\'; break;
-      case '/': buf[n++] = '/'; break;
-      case 'b': buf[n++] = '\b'; break;
-      case 'f': buf[n++] = '\f'; break;
-      case 'n': buf[n++] = '\n'; break;
-      case 'r': buf[n++] = '\r'; break;
-      case 't': buf[n++] = '\t'; break;
-      case 'u': {
-        unsigned cp;
-        if (!read_hex4(p, &cp)) {
-          p->error = "bad \\u escape";
-          return NULL;
-        }
-        if (cp >= 0xd800 && cp < 0xdc00) {
-          unsigned lo;
-          if (p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u') {
-            p->error = "lone surrogate";
-            return NULL;
-          }
-          p->pos += 2;
-          if (!read_hex4(p, &lo) || lo < 0xdc00 || lo >= 0xe000) {
-            p->error = "bad surrogate pair";
-            return NULL;
-          }
-          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-        } else if (cp >= 0xdc00 && cp < 0xe000) {
-          p->error = "lone surrogate";
-          return NULL;
-        }
-        put_utf8(buf, &n, cp);
-        break;
-      }
-      default:
-        p->error = "bad escape";
-        return NULL;
-    }
-  }
-  buf[n] = '\0';
-  return buf;
-}
-
-static jval_t* jparse_number(jparser_t* p) {
-  const size_t start = p->pos;
-  int is_int = 1;
-  if (p->s[p->pos] == '-')
-    p->pos++;
-  if (p->s[p->pos] == '0') {
-    p->pos++;
-  } else if (p->s[p->pos] >= '1' && p->s[p->pos] <= '9') {
-    while (p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
-      p->pos++;
-  } else {
-    p->error = "bad number";
-    return NULL;
-  }
-  if (p->s[p->pos] == '.') {
-    is_int = 0;
-    p->pos++;
-    if (!(p->s[p->pos] >= '0' && p->s[p->pos] <= '9')) {
-      p->error = "bad fraction";
-      return NULL;
-    }
-    while (p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
-      p->pos++;
-  }
-  if (p->s[p->pos] == 'e' || p->s[p->pos] == 'E') {
-    is_int = 0;
-    p->pos++;
-    if (p->s[p->pos] == '+' || p->s[p->pos] == '-')
-      p->pos++;
-    if (!(p->s[p->pos] >= '0' && p->s[p->pos] <= '9')) {
-      p->error = "bad exponent";
-      return NULL;
-    }
-    while (p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
-      p->pos++;
-  }
-  jval_t* v = jnew(J_NUM);
-  char tmp[64];
-  size_t len = p->pos - start;
-  if (len >= sizeof tmp) {
-    p->error = "number too long";
-    return NULL;
-  }
-  memcpy(tmp, p->s + start, len);
-  tmp[len] = '\0';
-  v->num = strtod(tmp, NULL);
-  v->is_int = is_int;
-  if (is_int)
-    v->inum = strtoll(tmp, NULL, 10);
-  return v;
-}
-
-static int jliteral(jparser_t* p, const char* word) {
-  size_t n = strlen(word);
-  if (strncmp(p->s + p->pos, word, n) != 0)
-    return 0;
-  p->pos += n;
-  return 1;
-}
-
-static void jpush(jval_t* v, char* key, jval_t* item) {
-  v->items = realloc(v->items, sizeof *v->items * (size_t)(v->n + 1));
-  ASSERT(v->items != NULL);
-  if (v->type == J_OBJ) {
-    v->keys = realloc(v->keys, sizeof *v->keys * (size_t)(v->n + 1));
-    ASSERT(v->keys != NULL);
-    v->keys[v->n] = key;
-  }
-  v->items[v->n++] = item;
-}
-
-static jval_t* jparse_value(jparser_t* p, int depth) {
-  if (depth > 64) {
-    p->error = "nesting too deep";
-    return NULL;
-  }
-  jskip(p);
-  char c = p->s[p->pos];
-  if (c == '{' || c == '[') {
-    const int obj = c == '{';
-    const char close = obj ? '}' : ']';
-    jval_t* v = jnew(obj ? J_OBJ : J_ARR);
-    p->pos++;
-    jskip(p);
-    if (p->s[p->pos] == close) {
-      p->pos++;
-      return v;
-    }
-    for (;;) {
-      char* key = NULL;
-      jskip(p);
-      if (obj) {
-        key = jparse_string(p);
-        if (key == NULL)
-          return NULL;
-        for (int i = 0; i < v->n; i++)
-          if (!strcmp(v->keys[i], key)) {
-            p->error = "duplicate key";
-            return NULL;
-          }
-        jskip(p);
-        if (p->s[p->pos] != ':') {
-          p->error = "expected ':'";
-          return NULL;
-        }
-        p->pos++;
-      }
-      jval_t* item = jparse_value(p, depth + 1);
-      if (item == NULL)
-        return NULL;
-      jpush(v, key, item);
-      jskip(p);
-      if (p->s[p->pos] == ',') {
-        p->pos++;
-        continue;
-      }
-      if (p->s[p->pos] == close) {
-        p->pos++;
-        return v;
-      }
-      p->error = obj ? "expected ',' or '}'" : "expected ',' or ']'";
-      return NULL;
-    }
-  }
-  if (c == '"') {
-    char* s = jparse_string(p);
-    if (s == NULL)
-      return NULL;
-    jval_t* v = jnew(J_STR);
-    v->str = s;
-    return v;
-  }
-  if (c == '-' || (c >= '0' && c <= '9'))
-    return jparse_number(p);
-  if (jliteral(p, "true")) {
-    jval_t* v = jnew(J_BOOL);
-    v->boolean = 1;
-    return v;
-  }
-  if (jliteral(p, "false"))
-    return jnew(J_BOOL);
-  if (jliteral(p, "null"))
-    return jnew(J_NULL);
-  p->error = "unexpected character";
-  return NULL;
-}
-
-/* The whole text must be exactly one JSON value (whitespace around it allowed). */
-static jval_t* json_parse(const char* text) {
-  jparser_t p = {text, 0, NULL};
-  jval_t* v = jparse_value(&p, 0);
-  if (v != NULL) {
-    jskip(&p);
-    if (p.s[p.pos] != '\0') {
-      p.error = "text after the value";
-      v = NULL;
-    }
-  }
-  if (v == NULL)
-    FAIL("invalid JSON at byte %zu (%s): ...%.60s", p.pos, p.error ? p.error : "?",
-         text + (p.pos > 20 ? p.pos - 20 : 0));
-  return v;
-}
-
-static jval_t* jget(const jval_t* obj, const char* key) {
-  if (obj == NULL || obj->type != J_OBJ)
-    FAIL("looking up \"%s\" in something that is not an object", key);
-  for (int i = 0; i < obj->n; i++)
-    if (!strcmp(obj->keys[i], key))
-      return obj->items[i];
-  return NULL;
-}
-
-static long long jint(const jval_t* obj, const char* key) {
-  const jval_t* v = jget(obj, key);
-  if (v == NULL)
-    FAIL("key \"%s\" missing", key);
-  if (v->type != J_NUM || !v->is_int)
-    FAIL("key \"%s\" is not an integer", key);
-  return v->inum;
-}
-
-static const char* jstr(const jval_t* obj, const char* key) {
-  const jval_t* v = jget(obj, key);
-  if (v == NULL)
-    FAIL("key \"%s\" missing", key);
-  if (v->type != J_STR)
-    FAIL("key \"%s\" is not a string", key);
-  return v->str;
-}
-
-static const jval_t* jarr(const jval_t* obj, const char* key) {
-  const jval_t* v = jget(obj, key);
-  if (v == NULL || v->type != J_ARR)
-    FAIL("key \"%s\" missing or not an array", key);
-  return v;
-}
-
-/* Whether array arr holds the string s. */
-static int jarr_has(const jval_t* arr, const char* s) {
-  for (int i = 0; i < arr->n; i++)
-    if (arr->items[i]->type == J_STR && !strcmp(arr->items[i]->str, s))
-      return 1;
-  return 0;
-}
-
-/* The parser itself must reject what is not JSON, or the checks below prove nothing. */
-static int json_rejects(const char* text) {
-  jparser_t p = {text, 0, NULL};
-  jval_t* v = jparse_value(&p, 0);
-  if (v != NULL) {
-    jskip(&p);
-    if (p.s[p.pos] != '\0')
-      v = NULL;
-  }
-  return v == NULL;
-}
+static tool_run_t run_info(const char* args) { return tool_run(MIXCOMM_INFO_PATH, args); }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Expectations from the documented rules                                                     */
@@ -639,7 +210,7 @@ TEST_IMPL(info_json_topologies) {
   for (size_t i = 0; i < sizeof kCases / sizeof kCases[0]; i++) {
     char args[512];
     snprintf(args, sizeof args, "%s --json", kCases[i].args);
-    run_result_t r = run_info(args);
+    tool_run_t r = run_info(args);
     if (r.status != 0)
       FAIL("%s: exit %d, stderr: %s", args, r.status, r.err);
     jval_t* root = json_parse(r.out);
@@ -668,7 +239,7 @@ TEST_IMPL(info_json_options) {
            "%s --dtype fp32 --grid-size=64 --max-block-size 512 --min-block-size=128 "
            "--no-autotune --json",
            c->args);
-  run_result_t r = run_info(args);
+  tool_run_t r = run_info(args);
   if (r.status != 0)
     FAIL("%s: exit %d, stderr: %s", args, r.status, r.err);
   jval_t* root = json_parse(r.out);
@@ -684,7 +255,7 @@ TEST_IMPL(info_json_options) {
   /* The workspace does not depend on the dtype. */
   snprintf(args, sizeof args, "%s --dtype fp16 --grid-size 64 --max-block-size 512 --json",
            c->args);
-  run_result_t r16 = run_info(args);
+  tool_run_t r16 = run_info(args);
   ASSERT_EQ(r16.status, 0);
   jval_t* root16 = json_parse(r16.out);
   ASSERT_STR_EQ(jstr(root16, "dtype"), "float16");
@@ -694,7 +265,7 @@ TEST_IMPL(info_json_options) {
 
   /* Twice the grid, twice the node workspace. */
   snprintf(args, sizeof args, "%s --grid-size 128 --max-block-size 512 --json", c->args);
-  run_result_t r128 = run_info(args);
+  tool_run_t r128 = run_info(args);
   ASSERT_EQ(r128.status, 0);
   jval_t* root128 = json_parse(r128.out);
   ASSERT_EQ(jint(jget(root128, "workspace"), "vmm_bytes"), 2 * jint(ws, "vmm_bytes"));
@@ -702,7 +273,7 @@ TEST_IMPL(info_json_options) {
   /* Ranks sharing a GPU: NCCL modes excluded, naming the GPU. */
   const info_case_t* mixed = &kCases[2];
   snprintf(args, sizeof args, "%s --ranks-share-gpu --json", mixed->args);
-  run_result_t rs = run_info(args);
+  tool_run_t rs = run_info(args);
   ASSERT_EQ(rs.status, 0);
   jval_t* roots = json_parse(rs.out);
   check_json_case(mixed, roots, 0, 1);
@@ -714,7 +285,7 @@ TEST_IMPL(info_json_options) {
       {"fp16", "float16"}, {"bf16", "bfloat16"}, {"fp32", "float32"}};
   for (int i = 0; i < 3; i++) {
     snprintf(args, sizeof args, "--world-size 2 --local-size 2 --dtype %s --json", spell[i][0]);
-    run_result_t rd = run_info(args);
+    tool_run_t rd = run_info(args);
     ASSERT_EQ(rd.status, 0);
     ASSERT_STR_EQ(jstr(json_parse(rd.out), "dtype"), spell[i][1]);
   }
@@ -722,7 +293,7 @@ TEST_IMPL(info_json_options) {
 }
 
 TEST_IMPL(info_text_and_help) {
-  run_result_t r = run_info("--world-size 16 --local-size 8 --local-tp-size 4 --inter-tp-size 2");
+  tool_run_t r = run_info("--world-size 16 --local-size 8 --local-tp-size 4 --inter-tp-size 2");
   if (r.status != 0)
     FAIL("exit %d, stderr: %s", r.status, r.err);
   ASSERT_EQ(r.err[0], '\0');
@@ -748,16 +319,16 @@ TEST_IMPL(info_text_and_help) {
 
   /* Many nodes: the tool lists the modes a handler would (BYTES2 at 34 nodes and grid 2 runs:
    * tests/unit/test_wire.c), and past the workspace bound leaves modes out with the reason. */
-  run_result_t many = run_info("--world-size 34 --local-size 1 --grid-size 2");
+  tool_run_t many = run_info("--world-size 34 --local-size 1 --grid-size 2");
   ASSERT_EQ(many.status, 0);
-  run_result_t huge = run_info("--world-size 1024 --local-size 8 --local-dp-size 8");
+  tool_run_t huge = run_info("--world-size 1024 --local-size 8 --local-dp-size 8");
   ASSERT_EQ(huge.status, 0);
   if (MIXCOMM_HAVE_NVSHMEM) {
     ASSERT_CONTAINS(many.out, "Valid modes: FUSED_OPT_WAITS_UC, FUSED_OPT_BYTES2_UC");
     ASSERT_CONTAINS(huge.out, "MIXCOMM_MAX_STEP_ROWS");
   }
 
-  run_result_t h = run_info("--help");
+  tool_run_t h = run_info("--help");
   ASSERT_EQ(h.status, 0);
   ASSERT_CONTAINS(h.out, "--world-size");
   ASSERT_CONTAINS(h.out, "--local-size");
@@ -807,7 +378,7 @@ TEST_IMPL(info_bad_arguments) {
       {"--world-size 4 --local-size 4 --json=yes", "--json"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    run_result_t r = run_info(bad[i].args);
+    tool_run_t r = run_info(bad[i].args);
     if (r.status == 0 || r.status >= 128)
       FAIL("'%s': exit %d, expected a clean non-zero exit", bad[i].args, r.status);
     if (strstr(r.err, "mixcomm-info") == NULL || strstr(r.err, bad[i].needle) == NULL)
@@ -849,7 +420,7 @@ static void expect_write_failure(const char* const* argv, int use_pipe) {
   int st = 0;
   ASSERT(waitpid(pid, &st, 0) == pid);
   fseek(err, 0, SEEK_END);
-  char* text = slurp(err);
+  char* text = tool_run_slurp(err);
   fclose(err);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 1)
     FAIL("%s %s into %s: status 0x%x, expected exit 1; stderr: %s", argv[1], argv[2],
@@ -892,7 +463,7 @@ TEST_IMPL(info_json_python) {
     char path[] = "/tmp/mixcomm-info-test-XXXXXX";
     int fd = mkstemp(path);
     ASSERT(fd >= 0);
-    run_result_t r = run_info(topologies[i]);
+    tool_run_t r = run_info(topologies[i]);
     ASSERT_EQ(r.status, 0);
     size_t len = strlen(r.out);
     ASSERT(write(fd, r.out, len) == (ssize_t)len);

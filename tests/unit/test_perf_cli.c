@@ -8,59 +8,15 @@
 #include <unistd.h>
 
 #include "harness/task.h"
+#include "harness/tool_run.h"
 
 #ifndef MIXCOMM_PERF_PATH
 #error "MIXCOMM_PERF_PATH must name the built mixcomm-perf binary"
 #endif
 
-typedef struct perf_result {
-  int status; /* exit code, or 128 + signal */
-  char out[8192], err[8192];
-} perf_result_t;
-
-static void read_all(FILE* f, char* buf, size_t cap) {
-  fflush(f);
-  rewind(f);
-  size_t got = fread(buf, 1, cap - 1, f);
-  buf[got] = '\0';
-}
-
-/* Run mixcomm-perf with space-separated args (no quoting), stdout and stderr captured. */
-static void run_perf(const char* args, perf_result_t* r) {
-  char copy[1024];
-  char* argv[64];
-  int argc = 0;
-  snprintf(copy, sizeof copy, "%s", args);
-  argv[argc++] = (char*)MIXCOMM_PERF_PATH;
-  for (char* tok = strtok(copy, " "); tok != NULL && argc < 63; tok = strtok(NULL, " "))
-    argv[argc++] = tok;
-  argv[argc] = NULL;
-  FILE* out = tmpfile();
-  FILE* err = tmpfile();
-  ASSERT(out != NULL && err != NULL);
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  ASSERT(pid >= 0);
-  if (pid == 0) {
-    /* Forked ranks, never a launcher's environment. */
-    unsetenv("RANK");
-    unsetenv("WORLD_SIZE");
-    dup2(fileno(out), 1);
-    dup2(fileno(err), 2);
-    execv(MIXCOMM_PERF_PATH, argv);
-    _exit(127);
-  }
-  int st = 0;
-  ASSERT(waitpid(pid, &st, 0) == pid);
-  r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  read_all(out, r->out, sizeof r->out);
-  read_all(err, r->err, sizeof r->err);
-  fclose(out);
-  fclose(err);
-  if (r->status == 127)
-    FAIL("could not run %s", MIXCOMM_PERF_PATH);
-}
+/* Run mixcomm-perf with space-separated args (no quoting), stdout and stderr captured; forked
+ * ranks, never a launcher's environment. */
+static void run_perf(const char* args, tool_run_t* r) { *r = tool_run(MIXCOMM_PERF_PATH, args); }
 
 TEST_IMPL(perf_dry_run_refuses) {
   static const struct {
@@ -80,7 +36,7 @@ TEST_IMPL(perf_dry_run_refuses) {
       {"--dry-run -n 2 --json /proc/version/x.json", "/proc/version"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    perf_result_t r;
+    tool_run_t r;
     run_perf(bad[i].args, &r);
     if (r.status != 2)
       FAIL("'%s': exit %d, expected 2 (bad arguments); stderr: %s", bad[i].args, r.status, r.err);
@@ -104,7 +60,7 @@ TEST_IMPL(perf_dry_run_accepts) {
   snprintf(args, sizeof args,
            "--dry-run -n 4 --local-size 2 --inter-tp-size 2 -m FUSED_OPT_BYTES2_UC,DEFAULT "
            "--json %s", path);
-  perf_result_t r;
+  tool_run_t r;
   run_perf(args, &r);
   struct stat st;
   const int created = stat(path, &st) == 0;
@@ -129,7 +85,7 @@ TEST_IMPL(perf_without_driver) {
     fprintf(stderr, "  a CUDA driver is installed: skipped\n");
     return 0;
   }
-  perf_result_t r;
+  tool_run_t r;
   run_perf("-n 2 -b 1K -e 1K -w 0 -i 1 --time-limit 60", &r);
   ASSERT_EQ(r.status, 1);
   ASSERT_CONTAINS(r.err, "no CUDA driver or GPU found");

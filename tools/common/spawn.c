@@ -55,24 +55,123 @@ int spawn_free_port(void) {
   return port;
 }
 
-static double now_s(void) {
+static long long now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int spawn_children(const spawn_children_t* c) {
+  const int n = c->n;
+  pid_t* pids = calloc((size_t)(n > 0 ? n : 1), sizeof *pids);
+  if (pids == NULL)
+    return n;
+  fflush(stdout);
+  fflush(stderr);
+  for (int i = 0; i < n; i++) {
+    pid_t p = fork();
+    if (p < 0) {
+      perror(c->fork_what);
+      for (int k = 0; k < i; k++)
+        kill(pids[k], SIGKILL);
+      free(pids);
+      return n;
+    }
+    if (p == 0) {
+      const int code = c->child(i, c->arg);
+      fflush(stdout);
+      fflush(stderr);
+      _exit(code);
+    }
+    pids[i] = p;
+  }
+  /* pids[i] = 0 once child i is reaped. */
+  int failed = 0, remaining = n;
+  const long long deadline = now_ms() + c->timeout_ms;
+  while (remaining > 0) {
+    int st;
+    pid_t p = waitpid(-1, &st, WNOHANG);
+    if (p > 0) {
+      for (int i = 0; i < n; i++) {
+        if (pids[i] != p)
+          continue;
+        pids[i] = 0;
+        remaining--;
+        if (c->on_end != NULL)
+          c->on_end(i, st, c->arg);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+          failed++;
+          /* One failed child: the others may wait for it until their timeouts; end them now. */
+          for (int k = 0; c->end_all_on_failure && k < n; k++)
+            if (pids[k] > 0)
+              kill(pids[k], SIGTERM);
+        }
+      }
+      continue;
+    }
+    if (p < 0 && errno != EINTR) {
+      /* Nothing left to wait for (the children were reaped elsewhere): those not seen ending
+       * cannot count as passed. */
+      failed += remaining;
+      break;
+    }
+    if (now_ms() > deadline) {
+      for (int k = 0; k < n; k++) {
+        if (pids[k] > 0) {
+          if (c->on_end != NULL)
+            c->on_end(k, -1, c->arg);
+          kill(pids[k], SIGKILL);
+          waitpid(pids[k], NULL, 0);
+          pids[k] = 0;
+          failed++;
+          remaining--;
+        }
+      }
+      break;
+    }
+    usleep(2000);
+  }
+  free(pids);
+  return failed;
+}
+
+/* A forked rank: its place in the job, then the tool's function. */
+typedef struct forked_rank {
+  spawn_rank_t r;
+  spawn_fn fn;
+  void* arg;
+  int timeout_s;
+} forked_rank_t;
+
+static int forked_rank_main(int index, void* arg) {
+  forked_rank_t* f = arg;
+  f->r.rank = index;
+  f->r.local_rank = index % f->r.local_size;
+  f->r.host_rank = index;
+  return f->fn(&f->r, f->arg) == 0 ? 0 : 1;
+}
+
+static void forked_rank_end(int index, int wait_status, void* arg) {
+  const forked_rank_t* f = arg;
+  if (wait_status == -1)
+    fprintf(stderr, "spawn: rank %d still running after %d s; killing it\n", index, f->timeout_s);
+  else if (WIFSIGNALED(wait_status))
+    fprintf(stderr, "spawn: rank %d killed by signal %d\n", index, WTERMSIG(wait_status));
 }
 
 int spawn_ranks(int world_size, int local_size, int timeout_s, spawn_fn fn, void* arg) {
-  spawn_rank_t r;
-  memset(&r, 0, sizeof r);
+  forked_rank_t f;
+  memset(&f, 0, sizeof f);
+  spawn_rank_t* r = &f.r;
   if (spawn_under_launcher()) {
-    if (env_int("WORLD_SIZE", 1, 1, 1 << 20, &r.world_size) != 0 ||
-        env_int("RANK", 0, 0, r.world_size - 1, &r.rank) != 0 ||
-        env_int("LOCAL_WORLD_SIZE", local_size, 1, r.world_size, &r.local_size) != 0 ||
-        env_int("LOCAL_RANK", r.rank % local_size, 0, r.local_size - 1, &r.local_rank) != 0)
+    if (env_int("WORLD_SIZE", 1, 1, 1 << 20, &r->world_size) != 0 ||
+        env_int("RANK", 0, 0, r->world_size - 1, &r->rank) != 0 ||
+        env_int("LOCAL_WORLD_SIZE", local_size, 1, r->world_size, &r->local_size) != 0 ||
+        env_int("LOCAL_RANK", r->rank % local_size, 0, r->local_size - 1, &r->local_rank) != 0)
       return 1;
     const char* lr = getenv("LOCAL_RANK");
-    r.host_rank = lr != NULL && lr[0] != '\0' ? r.local_rank : r.rank;
-    return fn(&r, arg); /* mixcomm reads MASTER_ADDR / MASTER_PORT itself */
+    r->host_rank = lr != NULL && lr[0] != '\0' ? r->local_rank : r->rank;
+    return fn(r, arg); /* mixcomm reads MASTER_ADDR / MASTER_PORT itself */
   }
   if (world_size < 1 || world_size > 1024 || local_size < 1 || world_size % local_size) {
     fprintf(stderr, "spawn: bad world_size %d / local_size %d\n", world_size, local_size);
@@ -83,76 +182,15 @@ int spawn_ranks(int world_size, int local_size, int timeout_s, spawn_fn fn, void
     perror("spawn: finding a free port");
     return world_size;
   }
-  pid_t* pids = calloc((size_t)world_size, sizeof *pids);
-  if (pids == NULL)
-    return world_size;
-  snprintf(r.tcp.token, sizeof r.tcp.token, "spawn-%d-%d", (int)getpid(), port);
-  snprintf(r.tcp.addr, sizeof r.tcp.addr, "127.0.0.1");
-  r.tcp.port = port;
-  r.world_size = world_size;
-  r.local_size = local_size;
-  fflush(stdout);
-  fflush(stderr);
-  for (int i = 0; i < world_size; i++) {
-    pid_t p = fork();
-    if (p < 0) {
-      perror("spawn: fork");
-      for (int k = 0; k < i; k++)
-        kill(pids[k], SIGKILL);
-      free(pids);
-      return world_size;
-    }
-    if (p == 0) {
-      r.rank = i;
-      r.local_rank = i % local_size;
-      r.host_rank = i;
-      int rc = fn(&r, arg);
-      fflush(stdout);
-      fflush(stderr);
-      _exit(rc == 0 ? 0 : 1);
-    }
-    pids[i] = p;
-  }
-  int failed = 0, remaining = world_size;
-  const double deadline = now_s() + timeout_s;
-  while (remaining > 0) {
-    int st;
-    pid_t p = waitpid(-1, &st, WNOHANG);
-    if (p > 0) {
-      for (int i = 0; i < world_size; i++) {
-        if (pids[i] != p)
-          continue;
-        pids[i] = 0;
-        remaining--;
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-          failed++;
-          if (WIFSIGNALED(st))
-            fprintf(stderr, "spawn: rank %d killed by signal %d\n", i, WTERMSIG(st));
-          /* One failed rank: the others may wait for it until their timeouts; end them now. */
-          for (int k = 0; k < world_size; k++)
-            if (pids[k] > 0)
-              kill(pids[k], SIGTERM);
-        }
-      }
-      continue;
-    }
-    if (p < 0 && errno != EINTR)
-      break;
-    if (now_s() > deadline) {
-      for (int k = 0; k < world_size; k++) {
-        if (pids[k] > 0) {
-          fprintf(stderr, "spawn: rank %d still running after %d s; killing it\n", k, timeout_s);
-          kill(pids[k], SIGKILL);
-          waitpid(pids[k], NULL, 0);
-          pids[k] = 0;
-          failed++;
-          remaining--;
-        }
-      }
-      break;
-    }
-    usleep(5000);
-  }
-  free(pids);
-  return failed;
+  snprintf(r->tcp.token, sizeof r->tcp.token, "spawn-%d-%d", (int)getpid(), port);
+  snprintf(r->tcp.addr, sizeof r->tcp.addr, "127.0.0.1");
+  r->tcp.port = port;
+  r->world_size = world_size;
+  r->local_size = local_size;
+  f.fn = fn;
+  f.arg = arg;
+  f.timeout_s = timeout_s;
+  const spawn_children_t children = {world_size, forked_rank_main, &f, timeout_s * 1000LL, 1,
+                                     forked_rank_end, "spawn: fork"};
+  return spawn_children(&children);
 }

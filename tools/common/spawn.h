@@ -28,6 +28,25 @@ typedef struct spawn_rank {
 typedef int (*spawn_fn)(const spawn_rank_t* r, void* arg);
 int spawn_ranks(int world_size, int local_size, int timeout_s, spawn_fn fn, void* arg);
 
+/* Forked children, waited for with a time limit: the piece spawn_ranks and the CPU tests'
+ * run_ranks share. child(index, arg) runs in each of n forked processes and returns the exit
+ * status of its process (0..255). */
+typedef struct spawn_children {
+  int n;
+  int (*child)(int index, void* arg);
+  void* arg;
+  long long timeout_ms; /* a child still running then is killed (SIGKILL) and fails */
+  int end_all_on_failure; /* the first child that fails gets SIGTERM sent to the others */
+  /* Optional: told of each child as it ends, with its waitpid status, or -1 just before it is
+   * killed for the time limit. */
+  void (*on_end)(int index, int wait_status, void* arg);
+  const char* fork_what; /* perror's text when a fork fails */
+} spawn_children_t;
+
+/* Returns the number of children that failed (a non-zero exit, a signal, the time limit), or
+ * n when a fork failed (the children already started are killed). */
+int spawn_children(const spawn_children_t* c);
+
 /* A free TCP port on loopback (bound and released), -1 on failure. */
 int spawn_free_port(void);
 

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Launch floor kernel (tools/launch_floor.h). Protocol: none; thread i of the grid reads
+ * Launch floor kernel (tools/perf/launch_floor.h). Protocol: none; thread i of the grid reads
  * vector i of the first half of the scratch buffer and writes vector i of the second half, so
  * no two threads touch the same vector and nothing is shared with another process. The graph of `calls` launches mirrors a graph of collective
  * calls: one kernel after the other on one stream, each waiting for the previous one. */
 #include <stdlib.h>
 
-#include "launch_floor.h"
+#include "perf/launch_floor.h"
 
 namespace {
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * The launch floor of mixcomm-perf: what a kernel of a collective's launch shape costs when it
  * does nothing but load and store its 16 bytes per thread, launched back to back in a CUDA
- * graph like the collectives it is compared with. See tools/launch_floor.cu. */
+ * graph like the collectives it is compared with. See tools/perf/launch_floor.cu. */
 #ifndef MIXCOMM_TOOLS_LAUNCH_FLOOR_H_
 #define MIXCOMM_TOOLS_LAUNCH_FLOOR_H_
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Cross-process flag ping-pong used by mixcomm-perf to measure the flag round trip between two
- * ranks of a node (the latency floor of any fused collective). See tools/pingpong.cu for the
+ * ranks of a node (the latency floor of any fused collective). See tools/perf/pingpong.cu for the
  * protocol. */
 #ifndef MIXCOMM_TOOLS_PINGPONG_H_
 #define MIXCOMM_TOOLS_PINGPONG_H_

@@ -25,7 +25,7 @@
 
 #include <cuda_runtime.h>
 
-#include "pingpong.h"
+#include "perf/pingpong.h"
 
 namespace {
 

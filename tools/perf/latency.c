@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Launch floors and phase breakdowns for mixcomm-perf (tools/perf_latency.h). */
-#include "perf_latency.h"
+ * Launch floors and phase breakdowns for mixcomm-perf (tools/perf/latency.h). */
+#include "perf/latency.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "kernels/launch.h"
-#include "launch_floor.h"
+#include "perf/launch_floor.h"
 
 #define FLOOR_WARMUP 20
 #define FLOOR_ITERS 50

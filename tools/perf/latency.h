@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0
- * mixcomm-perf's latency view of small calls (tools/perf_latency.c): the launch floor of the
+ * mixcomm-perf's latency view of small calls (tools/perf/latency.c): the launch floor of the
  * call's own launch shape, measured on every rank at once, and, in builds with phase stamps
  * (-DMIXCOMM_PHASE_STAMPS=ON), where the time of a call goes. */
 #ifndef MIXCOMM_TOOLS_PERF_LATENCY_H_
@@ -30,7 +30,7 @@ typedef struct perf_floor_cache {
 
 /* Collective over the bootstrap (every rank calls it with the same grid and block, which the
  * deterministic geometry guarantees): the largest over ranks of each rank's median launch
- * floor (tools/launch_floor.h) for grid x block, all ranks measuring at the same time, as the
+ * floor (tools/perf/launch_floor.h) for grid x block, all ranks measuring at the same time, as the
  * collectives they are compared with run. Cached per shape. 0 on success; -1 with a message
  * in err. */
 int perf_floor(perf_floor_cache_t* cache, mixcomm_bootstrap_t* bs, int world, int grid,
