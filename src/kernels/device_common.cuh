@@ -613,6 +613,18 @@ int with_dtype(int dtype, int unknown, F f) {
   }
 }
 
+/* A fused call's launch: an unknown dtype is cudaErrorInvalidValue, an empty grid launches
+ * nothing, else f(TypeTag<T>{}, Variant<...>{}, grid) for its element type and instantiation. */
+template <typename F>
+int launch_call(const mixcomm__kargs_t& a, F f) {
+  return with_dtype(a.dtype, (int)cudaErrorInvalidValue, [&](auto tag) {
+    const unsigned grid = fused_grid(a);
+    if (grid == 0)
+      return (int)cudaSuccess;
+    return with_variant(a, [&](auto v) { return f(tag, v, grid); });
+  });
+}
+
 }  // namespace mixcomm
 
 #endif

@@ -69,6 +69,16 @@ namespace {
  * (kUneven) use the general build only. */
 constexpr int kSmallBlock = 256;
 
+/* begin_call, with the step-0 prefetch in the small build of a plain call only. */
+template <bool kUneven, int kMaxThreads, typename Prefetch>
+__device__ __forceinline__ bool begin_call_of(const mixcomm__kargs_t& a, CallState& call,
+                                              Prefetch prefetch) {
+  if constexpr (!kUneven && kMaxThreads <= kSmallBlock)
+    return begin_call(a, call, prefetch);
+  else
+    return begin_call(a, call);
+}
+
 template <typename T, bool kEpilogue, bool kUneven, int kMaxThreads>
 __global__ void __launch_bounds__(kMaxThreads)
     oneshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
@@ -83,8 +93,7 @@ __global__ void __launch_bounds__(kMaxThreads)
       for (int k = 0; k < (scatter ? a.local_dp : 1); k++)
         prefetch_input(a, k, begin + t);
   };
-  if (!(!kUneven && kMaxThreads <= kSmallBlock ? begin_call(a, call, prefetch)
-                                                 : begin_call(a, call)))
+  if (!begin_call_of<kUneven, kMaxThreads>(a, call, prefetch))
     return;
   const Blocks<kUneven> B = make_blocks<kUneven>(a);
   const uint32_t ring = call.ring, seq = call.seq;
@@ -180,8 +189,7 @@ __global__ void __launch_bounds__(kMaxThreads)
           prefetch_input(a, k, idx);
     }
   };
-  if (!(!kUneven && kMaxThreads <= kSmallBlock ? begin_call(a, call, prefetch)
-                                                 : begin_call(a, call)))
+  if (!begin_call_of<kUneven, kMaxThreads>(a, call, prefetch))
     return;
   const Blocks<kUneven> B = make_blocks<kUneven>(a);
   const uint32_t ring = call.ring, seq = call.seq;
@@ -293,17 +301,6 @@ int launch_variant(const mixcomm__kargs_t* a, unsigned grid, cudaStream_t stream
   return launch_bounded<T, kEpilogue, kUneven, MIXCOMM_KERNEL_MAX_THREADS>(a, grid, stream);
 }
 
-template <typename T>
-int launch_typed(const mixcomm__kargs_t* a, cudaStream_t stream) {
-  const unsigned grid = fused_grid(*a);
-  if (grid == 0)
-    return cudaSuccess;
-  return with_variant(*a, [&](auto v) {
-    using V = decltype(v);
-    return launch_variant<T, V::epilogue, V::uneven>(a, grid, stream);
-  });
-}
-
 /* CTAs of `block` threads that fit on one SM for every kernel of dtype T that a call with that
  * block may run (epilogue and uneven variants; the small-block build for blocks it serves, and
  * the general one at `block`), so the co-residency bound of the handler holds for either. */
@@ -352,7 +349,9 @@ extern "C" int mixcomm__intranode_blocks_per_sm(int dtype, int block, int* block
 }
 
 extern "C" int mixcomm__launch_intranode(const mixcomm__kargs_t* a, cudaStream_t stream) {
-  return mixcomm::with_dtype(a->dtype, (int)cudaErrorInvalidValue, [&](auto tag) {
-    return mixcomm::launch_typed<typename decltype(tag)::type>(a, stream);
+  return mixcomm::launch_call(*a, [&](auto tag, auto v, unsigned grid) {
+    using T = typename decltype(tag)::type;
+    using V = decltype(v);
+    return mixcomm::launch_variant<T, V::epilogue, V::uneven>(a, grid, stream);
   });
 }

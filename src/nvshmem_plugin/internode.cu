@@ -111,17 +111,6 @@ int launch_variant(const mixcomm__kargs_t* a, unsigned grid, cudaStream_t stream
   return (int)cudaErrorNotSupported;
 }
 
-template <typename T>
-int launch_typed(const mixcomm__kargs_t* a, cudaStream_t stream) {
-  const unsigned grid = fused_grid(*a);
-  if (grid == 0)
-    return cudaSuccess;
-  return with_variant(*a, [&](auto v) {
-    using V = decltype(v);
-    return launch_variant<T, V::epilogue, V::uneven>(a, grid, stream);
-  });
-}
-
 /* CTAs of `block` threads that fit on one SM for every kernel of dtype T (epilogue and uneven
  * variants). */
 template <typename T>
@@ -150,8 +139,10 @@ int occupancy(int block, int* blocks) {
 }  // namespace mixcomm
 
 extern "C" int mixcomm__nvshmem_launch(const mixcomm__kargs_t* a, cudaStream_t stream) {
-  return mixcomm::with_dtype(a->dtype, (int)cudaErrorInvalidValue, [&](auto tag) {
-    return mixcomm::launch_typed<typename decltype(tag)::type>(a, stream);
+  return mixcomm::launch_call(*a, [&](auto tag, auto v, unsigned grid) {
+    using T = typename decltype(tag)::type;
+    using V = decltype(v);
+    return mixcomm::launch_variant<T, V::epilogue, V::uneven>(a, grid, stream);
   });
 }
 
