@@ -180,6 +180,24 @@ void report_and_shutdown(rank_ctx_t* c, double max_ms) {
   shutdown_handler(c);
 }
 
+/* The call after an error: a zero-row mixcomm_run, which must report the error again (a
+ * failed handler refuses every call until it is shut down). */
+static mixcomm_status_t next_run_status(rank_ctx_t* c) {
+  const int64_t vec = 16 / (int64_t)mixcomm_dtype_size(c->opt->dtype);
+  return mixcomm_run(c->h, c->ti->ops[0], NULL, NULL, 0, vec, MIXCOMM_MODE_DEFAULT, c->stream);
+}
+
+/* An error mixcomm_run itself returned (the watch or an earlier kernel had already failed the
+ * handler): recorded like one seen after the call, with the next call's status. */
+static void record_run_error(rank_ctx_t* c, mixcomm_status_t st, double t0, const char* msg) {
+  int peer = -1;
+  mixcomm_handler_async_error(c->h, &peer);
+  const int first = c->me->status == 0;
+  record_error(c, st, peer, AT_RUN, t0, msg);
+  if (first)
+    c->me->next_status = next_run_status(c);
+}
+
 /* After an asynchronous error was seen: the next call turns it into a full message. */
 mixcomm_status_t observe_async(rank_ctx_t* c, double t0, int where) {
   int peer = -1;
@@ -187,9 +205,7 @@ mixcomm_status_t observe_async(rank_ctx_t* c, double t0, int where) {
   if (st == MIXCOMM_SUCCESS)
     return MIXCOMM_SUCCESS;
   const double detect_ms = now_ms() - t0;
-  const int64_t vec = 16 / (int64_t)mixcomm_dtype_size(c->opt->dtype);
-  mixcomm_status_t st2 = mixcomm_run(c->h, c->ti->ops[0], NULL, NULL, 0, vec,
-                                     MIXCOMM_MODE_DEFAULT, c->stream);
+  mixcomm_status_t st2 = next_run_status(c);
   const int first = c->me->status == 0;
   record_error(c, st, peer, where, t0,
                st2 != MIXCOMM_SUCCESS ? mixcomm_last_error() : "(the next mixcomm_run succeeded)");
@@ -231,12 +247,9 @@ int checked_call(rank_ctx_t* c, mixcomm_op_t op, mixcomm_mode_t mode, int64_t ro
   mixcomm_status_t st =
       mixcomm_run(c->h, op, c->d_in, c->d_out, rows_in, elems, mode, c->stream);
   if (st != MIXCOMM_SUCCESS) {
-    int peer = -1;
-    const char* msg = mixcomm_last_error();
     char copy[MSG_BYTES];
-    copy_msg(copy, sizeof copy, msg);
-    mixcomm_handler_async_error(c->h, &peer);
-    record_error(c, st, peer, AT_RUN, t0, copy);
+    copy_msg(copy, sizeof copy, mixcomm_last_error());
+    record_run_error(c, st, t0, copy);
     return st;
   }
   e = cudaStreamSynchronize(c->stream);
@@ -279,9 +292,7 @@ int unchecked_call(rank_ctx_t* c, mixcomm_op_t op, mixcomm_mode_t mode, int64_t 
   if (st != MIXCOMM_SUCCESS) {
     char copy[MSG_BYTES];
     copy_msg(copy, sizeof copy, mixcomm_last_error());
-    int peer = -1;
-    mixcomm_handler_async_error(c->h, &peer);
-    record_error(c, st, peer, AT_RUN, t0, copy);
+    record_run_error(c, st, t0, copy);
     return st;
   }
   cudaError_t e = cudaStreamSynchronize(c->stream);
