@@ -21,6 +21,7 @@
 
 #include "bootstrap/tcp_internal.h"
 #include "bootstrap_test.h"
+#include "common/spawn.h"
 
 #define HELLO MIXCOMM__TCP_HELLO_SIZE
 #define HDR MIXCOMM__TCP_HDR_SIZE
@@ -187,10 +188,7 @@ static int connect_loopback(int port, int timeout_ms) {
     if (fd < 0)
       return -1;
     struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    spawn_loopback_address(&a, port);
     if (connect(fd, (struct sockaddr*)&a, sizeof a) == 0)
       return fd;
     close(fd);
@@ -342,10 +340,7 @@ static int fake_root_rank(int rank, int n, void* varg) {
     int one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)a->port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    spawn_loopback_address(&sa, a->port);
     ASSERT(bind(lfd, (struct sockaddr*)&sa, sizeof sa) == 0);
     ASSERT(listen(lfd, 16) == 0);
     unsigned char hello[HELLO], want[HELLO], m[HDR + 64];

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "bootstrap_test.h"
+#include "common/spawn.h"
 
 static int env_master_rank(int rank, int n, void* varg) {
   const tcp_arg_t* a = (const tcp_arg_t*)varg;
@@ -172,9 +173,7 @@ TEST_IMPL(bootstrap_tcp_invalid_args) {
   int busy = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in sa;
   socklen_t sl = sizeof sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  spawn_loopback_address(&sa, 0);
   ASSERT(busy >= 0 && bind(busy, (struct sockaddr*)&sa, sizeof sa) == 0 && listen(busy, 1) == 0);
   ASSERT(getsockname(busy, (struct sockaddr*)&sa, &sl) == 0);
   set_options(&o, "127.0.0.1", ntohs(sa.sin_port), 1000, NULL);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,14 +39,19 @@ static int env_int(const char* name, int fallback, int lo, int hi, int* out) {
 
 int spawn_under_launcher(void) { return getenv("RANK") != NULL && getenv("WORLD_SIZE") != NULL; }
 
+void spawn_loopback_address(struct sockaddr_in* a, int port) {
+  memset(a, 0, sizeof *a);
+  a->sin_family = AF_INET;
+  a->sin_port = htons((uint16_t)port);
+  a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+}
+
 int spawn_free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0)
     return -1;
   struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  spawn_loopback_address(&a, 0);
   socklen_t len = sizeof a;
   int port = -1;
   if (bind(fd, (struct sockaddr*)&a, sizeof a) == 0 &&

@@ -50,6 +50,10 @@ int spawn_children(const spawn_children_t* c);
 /* A free TCP port on loopback (bound and released), -1 on failure. */
 int spawn_free_port(void);
 
+struct sockaddr_in;
+/* The IPv4 loopback address with `port` (0: any), to bind or connect to. */
+void spawn_loopback_address(struct sockaddr_in* a, int port);
+
 /* 1 if the environment describes a launcher-started rank (RANK and WORLD_SIZE set). */
 int spawn_under_launcher(void);
 
