@@ -216,27 +216,6 @@ mixcomm_status_t observe_async(rank_ctx_t* c, double t0, int where) {
   return st;
 }
 
-/* One mixcomm_run of the buffers as they are, then the stream's end: the first error it shows
- * (returned by the call, by the synchronisation, or recorded by a kernel) is recorded with its
- * time from t0. */
-static mixcomm_status_t run_observed(rank_ctx_t* c, mixcomm_op_t op, mixcomm_mode_t mode,
-                                     int64_t rows_in, int64_t elems, double t0) {
-  const mixcomm_status_t st =
-      mixcomm_run(c->h, op, c->d_in, c->d_out, rows_in, elems, mode, c->stream);
-  if (st != MIXCOMM_SUCCESS) {
-    char copy[MSG_BYTES];
-    copy_msg(copy, sizeof copy, mixcomm_last_error());
-    record_run_error(c, st, t0, copy);
-    return st;
-  }
-  const cudaError_t e = cudaStreamSynchronize(c->stream);
-  if (e != cudaSuccess) {
-    record_error(c, MIXCOMM_ERR_CUDA, -1, AT_SYNC, t0, cudaGetErrorString(e));
-    return MIXCOMM_ERR_CUDA;
-  }
-  return observe_async(c, t0, AT_SYNC);
-}
-
 /* Rows of the input block for rows_unit rows per output block. */
 int64_t rows_in_for(const rank_ctx_t* c, mixcomm_op_t op, int64_t rows_unit) {
   return is_scatter(op) ? rows_unit * c->ti->dp : rows_unit;
@@ -265,7 +244,20 @@ int checked_call(rank_ctx_t* c, mixcomm_op_t op, mixcomm_mode_t mode, int64_t ro
     return MIXCOMM_ERR_CUDA;
   }
   const double t0 = now_ms();
-  const mixcomm_status_t st = run_observed(c, op, mode, rows_in, elems, t0);
+  mixcomm_status_t st =
+      mixcomm_run(c->h, op, c->d_in, c->d_out, rows_in, elems, mode, c->stream);
+  if (st != MIXCOMM_SUCCESS) {
+    char copy[MSG_BYTES];
+    copy_msg(copy, sizeof copy, mixcomm_last_error());
+    record_run_error(c, st, t0, copy);
+    return st;
+  }
+  e = cudaStreamSynchronize(c->stream);
+  if (e != cudaSuccess) {
+    record_error(c, MIXCOMM_ERR_CUDA, -1, AT_SYNC, t0, cudaGetErrorString(e));
+    return MIXCOMM_ERR_CUDA;
+  }
+  st = observe_async(c, t0, AT_SYNC);
   if (st != MIXCOMM_SUCCESS)
     return st;
   e = cudaMemcpyAsync(c->h_out, c->d_out, n_out * es, cudaMemcpyDeviceToHost, c->stream);
@@ -294,7 +286,21 @@ int checked_call(rank_ctx_t* c, mixcomm_op_t op, mixcomm_mode_t mode, int64_t ro
 /* A call enqueued and synchronised but not checked (the fault call); records what it saw. */
 int unchecked_call(rank_ctx_t* c, mixcomm_op_t op, mixcomm_mode_t mode, int64_t rows_in,
                    int64_t elems) {
-  return run_observed(c, op, mode, rows_in, elems, now_ms());
+  const double t0 = now_ms();
+  mixcomm_status_t st =
+      mixcomm_run(c->h, op, c->d_in, c->d_out, rows_in, elems, mode, c->stream);
+  if (st != MIXCOMM_SUCCESS) {
+    char copy[MSG_BYTES];
+    copy_msg(copy, sizeof copy, mixcomm_last_error());
+    record_run_error(c, st, t0, copy);
+    return st;
+  }
+  cudaError_t e = cudaStreamSynchronize(c->stream);
+  if (e != cudaSuccess) {
+    record_error(c, MIXCOMM_ERR_CUDA, -1, AT_SYNC, t0, cudaGetErrorString(e));
+    return MIXCOMM_ERR_CUDA;
+  }
+  return observe_async(c, t0, AT_SYNC);
 }
 
 void warm_up(rank_ctx_t* c, int calls, uint64_t first_seed) {
