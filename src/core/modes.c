@@ -6,6 +6,7 @@
 #include "core/build_config.h"
 #include "core/error.h"
 #include "core/plan.h"
+#include "core/topology.h"
 
 void mixcomm_caps_default(mixcomm_caps_t* caps) {
   if (caps == NULL)

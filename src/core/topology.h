@@ -16,6 +16,8 @@ int mixcomm__inter_rank_of(const mixcomm_topology_t* t, int inter_tp_rank, int i
 int mixcomm__op_is_gather(mixcomm_op_t op);
 /* RS-type ops (REDUCESCATTER, REDUCESCATTER_ALLREDUCE) read dp_size blocks of input. */
 int mixcomm__op_is_scatter(mixcomm_op_t op);
+/* The fused modes (FUSED_OPT_*): run by mixcomm's own kernels, not by NCCL. */
+int mixcomm__mode_is_fused(mixcomm_mode_t mode);
 
 /* Output rows of a call of op on `rows` input rows (mixcomm_output_rows): -1 when rows < 0, op
  * is not valid for t, or a scatter op's rows do not split into dp_size blocks. */

@@ -42,7 +42,8 @@ mixcomm_status_t mixcomm__validate_epilogue_struct(const mixcomm_epilogue_t* e);
 
 /* Checks of an epilogue call's arguments after mixcomm__validate_run_ex succeeded: struct size,
  * what each requested output needs, alignment, overlaps (only residual_out == residual_in is
- * allowed). */
+ * allowed). rows: this rank's residual rows (the input's for gather ops), which may be 0 while
+ * the call still moves data (an uneven call's empty block): then no residual is checked. */
 mixcomm_status_t mixcomm__validate_epilogue(const mixcomm_topology_t* t, mixcomm_dtype_t dtype,
                                             mixcomm_op_t op, const void* x_in, const void* x_out,
                                             int64_t rows, int64_t row_elems,

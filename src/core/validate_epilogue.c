@@ -79,7 +79,7 @@ mixcomm_status_t mixcomm__validate_epilogue(const mixcomm_topology_t* t, mixcomm
   if (norm && !(isfinite(e->rms_eps) && e->rms_eps >= 0.0f))
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
                           "epilogue: rms_eps=%g must be finite and >= 0", (double)e->rms_eps);
-  if (rows == 0)
+  if (rows == 0 && shape->in_bytes == 0 && shape->out_bytes == 0)
     return MIXCOMM_SUCCESS; /* nothing is read or written */
 
   const uint64_t row_bytes = (uint64_t)row_elems * mixcomm_dtype_size(dtype);

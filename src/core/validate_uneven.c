@@ -74,8 +74,6 @@ mixcomm_status_t mixcomm__validate_run_v(mixcomm_dtype_t dtype, const void* x_in
   return mixcomm__validate_buffers(x_in, (uint64_t)in_bytes, x_out, (uint64_t)out_bytes);
 }
 
-int mixcomm__mode_is_fused(mixcomm_mode_t mode);
-
 const char* mixcomm__uneven_mode_unsupported(const mixcomm_topology_t* t, mixcomm_mode_t mode,
                                              int device_counts) {
   if (t->world_size == 1)

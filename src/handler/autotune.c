@@ -19,8 +19,6 @@
 #include "core/topology.h"
 #include "handler/handler.h"
 
-int mixcomm__mode_is_fused(mixcomm_mode_t mode);
-
 /* Rows of 8 KiB: the message of bucket k is 2^k such rows per rank. */
 #define TUNE_ROW_BYTES 8192
 

@@ -16,8 +16,6 @@
 #include "handler/handler.h"
 #include "transport/nccl.h"
 
-int mixcomm__mode_is_fused(mixcomm_mode_t mode);
-
 /* Output bytes per CTA up to which the row pass runs inside the collective kernel (measured on
  * the H200 with ranks sharing the GPU: in-kernel and separate passes cost the same at about
  * 64-128 KiB per CTA; docs/results/epilogue-h200.md). */
@@ -168,13 +166,16 @@ static mixcomm_status_t run_fused(call_t* c) {
    * (ranks sharing a GPU have a few dozen CTAs each), so the kernel only stores P and a kernel of
    * its own, on the whole GPU, runs the pass. Every rank takes the same branch: it depends on
    * shapes and the plan only. */
-  mixcomm__geometry_t g;
-  MIXCOMM_CHECK(
-      mixcomm__handler_geometry(h, c->op, c->mode, c->shape.numel_block, c->row_elems, &g));
-  const uint64_t blocks = c->gather ? (uint64_t)h->topo.dp_size : 1u;
   /* Uneven blocks always take the in-kernel pass: a pass of its own would need the counts on
    * the host, which the device form does not have. */
-  a.row_aligned = c->u != NULL || (uint64_t)g.span * 16u * blocks <= EPILOGUE_PASS_MAX_BYTES;
+  a.row_aligned = c->u != NULL;
+  if (!a.row_aligned) {
+    mixcomm__geometry_t g;
+    MIXCOMM_CHECK(
+        mixcomm__handler_geometry(h, c->op, c->mode, c->shape.numel_block, c->row_elems, &g));
+    const uint64_t blocks = c->gather ? (uint64_t)h->topo.dp_size : 1u;
+    a.row_aligned = (uint64_t)g.span * 16u * blocks <= EPILOGUE_PASS_MAX_BYTES;
+  }
   if (a.row_aligned)
     return mixcomm__run_fused_v(h, c->op, c->mode, c->x_in, c->x_out, c->shape.numel_block,
                                 c->row_elems, &a, c->u, c->stream);

@@ -105,6 +105,12 @@ mixcomm_status_t mixcomm__dispatch(mixcomm_handler_t* h, mixcomm_op_t op, const 
                                    void* x_out, int64_t rows, int64_t row_elems,
                                    const mixcomm_epilogue_t* epilogue, mixcomm_mode_t mode,
                                    cudaStream_t stream);
+/* The same after the handler's checks (mixcomm__run_admit) and the epilogue struct's have
+ * passed (mixcomm_run_v's all-equal lists, which made them already). */
+mixcomm_status_t mixcomm__dispatch_admitted(mixcomm_handler_t* h, mixcomm_op_t op,
+                                            const void* x_in, void* x_out, int64_t rows,
+                                            int64_t row_elems, const mixcomm_epilogue_t* epilogue,
+                                            mixcomm_mode_t mode, cudaStream_t stream);
 
 /* The geometry of a fused call of (op, mode) on numel_block elements per rank block: cut into
  * whole rows of row_elems elements when row_elems > 0 (an epilogue's row pass), else plain. */

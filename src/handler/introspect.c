@@ -6,10 +6,9 @@
 #include <cuda_runtime_api.h>
 
 #include "core/error.h"
+#include "core/topology.h"
 #include "core/validate.h"
 #include "handler/handler.h"
-
-int mixcomm__mode_is_fused(mixcomm_mode_t mode);
 
 mixcomm_status_t mixcomm__launch_shape(mixcomm_handler_t* h, mixcomm_op_t op, mixcomm_mode_t mode,
                                        const void* x_in, const void* x_out, int64_t rows,
@@ -25,9 +24,7 @@ mixcomm_status_t mixcomm__launch_shape(mixcomm_handler_t* h, mixcomm_op_t op, mi
   if (!mixcomm__mode_is_fused(mode) || rows == 0 || h->topo.world_size == 1)
     return MIXCOMM_SUCCESS;
   mixcomm__geometry_t g;
-  MIXCOMM_CHECK(mixcomm__geometry(&h->plan, &h->topo, op, mode,
-                                  mixcomm_dtype_size(h->config.dtype), shape.numel_block,
-                                  h->config.min_block_size, h->config.min_num_steps, &g));
+  MIXCOMM_CHECK(mixcomm__handler_geometry(h, op, mode, shape.numel_block, 0, &g));
   *grid = g.grid;
   *block = g.block;
   *steps = g.steps;

@@ -16,8 +16,6 @@
 #include "handler/handler.h"
 #include "transport/nccl.h"
 
-int mixcomm__mode_is_fused(mixcomm_mode_t mode);
-
 /* The concrete mode of an uneven call. DEFAULT and AUTOTUNE are resolved as for an equal-size
  * call of the same total size (eq_rows input rows), then moved to a mode that takes uneven rows
  * if the pick does not (core/validate_uneven.c); an explicit mode that cannot is an error. */
@@ -46,7 +44,7 @@ static mixcomm_status_t run_uneven(mixcomm_handler_t* h, mixcomm_op_t op, const 
   shape.numel_block = u->max_rows * row_elems;
   if (epi) {
     MIXCOMM_CHECK(mixcomm__validate_epilogue(&h->topo, h->config.dtype, op, x_in, x_out,
-                                             own_rows > 0 ? own_rows : 1, row_elems, &shape, epilogue));
+                                             own_rows, row_elems, &shape, epilogue));
     if (x_out == NULL && !mixcomm__epilogue_requested(epilogue))
       return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
                             "run_v: no output: give x_out, residual_out, norm_out or quant_out");
@@ -55,9 +53,10 @@ static mixcomm_status_t run_uneven(mixcomm_handler_t* h, mixcomm_op_t op, const 
                             "run_v_device: an epilogue in a world of one rank is not supported "
                             "(the rows are not known on the host): use mixcomm_run_v");
   }
-  if (x_in != NULL)
+  /* An epilogue call checks every one of its pointers itself (epilogue_call.c). */
+  if (!epi && x_in != NULL)
     MIXCOMM_CHECK(mixcomm__check_device_pointer(h, x_in, "x_in"));
-  if (x_out != NULL)
+  if (!epi && x_out != NULL)
     MIXCOMM_CHECK(mixcomm__check_device_pointer(h, x_out, "x_out"));
   if (device_counts)
     MIXCOMM_CHECK(mixcomm__check_device_pointer(h, u->rows_dev, "dp_rows_dev"));
@@ -105,7 +104,8 @@ mixcomm_status_t mixcomm_run_v(mixcomm_handler_t* h, mixcomm_op_t op, const void
   if (info.all_equal) {
     /* Exactly the equal-size call: the same kernels, tags and bits. */
     const int64_t rows = gather ? info.own : info.own * t->dp_size;
-    return mixcomm__dispatch(h, op, x_in, x_out, rows, row_elems, epilogue, mode, stream);
+    return mixcomm__dispatch_admitted(h, op, x_in, x_out, rows, row_elems, epilogue, mode,
+                                      stream);
   }
   mixcomm__uneven_t u;
   uneven_init(h, info.max, row_elems, &u);

@@ -15,6 +15,23 @@ const char* mixcomm__mode_invalid_reason(const mixcomm_handler_t* h, mixcomm_mod
   return why;
 }
 
+/* The mode DEFAULT and AUTOTUNE stand for, for a checked handler, op and shape: the autotune
+ * table's entry for the call's bucket (rank block bytes) when the handler is tuned, else the
+ * cost model's pick. */
+static mixcomm_mode_t pick_mode(const mixcomm_handler_t* h, mixcomm_op_t op, int64_t rows,
+                                int64_t row_elems, int epilogue) {
+  uint64_t bytes = (uint64_t)rows * (uint64_t)row_elems * mixcomm_dtype_size(h->config.dtype);
+  if (mixcomm__op_is_scatter(op))
+    bytes /= (uint64_t)h->topo.dp_size;
+  if (h->tuned) {
+    const int b = mixcomm__tune_bucket(bytes, h->tune_buckets);
+    return epilogue ? h->tune_table_epilogue[op][b] : h->tune_table[op][b];
+  }
+  return mixcomm__cost_model_choose(&h->topo, &h->caps, op, bytes, epilogue);
+}
+
+/* Called after the call's checks (handler usable, op valid for the topology, rows and
+ * row_elems >= 0), which pick_mode relies on. */
 mixcomm_status_t mixcomm__resolve_mode(mixcomm_handler_t* h, mixcomm_op_t op, int64_t rows,
                                       int64_t row_elems, int epilogue, mixcomm_mode_t* mode) {
   mixcomm_mode_t m = *mode;
@@ -23,7 +40,7 @@ mixcomm_status_t mixcomm__resolve_mode(mixcomm_handler_t* h, mixcomm_op_t op, in
         !mixcomm_topology_mode_valid(&h->topo, &h->caps, m, NULL))
       return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
                             "mode AUTOTUNE is not valid: %s", mixcomm__mode_invalid_reason(h, m));
-    MIXCOMM_CHECK(mixcomm__select_mode(h, op, rows, row_elems, epilogue, &m));
+    m = pick_mode(h, op, rows, row_elems, epilogue);
   } else if (m < 0 || m >= MIXCOMM_NUM_MODES) {
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT, "mode=%d is not a mode", (int)m);
   } else if (!mixcomm_topology_mode_valid(&h->topo, &h->caps, m, NULL)) {
@@ -52,14 +69,6 @@ mixcomm_status_t mixcomm__select_mode(const mixcomm_handler_t* h, mixcomm_op_t o
     return mixcomm__error(MIXCOMM_ERR_INVALID_ARGUMENT,
                           "select_autotune_mode: rows=%lld, row_elems=%lld must be >= 0",
                           (long long)rows, (long long)row_elems);
-  uint64_t bytes = (uint64_t)rows * (uint64_t)row_elems * mixcomm_dtype_size(h->config.dtype);
-  if (mixcomm__op_is_scatter(op))
-    bytes /= (uint64_t)h->topo.dp_size;
-  if (h->tuned) {
-    const int b = mixcomm__tune_bucket(bytes, h->tune_buckets);
-    *mode = epilogue ? h->tune_table_epilogue[op][b] : h->tune_table[op][b];
-    return MIXCOMM_SUCCESS;
-  }
-  *mode = mixcomm__cost_model_choose(&h->topo, &h->caps, op, bytes, epilogue);
+  *mode = pick_mode(h, op, rows, row_elems, epilogue);
   return MIXCOMM_SUCCESS;
 }
