@@ -184,7 +184,7 @@ out:
   mixcomm__fdx_close_listener(&x);
   if (st != MIXCOMM_SUCCESS)
     for (int i = 0; i < local_size; i++) {
-      mixcomm__fdx_close_fd(peer_fds[i]);
+      mixcomm__close_fd(peer_fds[i], "fd exchange");
       peer_fds[i] = -1;
     }
   mixcomm__fdx_remove_dir(&x);

@@ -9,6 +9,7 @@
 #include <sys/un.h>
 
 #include "bootstrap/fd_exchange_msg.h"
+#include "bootstrap/os_util.h"
 #include "mixcomm.h"
 
 #ifdef __cplusplus
@@ -32,7 +33,6 @@ static inline mixcomm__fdx_node_t mixcomm__fdx_node_of(const mixcomm__fdx_t* x) 
   return n;
 }
 
-void mixcomm__fdx_close_fd(int fd);
 /* "<dir>/r<local_rank>" in out: 0, or -1 when it does not fit in cap. */
 int mixcomm__fdx_socket_path(const char* dir, int local_rank, char* out, size_t cap);
 

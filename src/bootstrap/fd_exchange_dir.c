@@ -20,11 +20,6 @@
 
 #define DIR_CAP MIXCOMM__FDX_DIR_CAP
 
-void mixcomm__fdx_close_fd(int fd) {
-  if (fd >= 0 && close(fd) != 0 && errno != EINTR)
-    MIXCOMM_DEBUG("fd exchange: close(%d) failed: %s", fd, strerror(errno));
-}
-
 int mixcomm__fdx_socket_path(const char* dir, int local_rank, char* out, size_t cap) {
   int w = snprintf(out, cap, "%s/r%d", dir, local_rank);
   return w > 0 && (size_t)w < cap ? 0 : -1;
@@ -111,7 +106,7 @@ void mixcomm__fdx_remove_dir(mixcomm__fdx_t* x) {
 }
 
 void mixcomm__fdx_close_listener(mixcomm__fdx_t* x) {
-  mixcomm__fdx_close_fd(x->listen_fd);
+  mixcomm__close_fd(x->listen_fd, "fd exchange");
   x->listen_fd = -1;
   if (x->path[0] != '\0' && unlink(x->path) != 0 && errno != ENOENT)
     MIXCOMM_INFO("fd exchange: cannot remove %s: %s", x->path, strerror(errno));
@@ -138,7 +133,7 @@ mixcomm_status_t mixcomm__fdx_listen(mixcomm__fdx_t* x) {
     char what[256];
     snprintf(what, sizeof what, "fd exchange (local rank %d): bind %s", x->local_rank, sa.sun_path);
     mixcomm_status_t st = mixcomm__sys_error(what);
-    mixcomm__fdx_close_fd(fd);
+    mixcomm__close_fd(fd, "fd exchange");
     return st;
   }
   x->listen_fd = fd;

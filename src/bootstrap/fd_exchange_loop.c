@@ -37,12 +37,6 @@ typedef struct {
   char last_err[128];
 } outconn_t;
 
-static long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void describe_peer(const mixcomm__fdx_t* x, int lr, char* out, size_t cap) {
   snprintf(out, cap, "local rank %d (world rank %d)", lr, x->first + lr);
 }
@@ -80,7 +74,7 @@ static mixcomm_status_t push(mixcomm__fdx_t* x, outconn_t* o, int j, int my_fd, 
       return mixcomm__sys_error("fd exchange: socket(AF_UNIX)");
     if (connect(fd, (struct sockaddr*)&sa, sizeof sa) != 0) {
       int e = errno;
-      mixcomm__fdx_close_fd(fd);
+      mixcomm__close_fd(fd, "fd exchange");
       if (e == EAGAIN || e == ECONNREFUSED || e == ENOENT || e == EINTR || e == EINPROGRESS) {
         snprintf(o->last_err, sizeof o->last_err, "connect %s: %s", sa.sun_path, strerror(e));
         *retry = 1;
@@ -108,7 +102,7 @@ static mixcomm_status_t push(mixcomm__fdx_t* x, outconn_t* o, int j, int my_fd, 
     if (r < 0 && (errno == EPIPE || errno == ECONNRESET || errno == ECONNREFUSED)) {
       /* The peer went away mid-way: start over (and time out if it stays away). */
       snprintf(o->last_err, sizeof o->last_err, "send to local rank %d: %s", j, strerror(errno));
-      mixcomm__fdx_close_fd(o->fd);
+      mixcomm__close_fd(o->fd, "fd exchange");
       o->fd = -1;
       o->off = 0;
       *retry = 1;
@@ -122,7 +116,7 @@ static mixcomm_status_t push(mixcomm__fdx_t* x, outconn_t* o, int j, int my_fd, 
     }
     o->off += (size_t)r;
   }
-  mixcomm__fdx_close_fd(o->fd); /* the descriptor in flight stays valid until the peer takes it */
+  mixcomm__close_fd(o->fd, "fd exchange"); /* the descriptor in flight stays valid until the peer takes it */
   o->fd = -1;
   o->done = 1;
   return MIXCOMM_SUCCESS;
@@ -144,7 +138,7 @@ static void format_peers(const mixcomm__fdx_t* x, const int* lrs, int n, char* o
 /* Step 3. */
 mixcomm_status_t mixcomm__fdx_exchange(mixcomm__fdx_t* x, int my_fd) {
   const int n = x->local_size, me = x->local_rank;
-  const long long deadline = now_ms() + x->timeout_ms;
+  const long long deadline = mixcomm__monotonic_ms() + x->timeout_ms;
   const int in_cap = 2 * n + 8;
   mixcomm_status_t st = MIXCOMM_SUCCESS;
   int nin = 0, received = 0;
@@ -184,7 +178,7 @@ mixcomm_status_t mixcomm__fdx_exchange(mixcomm__fdx_t* x, int my_fd) {
       socklen_t cl = sizeof cred;
       if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) {
         st = mixcomm__sys_error("fd exchange: getsockopt(SO_PEERCRED)");
-        mixcomm__fdx_close_fd(fd);
+        mixcomm__close_fd(fd, "fd exchange");
         goto done;
       }
       if (cred.uid != getuid()) {
@@ -194,7 +188,7 @@ mixcomm_status_t mixcomm__fdx_exchange(mixcomm__fdx_t* x, int my_fd) {
                             "running as uid %u",
                             me, x->bs->rank, (unsigned)cred.uid, (int)cred.pid, x->path,
                             (unsigned)getuid());
-        mixcomm__fdx_close_fd(fd);
+        mixcomm__close_fd(fd, "fd exchange");
         goto done;
       }
       if (nin == in_cap) {
@@ -202,7 +196,7 @@ mixcomm_status_t mixcomm__fdx_exchange(mixcomm__fdx_t* x, int my_fd) {
                             "fd exchange (local rank %d, world rank %d): more than %d "
                             "connections to %s; only %d local peers were expected",
                             me, x->bs->rank, in_cap, x->path, n - 1);
-        mixcomm__fdx_close_fd(fd);
+        mixcomm__close_fd(fd, "fd exchange");
         goto done;
       }
       in[nin].fd = fd;
@@ -220,7 +214,7 @@ mixcomm_status_t mixcomm__fdx_exchange(mixcomm__fdx_t* x, int my_fd) {
         goto done;
       if (r == 1) {
         MIXCOMM_CHECK_GOTO(take_fd(x, &in[i]), st, done);
-        mixcomm__fdx_close_fd(in[i].fd);
+        mixcomm__close_fd(in[i].fd, "fd exchange");
         in[i].fd = -1;
         received++;
       }
@@ -228,7 +222,7 @@ mixcomm_status_t mixcomm__fdx_exchange(mixcomm__fdx_t* x, int my_fd) {
     if (sent == n && received == n - 1)
       break;
     /* Wait. */
-    long long left = deadline - now_ms();
+    long long left = deadline - mixcomm__monotonic_ms();
     if (left <= 0) {
       char who[512], whom[512];
       int nmiss = 0, nout = 0;
@@ -288,11 +282,11 @@ mixcomm_status_t mixcomm__fdx_exchange(mixcomm__fdx_t* x, int my_fd) {
 done:
   if (out != NULL)
     for (int j = 0; j < n; j++)
-      mixcomm__fdx_close_fd(out[j].fd);
+      mixcomm__close_fd(out[j].fd, "fd exchange");
   if (in != NULL)
     for (int i = 0; i < nin; i++) {
-      mixcomm__fdx_close_fd(in[i].fd);
-      mixcomm__fdx_close_fd(in[i].rfd);
+      mixcomm__close_fd(in[i].fd, "fd exchange");
+      mixcomm__close_fd(in[i].rfd, "fd exchange");
     }
   free(out);
   free(in);

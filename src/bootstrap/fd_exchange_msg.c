@@ -11,6 +11,7 @@
 
 #include "bootstrap/byte_order.h"
 #include "bootstrap/fd_exchange_msg.h"
+#include "bootstrap/os_util.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -107,11 +108,6 @@ mixcomm_status_t mixcomm__fdx_check_hello(const mixcomm__fdx_node_t* n, const un
   return MIXCOMM_SUCCESS;
 }
 
-static void close_fd(int fd) {
-  if (fd >= 0 && close(fd) != 0 && errno != EINTR)
-    MIXCOMM_DEBUG("fd exchange: close(%d) failed: %s", fd, strerror(errno));
-}
-
 /* Keep the first descriptor of the control data, close every other (SCM_RIGHTS only; the
  * socket has no other option set, so the kernel sends nothing else). */
 static void take_rights(struct msghdr* m, int* rfd) {
@@ -126,7 +122,7 @@ static void take_rights(struct msghdr* m, int* rfd) {
       if (*rfd < 0)
         *rfd = fd;
       else
-        close_fd(fd);
+        mixcomm__close_fd(fd, "fd exchange");
     }
   }
 }

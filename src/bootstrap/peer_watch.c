@@ -97,22 +97,20 @@ mixcomm_status_t mixcomm__peer_watch_start(mixcomm_bootstrap_t* bs, mixcomm__pee
   *out = NULL;
   if (bs == NULL || fn == NULL || bs->size <= 1)
     return MIXCOMM_SUCCESS;
-  /* n <= size connections: allocate for size, before knowing n, so one path frees all. */
   int* fds = malloc((size_t)bs->size * sizeof *fds);
   int* ranks = malloc((size_t)bs->size * sizeof *ranks);
-  mixcomm__peer_watch_t* w = calloc(1, sizeof *w);
-  struct pollfd* pf = calloc((size_t)bs->size + 1, sizeof *pf);
-  const int n = fds == NULL || ranks == NULL ? 0 : mixcomm__tcp_links(bs, fds, ranks, bs->size);
-  if (n == 0 || w == NULL || pf == NULL) {
-    const int oom = fds == NULL || ranks == NULL || (n > 0 && (w == NULL || pf == NULL));
+  const int n = fds == NULL || ranks == NULL ? -1 : mixcomm__tcp_links(bs, fds, ranks, bs->size);
+  mixcomm__peer_watch_t* w = n > 0 ? calloc(1, sizeof *w) : NULL;
+  struct pollfd* pf = n > 0 ? calloc((size_t)n + 1, sizeof *pf) : NULL;
+  if (w == NULL || pf == NULL) {
     free(fds);
     free(ranks);
     free(w);
     free(pf);
-    if (oom)
-      return mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY,
-                            "starting the watch on lost peers: out of host memory");
-    return MIXCOMM_SUCCESS; /* a bootstrap of callbacks: the waits' timeout is the only bound */
+    if (n == 0)
+      return MIXCOMM_SUCCESS; /* a bootstrap of callbacks: the waits' timeout is the only bound */
+    return mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY,
+                          "starting the watch on lost peers: out of host memory");
   }
   *w = (mixcomm__peer_watch_t){.bs = bs, .fn = fn, .arg = arg, .n = n, .pf = pf, .ranks = ranks,
                                .wake = {-1, -1}};

@@ -102,7 +102,7 @@ static void close_gracefully(int fd) {
       continue;
     break;
   }
-  mixcomm__tcp_close_fd(fd);
+  mixcomm__close_fd(fd, "bootstrap");
 }
 
 static void tcp_destroy(void* ctx) {
@@ -179,7 +179,7 @@ mixcomm_status_t mixcomm_bootstrap_tcp_create(const mixcomm_tcp_options_t* optio
     st = mixcomm__tcp_root_listen(c, addr, port, &lfd);
     if (st == MIXCOMM_SUCCESS) {
       st = mixcomm__tcp_root_setup(c, lfd, token);
-      mixcomm__tcp_close_fd(lfd);
+      mixcomm__close_fd(lfd, "bootstrap");
     }
   } else if (size > 1) {
     st = mixcomm__tcp_nonroot_setup(c, addr, port, token);

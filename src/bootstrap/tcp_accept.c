@@ -61,7 +61,7 @@ mixcomm_status_t mixcomm__tcp_root_listen(mixcomm__tcp_ctx_t* c, const char* add
       *out_fd = fd;
       return MIXCOMM_SUCCESS;
     }
-    mixcomm__tcp_close_fd(fd);
+    mixcomm__close_fd(fd, "bootstrap");
   }
   freeaddrinfo(res);
   if (last_errno == EADDRINUSE)
@@ -92,22 +92,22 @@ static void refuse(pending_t* p, mixcomm_status_t st, const char* reason, char* 
   MIXCOMM_INFO("bootstrap: rank 0 refused a connection from %s: %s", p->from, reason);
   snprintf(last_refusal, cap, "%s (from %s)", reason, p->from);
   mixcomm__tcp_send_now(p->fd, MIXCOMM__MSG_REJECT, st, 0, 0, reason);
-  mixcomm__tcp_close_fd(p->fd);
+  mixcomm__close_fd(p->fd, "bootstrap");
   p->fd = -1;
 }
 
 /* Rank r's hello was accepted (mixcomm__tcp_judge_hello): tell it how long rank 0 will wait. */
 static void admit(mixcomm__tcp_ctx_t* c, pending_t* p, int r, long long deadline, int* joined) {
   unsigned char msg[HDR_SIZE];
-  long long left = deadline - mixcomm__tcp_now_ms();
+  long long left = deadline - mixcomm__monotonic_ms();
   mixcomm__tcp_encode_hdr(msg, MIXCOMM__MSG_ACCEPTED, (uint32_t)(left > 0 ? left : 0), 0, 0, 0);
   /* A fresh socket takes 40 bytes at once; bound it anyway. */
-  long long until = mixcomm__tcp_now_ms() + 1000;
+  long long until = mixcomm__monotonic_ms() + 1000;
   mixcomm_status_t st = mixcomm__tcp_send_msg(
       p->fd, r, msg, NULL, 0, until < deadline ? until : deadline, 1000, "bootstrap setup");
   if (st != MIXCOMM_SUCCESS) {
     MIXCOMM_INFO("bootstrap: rank %d vanished while joining: %s", r, mixcomm_last_error());
-    mixcomm__tcp_close_fd(p->fd);
+    mixcomm__close_fd(p->fd, "bootstrap");
     p->fd = -1;
     return;
   }
@@ -171,7 +171,7 @@ static void poll_on(struct pollfd* pf, int* who, int* n, int fd, int whose) {
 
 mixcomm_status_t mixcomm__tcp_root_setup(mixcomm__tcp_ctx_t* c, int lfd,
                                          const unsigned char* token) {
-  const long long deadline = mixcomm__tcp_now_ms() + c->timeout_ms;
+  const long long deadline = mixcomm__monotonic_ms() + c->timeout_ms;
   const int need = c->size - 1;
   const int cap = c->size + 64;
   int joined = 0, npend = 0, refused = 0;
@@ -211,7 +211,7 @@ mixcomm_status_t mixcomm__tcp_root_setup(mixcomm__tcp_ctx_t* c, int lfd,
         /* A joined rank must stay silent until OK: readable means it closed (or misbehaves). */
         const int r = who[k];
         MIXCOMM_INFO("bootstrap: rank %d closed its connection before every rank joined", r);
-        mixcomm__tcp_close_fd(c->fds[r]);
+        mixcomm__close_fd(c->fds[r], "bootstrap");
         c->fds[r] = -1;
         left_early[r] = 1;
         joined--;
@@ -225,7 +225,7 @@ mixcomm_status_t mixcomm__tcp_root_setup(mixcomm__tcp_ctx_t* c, int lfd,
         if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
           break;
         if (got <= 0) {
-          mixcomm__tcp_close_fd(p->fd);
+          mixcomm__close_fd(p->fd, "bootstrap");
           p->fd = -1;
           break;
         }
@@ -236,7 +236,7 @@ mixcomm_status_t mixcomm__tcp_root_setup(mixcomm__tcp_ctx_t* c, int lfd,
           continue;
         if (v.verdict == MIXCOMM__HELLO_DROP) {
           MIXCOMM_INFO("bootstrap: rank 0 dropped a connection from %s: %s", p->from, v.reason);
-          mixcomm__tcp_close_fd(p->fd);
+          mixcomm__close_fd(p->fd, "bootstrap");
           p->fd = -1;
         } else if (v.verdict == MIXCOMM__HELLO_REFUSE) {
           refused++;
@@ -274,7 +274,7 @@ mixcomm_status_t mixcomm__tcp_root_setup(mixcomm__tcp_ctx_t* c, int lfd,
               "bootstrap: rank 0 has %d connections that sent no hello; dropping the "
               "oldest, from %s",
               cap, pend[0].from);
-          mixcomm__tcp_close_fd(pend[0].fd);
+          mixcomm__close_fd(pend[0].fd, "bootstrap");
           memmove(pend, pend + 1, (size_t)(npend - 1) * sizeof *pend);
           npend--;
         }
@@ -310,7 +310,7 @@ mixcomm_status_t mixcomm__tcp_root_setup(mixcomm__tcp_ctx_t* c, int lfd,
 
 out:
   for (int i = 0; i < npend; i++)
-    mixcomm__tcp_close_fd(pend[i].fd);
+    mixcomm__close_fd(pend[i].fd, "bootstrap");
   free(left_early);
   free(pend);
   free(pf);

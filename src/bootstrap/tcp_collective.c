@@ -24,7 +24,7 @@ static mixcomm_status_t root_allgather(mixcomm__tcp_ctx_t* c, const void* send, 
                                        size_t bytes, uint64_t seq, const char* what) {
   const int n = c->size - 1;
   const size_t total = (size_t)c->size * bytes;
-  const long long deadline = mixcomm__tcp_now_ms() + c->timeout_ms;
+  const long long deadline = mixcomm__monotonic_ms() + c->timeout_ms;
   mixcomm_status_t st = MIXCOMM_SUCCESS;
   mixcomm__tcp_closed_peer = -1;
   unsigned char* hdrs = malloc((size_t)c->size * HDR_SIZE);
@@ -138,7 +138,7 @@ static mixcomm_status_t nonroot_allgather(mixcomm__tcp_ctx_t* c, const void* sen
                                           size_t bytes, uint64_t seq, const char* what) {
   const int fd = c->fds[0];
   const size_t total = (size_t)c->size * bytes;
-  const long long deadline = mixcomm__tcp_now_ms() + c->timeout_ms;
+  const long long deadline = mixcomm__monotonic_ms() + c->timeout_ms;
   const long long answer_deadline = deadline + mixcomm__tcp_grace_ms(c->timeout_ms);
   mixcomm_status_t st;
   unsigned char hbuf[HDR_SIZE];

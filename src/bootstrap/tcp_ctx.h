@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bootstrap/os_util.h"
 #include "bootstrap/tcp_internal.h"
 #include "mixcomm.h"
 
@@ -31,15 +32,13 @@ typedef struct mixcomm__tcp_ctx {
                          * mixcomm__tcp_lost_rank's peek (the others) */
 } mixcomm__tcp_ctx_t;
 
-/* ---- time and small helpers (tcp_xfer.c) ---- */
+/* ---- time and small helpers (tcp_xfer.c; the clock and close() in os_util.h) ---- */
 
-long long mixcomm__tcp_now_ms(void);
 /* Milliseconds left before deadline, for poll() (0 once it passed). */
 int mixcomm__tcp_poll_ms(long long deadline);
 /* How much longer a non-root waits for rank 0's answer than rank 0 waits for the ranks:
  * timeout/2, clamped to [0.5 s, 5 s], so that rank 0 is the one to name the rank at fault. */
 int mixcomm__tcp_grace_ms(int timeout_ms);
-void mixcomm__tcp_close_fd(int fd);
 /* Sleep until min(deadline, now + ms), tolerating signals. */
 void mixcomm__tcp_sleep_until(long long deadline, int ms);
 /* "rank 2" or "rank 1, rank 2 and rank 5" (at most 8 named, then "and N more"). */

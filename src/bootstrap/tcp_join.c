@@ -43,7 +43,7 @@ static int try_connect(const char* addr, const char* port, long long deadline, c
     }
     int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
     if (rc != 0 && (errno == EINPROGRESS || errno == EINTR)) {
-      long long until = mixcomm__tcp_now_ms() + 2000;
+      long long until = mixcomm__monotonic_ms() + 2000;
       if (until > deadline)
         until = deadline;
       struct pollfd pf = {fd, POLLOUT, 0};
@@ -74,7 +74,7 @@ static int try_connect(const char* addr, const char* port, long long deadline, c
     if (rc == 0)
       out = fd;
     else
-      mixcomm__tcp_close_fd(fd);
+      mixcomm__close_fd(fd, "bootstrap");
   }
   freeaddrinfo(res);
   return out;
@@ -124,7 +124,7 @@ static mixcomm_status_t join(mixcomm__tcp_ctx_t* c, const unsigned char* token, 
     switch (mixcomm__tcp_classify_setup(buf, &h, &wait_ms)) {
       case MIXCOMM__SETUP_ACCEPTED:
         accepted = 1;
-        wait_until = mixcomm__tcp_now_ms() + wait_ms + mixcomm__tcp_grace_ms(c->timeout_ms);
+        wait_until = mixcomm__monotonic_ms() + wait_ms + mixcomm__tcp_grace_ms(c->timeout_ms);
         continue;
       case MIXCOMM__SETUP_OK:
         return MIXCOMM_SUCCESS;
@@ -157,14 +157,14 @@ static mixcomm_status_t join(mixcomm__tcp_ctx_t* c, const unsigned char* token, 
 
 mixcomm_status_t mixcomm__tcp_nonroot_setup(mixcomm__tcp_ctx_t* c, const char* addr, int port,
                                             const unsigned char* token) {
-  const long long deadline = mixcomm__tcp_now_ms() + c->timeout_ms;
+  const long long deadline = mixcomm__monotonic_ms() + c->timeout_ms;
   char ps[16], last_err[256] = "no attempt";
   snprintf(ps, sizeof ps, "%d", port);
   for (;;) {
     int fd = -1;
     for (;;) {
       fd = try_connect(addr, ps, deadline, last_err, sizeof last_err);
-      if (fd >= 0 || mixcomm__tcp_now_ms() >= deadline)
+      if (fd >= 0 || mixcomm__monotonic_ms() >= deadline)
         break;
       mixcomm__tcp_sleep_until(deadline, 50);
     }
@@ -187,7 +187,7 @@ mixcomm_status_t mixcomm__tcp_nonroot_setup(mixcomm__tcp_ctx_t* c, const char* a
     snprintf(last_err, sizeof last_err,
              "rank 0 closed the connection before answering the hello (too many connections "
              "to it at once?)");
-    mixcomm__tcp_close_fd(fd);
+    mixcomm__close_fd(fd, "bootstrap");
     c->fds[0] = -1;
     mixcomm__tcp_sleep_until(deadline, 20);
   }

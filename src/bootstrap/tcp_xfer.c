@@ -21,14 +21,8 @@
 
 #define HDR_SIZE MIXCOMM__TCP_HDR_SIZE
 
-long long mixcomm__tcp_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int mixcomm__tcp_poll_ms(long long deadline) {
-  long long left = deadline - mixcomm__tcp_now_ms();
+  long long left = deadline - mixcomm__monotonic_ms();
   if (left < 0)
     return 0;
   return left > INT_MAX ? INT_MAX : (int)left;
@@ -43,13 +37,8 @@ int mixcomm__tcp_grace_ms(int timeout_ms) {
   return g;
 }
 
-void mixcomm__tcp_close_fd(int fd) {
-  if (fd >= 0 && close(fd) != 0 && errno != EINTR)
-    MIXCOMM_DEBUG("bootstrap: close(%d) failed: %s", fd, strerror(errno));
-}
-
 void mixcomm__tcp_sleep_until(long long deadline, int ms) {
-  long long until = mixcomm__tcp_now_ms() + ms;
+  long long until = mixcomm__monotonic_ms() + ms;
   if (until > deadline)
     until = deadline;
   for (;;) {
