@@ -613,6 +613,29 @@ int with_dtype(int dtype, int unknown, F f) {
   }
 }
 
+/* The fewest CTAs of `block` threads that fit on one SM over n kernels, folded into *fewest
+ * (which the caller starts large): the co-residency bound must hold for whichever kernel a
+ * call of that block runs. */
+inline cudaError_t fold_fewest_blocks(const void* const* kernels, int n, int block, int* fewest) {
+  for (int i = 0; i < n; i++) {
+    int blocks = 0;
+    const cudaError_t e =
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernels[i], block, 0);
+    if (e != cudaSuccess)
+      return e;
+    *fewest = blocks < *fewest ? blocks : *fewest;
+  }
+  return cudaSuccess;
+}
+
+/* f(TypeTag<T>{}) for the occupancy questions: a dtype that is not a 16-bit one answers for
+ * float (an unknown dtype is refused before any launch). */
+template <typename F>
+int with_occupancy_dtype(int dtype, F f) {
+  const int as = dtype == MIXCOMM_FLOAT16 || dtype == MIXCOMM_BFLOAT16 ? dtype : MIXCOMM_FLOAT32;
+  return with_dtype(as, (int)cudaErrorInvalidValue, f);
+}
+
 /* A fused call's launch: an unknown dtype is cudaErrorInvalidValue, an empty grid launches
  * nothing, else f(TypeTag<T>{}, Variant<...>{}, grid) for its element type and instantiation. */
 template <typename F>

@@ -212,7 +212,7 @@ __device__ void epilogue_rows(const mixcomm__epilogue_args_t& e, int64_t vecs, i
   const int64_t r0 = begin / V, per_block = (end - begin + V - 1) / V;
   const int64_t nrows = per_block * blocks;
   if (nrows == 0)
-    return; /* uniform over the CTA: an uneven call's CTA beyond the largest block */
+    return; /* uniform over the CTA: the one CTA of an uneven call whose blocks are all empty */
   const int nwarps = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wpr = nrows >= nwarps ? 1 : (int)(nwarps / nrows);
   const int groups = nwarps / wpr, group = warp / wpr;

@@ -320,30 +320,21 @@ cudaError_t blocks_per_sm(int block, int* blocks) {
                          (const void*)oneshot_kernel<T, true, false, kSmallBlock>,
                          (const void*)twoshot_kernel<T, true, false, kSmallBlock>};
   int fewest = 1 << 30;
-  for (int set = 0; set < 2; set++) {
-    const int b = set == 0 ? block : (block < kSmallBlock ? block : kSmallBlock);
-    const void* const* list = set == 0 ? general : small;
-    const int count = set == 0 ? (int)(sizeof general / sizeof general[0])
-                               : (int)(sizeof small / sizeof small[0]);
-    for (int i = 0; i < count; i++) {
-      int n = 0;
-      const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, list[i], b, 0);
-      if (e != cudaSuccess)
-        return e;
-      fewest = n < fewest ? n : fewest;
-    }
-  }
-  *blocks = fewest;
-  return cudaSuccess;
+  cudaError_t e = fold_fewest_blocks(general, (int)(sizeof general / sizeof general[0]), block,
+                                     &fewest);
+  if (e == cudaSuccess)
+    e = fold_fewest_blocks(small, (int)(sizeof small / sizeof small[0]),
+                           block < kSmallBlock ? block : kSmallBlock, &fewest);
+  if (e == cudaSuccess)
+    *blocks = fewest;
+  return e;
 }
 
 }  // namespace
 }  // namespace mixcomm
 
 extern "C" int mixcomm__intranode_blocks_per_sm(int dtype, int block, int* blocks) {
-  /* An unknown dtype is refused before any launch; float's kernels answer for it here. */
-  const int as = dtype == MIXCOMM_FLOAT16 || dtype == MIXCOMM_BFLOAT16 ? dtype : MIXCOMM_FLOAT32;
-  return mixcomm::with_dtype(as, (int)cudaErrorInvalidValue, [&](auto tag) {
+  return mixcomm::with_occupancy_dtype(dtype, [&](auto tag) {
     return (int)mixcomm::blocks_per_sm<typename decltype(tag)::type>(block, blocks);
   });
 }

@@ -47,7 +47,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const CtaRange cta = cta_range(a);
   const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
-  const uint64_t hash = call_hash(a) << 40;
+  const uint64_t hash = signal_hash(a);
   Waiter w(a);
   bool ok = true;
   auto finish_rows = [&] {
@@ -189,7 +189,7 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const CtaRange cta = cta_range(a);
   const int64_t begin = cta.begin, end = cta.end;
   const uint4* in = static_cast<const uint4*>(a.x_in);
-  const uint64_t hash = call_hash(a) << 40;
+  const uint64_t hash = signal_hash(a);
   Waiter w(a);
   bool ok = true;
   auto finish_rows = [&] {

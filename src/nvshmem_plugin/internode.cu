@@ -40,8 +40,8 @@
  * thread taking nodes t, t + blockDim.x, ... (wait_nodes): any number of nodes whatever the
  * block size. Each local rank has one thread for itself in the node rounds (t < L), which a
  * block of at least 32 threads always has (L <= MIXCOMM_MAX_LOCAL_SIZE = 16; static_assert
- * below). After a signal is seen, one NVSHMEM test call on its word gives transports that need
- * it their consistency step (wait_signal).
+ * in internode_common.cuh). After a signal is seen, one NVSHMEM test call on its word gives
+ * transports that need it their consistency step (wait_signal).
  *
  * Pipelining. Every kernel here runs its steps software-pipelined (run_pipelined): produce(s)
  * starts step s up to and including its put across nodes, consume(s) finishes it; each CTA
@@ -92,7 +92,6 @@
  * uneven calls (the host refuses them).
  */
 #include "nvshmem_plugin/bytes_kernels.cuh"
-#include "nvshmem_plugin/internode_common.cuh"
 #include "nvshmem_plugin/waits_kernel.cuh"
 
 namespace mixcomm {
@@ -102,7 +101,8 @@ template <typename T, bool kEpilogue, bool kUneven>
 int launch_variant(const mixcomm__kargs_t* a, unsigned grid, cudaStream_t stream) {
   if (a->mode == MIXCOMM_MODE_FUSED_OPT_WAITS_UC)
     return launch_fused(waits_kernel<T, kEpilogue, kUneven>, grid, *a, stream);
-  if constexpr (!kUneven) { /* uneven calls run WAITS only (run_uneven.c refuses the others) */
+  /* Uneven calls run WAITS only (core/validate_uneven.c refuses the others). */
+  if constexpr (!kUneven) {
     if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES1_UC)
       return launch_fused(bytes1_kernel<T, kEpilogue>, grid, *a, stream);
     if (a->mode == MIXCOMM_MODE_FUSED_OPT_BYTES2_UC)
@@ -124,15 +124,11 @@ int occupancy(int block, int* blocks) {
                            (const void*)waits_kernel<T, false, true>,
                            (const void*)waits_kernel<T, true, true>};
   int fewest = 1 << 30;
-  for (const void* k : kernels) {
-    int n = 0;
-    const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, block, 0);
-    if (e != cudaSuccess)
-      return (int)e;
-    fewest = n < fewest ? n : fewest;
-  }
-  *blocks = fewest;
-  return (int)cudaSuccess;
+  const cudaError_t e =
+      fold_fewest_blocks(kernels, (int)(sizeof kernels / sizeof kernels[0]), block, &fewest);
+  if (e == cudaSuccess)
+    *blocks = fewest;
+  return (int)e;
 }
 
 }  // namespace
@@ -147,9 +143,7 @@ extern "C" int mixcomm__nvshmem_launch(const mixcomm__kargs_t* a, cudaStream_t s
 }
 
 extern "C" int mixcomm__nvshmem_blocks_per_sm(int dtype, int block, int* blocks) {
-  /* An unknown dtype is refused before any launch; float's kernels answer for it here. */
-  const int as = dtype == MIXCOMM_FLOAT16 || dtype == MIXCOMM_BFLOAT16 ? dtype : MIXCOMM_FLOAT32;
-  return mixcomm::with_dtype(as, (int)cudaErrorInvalidValue, [&](auto tag) {
+  return mixcomm::with_occupancy_dtype(dtype, [&](auto tag) {
     return mixcomm::occupancy<typename decltype(tag)::type>(block, blocks);
   });
 }

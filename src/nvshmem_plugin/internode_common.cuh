@@ -2,7 +2,8 @@
  * The pieces every cross-node kernel shares (internode.cu describes the protocol): signal
  * epochs and hashes, the symmetric staging rows, bounded waits for a node's signal, block-wide
  * puts with a signal, sums of local rows, and the input block a rank sends to a node. Included
- * once, by internode.cu: one translation unit holds every cross-node kernel.
+ * by the kernel headers (waits_kernel.cuh, bytes_kernels.cuh), all of them by internode.cu only:
+ * one translation unit holds every cross-node kernel.
  */
 #ifndef MIXCOMM_NVSHMEM_PLUGIN_INTERNODE_COMMON_CUH_
 #define MIXCOMM_NVSHMEM_PLUGIN_INTERNODE_COMMON_CUH_
@@ -147,13 +148,17 @@ __device__ __forceinline__ int64_t inter_block(const mixcomm__kargs_t& a, int k,
 /* The hash in the signal value: of the call, and for an uneven call also of its list (the
  * table's hash, uneven.cuh), so that a node with another list, maximum or row length is a
  * MISMATCH. The plain instantiation keeps the call's hash alone. */
+__device__ __forceinline__ uint64_t signal_hash(const mixcomm__kargs_t& a) {
+  return call_hash(a) << 40;
+}
+
 template <bool kUneven>
 __device__ __forceinline__ uint64_t signal_hash(const mixcomm__kargs_t& a,
                                                 const Blocks<kUneven>& B) {
-  uint64_t h = call_hash(a);
   if constexpr (kUneven)
-    h = (uint64_t)(hash_word((uint32_t)h, (uint64_t)B.t->hash) & 0xFFFFFFu);
-  return h << 40;
+    return (uint64_t)(hash_word((uint32_t)call_hash(a), (uint64_t)B.t->hash) & 0xFFFFFFu) << 40;
+  else
+    return signal_hash(a);
 }
 
 }  // namespace
