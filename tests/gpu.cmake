@@ -10,6 +10,7 @@ add_executable(mixcomm-gpu-tests
   ${MIXCOMM_ROOT}/tests/gpu/epilogue.c
   ${MIXCOMM_ROOT}/tests/gpu/uneven.c
   ${MIXCOMM_ROOT}/tests/gpu/uneven_errors.c
+  ${MIXCOMM_ROOT}/tools/common/args.c
   ${MIXCOMM_ROOT}/tools/common/refdata.c
   ${MIXCOMM_ROOT}/tools/common/spawn.c)
 target_include_directories(mixcomm-gpu-tests PRIVATE

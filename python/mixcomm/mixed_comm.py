@@ -432,48 +432,30 @@ class MixedCommHandler:
     def _enqueue(self, op: int, mode: int, in_ptr: int, out_ptr: int, rows: int,
                  row_elems: int, stream: int) -> None:
         """mixcomm_run on raw pointers (the custom ops' real implementation ends here)."""
-        h = self._live()
-        bs = self._bs
-        bs.clear()
-        st = _lib.load().mixcomm_run(h, op, in_ptr, out_ptr, rows, row_elems, mode, stream)
-        if st != _lib.SUCCESS:
-            raise _lib.make_error(st, f"run_mixed_comm({OP_NAMES[op]})", bs.failure_note())
+        self._call(f"run_mixed_comm({OP_NAMES[op]})", _lib.load().mixcomm_run, self._live(), op,
+                   in_ptr, out_ptr, rows, row_elems, mode, stream)
 
     def _enqueue_epilogue(self, op: int, mode: int, in_ptr: int, out_ptr: int, rows: int,
                           row_elems: int, epilogue, stream: int) -> None:
         """mixcomm_run_epilogue on raw pointers (epilogue: an _lib.Epilogue)."""
-        h = self._live()
-        bs = self._bs
-        bs.clear()
-        st = _lib.load().mixcomm_run_epilogue(h, op, in_ptr, out_ptr, rows, row_elems,
-                                              ctypes.byref(epilogue), mode, stream)
-        if st != _lib.SUCCESS:
-            raise _lib.make_error(st, f"run_mixed_comm({OP_NAMES[op]}, with an epilogue)",
-                                  bs.failure_note())
+        self._call(f"run_mixed_comm({OP_NAMES[op]}, with an epilogue)",
+                   _lib.load().mixcomm_run_epilogue, self._live(), op, in_ptr, out_ptr, rows,
+                   row_elems, ctypes.byref(epilogue), mode, stream)
 
     def _enqueue_v(self, op: int, mode: int, in_ptr: int, out_ptr: int, dp_rows, row_elems: int,
                    stream: int) -> None:
         """mixcomm_run_v on raw pointers (dp_rows: a sequence of dp_size ints)."""
         h = self._live()
-        bs = self._bs
-        bs.clear()
         arr = (ctypes.c_int64 * len(dp_rows))(*dp_rows)
-        st = _lib.load().mixcomm_run_v(h, op, in_ptr, out_ptr, arr, row_elems, None, mode, stream)
-        if st != _lib.SUCCESS:
-            raise _lib.make_error(st, f"run_mixed_comm({OP_NAMES[op]}, dp_rows)",
-                                  bs.failure_note())
+        self._call(f"run_mixed_comm({OP_NAMES[op]}, dp_rows)", _lib.load().mixcomm_run_v, h, op,
+                   in_ptr, out_ptr, arr, row_elems, None, mode, stream)
 
     def _enqueue_v_device(self, op: int, mode: int, in_ptr: int, out_ptr: int, rows_ptr: int,
                           max_rows: int, row_elems: int, stream: int) -> None:
         """mixcomm_run_v_device on raw pointers (rows_ptr: dp_size int32 on the GPU)."""
-        h = self._live()
-        bs = self._bs
-        bs.clear()
-        st = _lib.load().mixcomm_run_v_device(h, op, in_ptr, out_ptr, rows_ptr, max_rows,
-                                              row_elems, None, mode, stream)
-        if st != _lib.SUCCESS:
-            raise _lib.make_error(st, f"run_mixed_comm({OP_NAMES[op]}, dp_rows on the device)",
-                                  bs.failure_note())
+        self._call(f"run_mixed_comm({OP_NAMES[op]}, dp_rows on the device)",
+                   _lib.load().mixcomm_run_v_device, self._live(), op, in_ptr, out_ptr, rows_ptr,
+                   max_rows, row_elems, None, mode, stream)
 
     def _call(self, what: str, fn, *args) -> None:
         """Run a (possibly collective) library call; raise with the bootstrap's story."""

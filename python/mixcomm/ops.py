@@ -457,9 +457,7 @@ def current_stream_handle(device: torch.device) -> int:
 
 def _launch(handler, op: int, mode: int, x_in: torch.Tensor, x_out: torch.Tensor) -> None:
     rows = x_in.shape[0]
-    row_elems = 1
-    for d in x_in.shape[1:]:
-        row_elems *= d
+    row_elems = _product(x_in.shape[1:])
     handler._enqueue(op, mode, x_in.data_ptr(), x_out.data_ptr(), rows, row_elems,
                      current_stream_handle(x_in.device))
 
@@ -507,9 +505,7 @@ def _mixed_comm_epilogue_impl(x_in, x_out, residual_in, residual_out, residual_i
     e.quant_out = _ptr(quant_out) or None
     e.quant_scale = _ptr(scale_factor) or None
     rows = x_in.shape[0]
-    row_elems = 1
-    for d in x_in.shape[1:]:
-        row_elems *= d
+    row_elems = _product(x_in.shape[1:])
     handler._enqueue_epilogue(op, comm_mode, x_in.data_ptr(), _ptr(x_out), rows, row_elems, e,
                               current_stream_handle(x_in.device))
 
@@ -522,21 +518,14 @@ def _mixed_comm_epilogue_fake(x_in, x_out, residual_in, residual_out, residual_i
                    quant_out, scale_factor)
 
 
-def _row_elems(x_in) -> int:
-    n = 1
-    for d in x_in.shape[1:]:
-        n *= d
-    return n
-
-
 def _launch_v(handler, op, mode, x_in, x_out, dp_rows) -> None:
     handler._enqueue_v(op, mode, x_in.data_ptr(), x_out.data_ptr(), list(dp_rows),
-                       _row_elems(x_in), current_stream_handle(x_in.device))
+                       _product(x_in.shape[1:]), current_stream_handle(x_in.device))
 
 
 def _launch_v_device(handler, op, mode, x_in, x_out, rows_dev, max_rows) -> None:
     handler._enqueue_v_device(op, mode, x_in.data_ptr(), x_out.data_ptr(), rows_dev.data_ptr(),
-                              max_rows, _row_elems(x_in), current_stream_handle(x_in.device))
+                              max_rows, _product(x_in.shape[1:]), current_stream_handle(x_in.device))
 
 
 def _mixed_comm_v_impl(x_in, dp_rows, op, comm_mode, handler_id):

@@ -24,25 +24,18 @@
 #include <cuda_runtime_api.h>
 
 #include "bootstrap/bootstrap.h"
+#include "common/args.h"
 #include "common/refdata.h"
 #include "common/spawn.h"
 #include "gpu/gpu_suite.h"
 
 /* ---- options --------------------------------------------------------------------------- */
 
+/* A comma-separated list of at most max positive integers: its length, or -1. */
 static int parse_list(const char* s, int* out, int max) {
   int n = 0;
-  while (*s && n < max) {
-    char* end;
-    long v = strtol(s, &end, 10);
-    if (end == s || v < 1)
-      return -1;
-    out[n++] = (int)v;
-    s = *end == ',' ? end + 1 : end;
-    if (*end && *end != ',')
-      return -1;
-  }
-  return n;
+  char bad[32];
+  return args_parse_int_list(s, 256, 1, 1 << 20, out, max, &n, bad, sizeof bad) == 0 ? n : -1;
 }
 
 static void usage(void) {
@@ -94,6 +87,13 @@ int main(int argc, char** argv) {
   opt.timeout_ms = 10000;
   opt.late_rank = -1;
   opt.late_ms = 3000;
+  const args_int_option_t numbers[] = {
+      {"--grid", 0, 4096, &opt.grid},
+      {"--timeout-ms", 0, 24 * 3600 * 1000, &opt.timeout_ms},
+      {"--late-rank", -1, 1 << 20, &opt.late_rank},
+      {"--late-ms", 0, 3600 * 1000, &opt.late_ms},
+  };
+  int number = 0;
   for (int i = 1; i < argc; i++) {
     const char* a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -120,11 +120,12 @@ int main(int argc, char** argv) {
     } else if (!strcmp(a, "--only") && v) {
       snprintf(opt.only, sizeof opt.only, "%s", v);
       i++;
-    } else if (!strcmp(a, "--grid") && v) {
-      opt.grid = atoi(v);
-      i++;
-    } else if (!strcmp(a, "--timeout-ms") && v) {
-      opt.timeout_ms = atoi(v);
+    } else if (v && (number = args_int_option(numbers, sizeof numbers / sizeof numbers[0], a,
+                                              v)) != 0) {
+      if (number < 0) {
+        usage();
+        return 2;
+      }
       i++;
     } else if (!strcmp(a, "--inter-tp") && v) {
       opt.ninter_tp = parse_list(v, opt.inter_tp, 8);
@@ -132,12 +133,6 @@ int main(int argc, char** argv) {
         usage();
         return 2;
       }
-      i++;
-    } else if (!strcmp(a, "--late-rank") && v) {
-      opt.late_rank = atoi(v);
-      i++;
-    } else if (!strcmp(a, "--late-ms") && v) {
-      opt.late_ms = atoi(v);
       i++;
     } else {
       usage();
