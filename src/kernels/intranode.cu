@@ -69,6 +69,14 @@ namespace {
  * (kUneven) use the general build only. */
 constexpr int kSmallBlock = 256;
 
+/* The small build is also bounded to 2 CTAs per SM: ptxas then may give a thread up to 128
+ * registers, where bounded by its block alone it kept 64 and spilled up to 96 bytes in the step
+ * loop (now 76-108 registers, no spills; 2-7% faster small one-shot calls, measured in
+ * docs/results/latency-h200.md). blocks_per_sm below counts the bound for the co-residency
+ * check. 0 for the general build: no second bound, so its code is what the block alone gives
+ * (64 registers at 1024 threads). */
+constexpr int min_blocks_of(int max_threads) { return max_threads <= kSmallBlock ? 2 : 0; }
+
 /* begin_call, with the step-0 prefetch in the small build of a plain call only. */
 template <bool kUneven, int kMaxThreads, typename Prefetch>
 __device__ __forceinline__ bool begin_call_of(const mixcomm__kargs_t& a, CallState& call,
@@ -80,7 +88,7 @@ __device__ __forceinline__ bool begin_call_of(const mixcomm__kargs_t& a, CallSta
 }
 
 template <typename T, bool kEpilogue, bool kUneven, int kMaxThreads>
-__global__ void __launch_bounds__(kMaxThreads)
+__global__ void __launch_bounds__(kMaxThreads, min_blocks_of(kMaxThreads))
     oneshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
   const int t = threadIdx.x;
   const CtaRange cta = cta_range(a);
@@ -173,7 +181,7 @@ __global__ void __launch_bounds__(kMaxThreads)
 }
 
 template <typename T, bool kEpilogue, bool kUneven, int kMaxThreads>
-__global__ void __launch_bounds__(kMaxThreads)
+__global__ void __launch_bounds__(kMaxThreads, min_blocks_of(kMaxThreads))
     twoshot_kernel(const __grid_constant__ mixcomm__kargs_t a) {
   const int t = threadIdx.x;
   const CtaRange cta = cta_range(a);
