@@ -70,8 +70,8 @@ namespace {
 constexpr int kSmallBlock = 256;
 
 /* The small build is also bounded to 2 CTAs per SM: ptxas then may give a thread up to 128
- * registers, where bounded by its block alone it kept 64 and spilled up to 96 bytes in the step
- * loop (now 76-108 registers, no spills; 2-7% faster small one-shot calls, measured in
+ * registers, where bounded by its block alone it kept most kernels at 64-80 and they spilled in
+ * the step loop (now 78-108 registers, no spills; calls up to 1 MiB 0-6% faster, measured in
  * docs/results/latency-h200.md). blocks_per_sm below counts the bound for the co-residency
  * check. 0 for the general build: no second bound, so its code is what the block alone gives
  * (64 registers at 1024 threads). */
