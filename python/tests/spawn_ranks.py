@@ -303,16 +303,21 @@ def skipped_without_gpu(what: str) -> bool:
     return False
 
 
-def job_problems(job) -> list:
+def job_problems(job, limit: int = 8) -> list:
     """What went wrong in a job whose ranks write {"fatal", "failures", ...}: each rank's fatal
-    error, its first failures, and the job's report of ranks that did not finish."""
+    error, its first `limit` failures (text, or {"case", "detail"}) and how many more there were,
+    and the job's report of ranks that did not finish."""
     problems = []
     for r, res in enumerate(job.results):
         if res is None:
             continue
         if res["fatal"]:
-            problems.append(f"rank {r}: fatal:\n{res['fatal']}")
-        problems += [f"rank {r}: {f}" for f in res["failures"][:8]]
+            problems.append(f"rank {r}: fatal error:\n{res['fatal']}")
+        for f in res["failures"][:limit]:
+            text = f"{f['case']}: {f['detail']}" if isinstance(f, dict) else f
+            problems.append(f"rank {r}: {text}")
+        if len(res["failures"]) > limit:
+            problems.append(f"rank {r}: ... {len(res['failures']) - limit} more failures")
     if job.report():
         problems.append(job.report())
     return problems

@@ -424,7 +424,7 @@ def worker_main(args):
 
 def run_topology(name, ways, simulate=False, backend=None, timeout=TOPOLOGY_TIMEOUT_S):
     """Run one topology's ranks; (passed, summary dict, report text)."""
-    from spawn_ranks import run_ranks
+    from spawn_ranks import job_problems, run_ranks
     local, inter, _, _ = TOPOLOGIES[name]
     world = local * inter
     backend = backend or ("aot_eager" if simulate else "inductor")
@@ -437,18 +437,7 @@ def run_topology(name, ways, simulate=False, backend=None, timeout=TOPOLOGY_TIME
                                                                           1) // world))
     job = run_ranks(Path(__file__).resolve(), world, args, timeout, tag=f"ops-{name}",
                     env_extra={"TORCHINDUCTOR_COMPILE_THREADS": threads})
-    problems = []
-    for r, res in enumerate(job.results):
-        if res is None:
-            continue
-        if res["fatal"]:
-            problems.append(f"rank {r}: fatal error:\n{res['fatal']}")
-        for f in res["failures"][:10]:
-            problems.append(f"rank {r}: {f['case']}: {f['detail']}")
-        if len(res["failures"]) > 10:
-            problems.append(f"rank {r}: ... {len(res['failures']) - 10} more failures")
-    if job.report():
-        problems.append(job.report())
+    problems = job_problems(job, limit=10)
     groups_checked = 0
     if all(res is not None for res in job.results):
         by_key = {}
