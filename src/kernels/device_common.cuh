@@ -229,23 +229,30 @@ static __device__ __noinline__ void record_error(const mixcomm__kargs_t& a, int 
   atomicExch(&a.control->stop, 1);
 }
 
-/* One thread's view of its deadline. Every wait calls start_wait() first, so the timeout
- * bounds each wait from its start (a rank that is legitimately late for one call, minutes after
- * the previous, is not charged for the time earlier waits took); the deadline itself is read
- * lazily on the first keep_waiting() of the wait, which is called every kSpinsPerCheck polls
- * and returns false (after recording why) when the wait must end. */
-struct Waiter {
+/* One thread's waits. The timeout bounds each wait from its start (a rank that is
+ * legitimately late for one call, minutes after the previous, is not charged for the time
+ * earlier waits took): a wait's deadline is 0 until its first check, which sets it from the
+ * clock. Checks (still_waiting) run every kSpinsPerCheck polls and end the wait, after
+ * recording why, on stop, abort, a lost peer or the deadline.
+ * Where the deadline lives is a register-allocation choice with no effect on behaviour, made
+ * per kernel by measurement (docs/results/latency-h200.md): kDeadlineInRegister keeps it in a
+ * register of the spin loop (the single-node two-shot kernel: 1-3% faster at 4-256 MiB than
+ * with a store per wait), otherwise it is a member that every wait clears (the single-node
+ * one-shot kernel, whose inlined per-row polls spill more and ran 4-6% slower with the
+ * register form; the cross-node kernels, not measured either way). */
+template <bool kDeadlineInRegister>
+struct BasicWaiter {
   const mixcomm__kargs_t& a;
-  uint64_t deadline = 0;
+  uint64_t deadline = 0; /* the member form's */
   int step = 0;
-  __device__ explicit Waiter(const mixcomm__kargs_t& args) : a(args) {}
+  __device__ explicit BasicWaiter(const mixcomm__kargs_t& args) : a(args) {}
 
   __device__ __forceinline__ void start_wait() { deadline = 0; }
 
-  __device__ __noinline__ bool keep_waiting(int peer, int row) {
+  __device__ __forceinline__ bool still_waiting(int peer, int row, uint64_t& wait_deadline) {
     const uint64_t now = global_time_ns();
-    if (deadline == 0)
-      deadline = now + a.timeout_ns;
+    if (wait_deadline == 0)
+      wait_deadline = now + a.timeout_ns;
     if (*reinterpret_cast<volatile int*>(&a.control->stop) != 0)
       return false;
     if (a.host->abort != 0) {
@@ -258,23 +265,40 @@ struct Waiter {
                    nullptr);
       return false;
     }
-    if (now > deadline) {
+    if (now > wait_deadline) {
       record_error(a, MIXCOMM_ERR_TIMEOUT, peer, step, row, nullptr, nullptr);
       return false;
     }
     return true;
   }
 
+  /* The member form's check, out of line (waits are rare enough; the step loop stays short). */
+  __device__ __noinline__ bool keep_waiting(int peer, int row) {
+    return still_waiting(peer, row, deadline);
+  }
+
+  /* The register form's: the deadline to keep, or 0 when the wait must end. */
+  __device__ __noinline__ uint64_t keep_waiting_until(int peer, int row, uint64_t d) {
+    return still_waiting(peer, row, d) ? d : 0;
+  }
+
   /* Spin until *p holds no poison; false if the wait had to end. */
   __device__ __forceinline__ bool poll(const uint4* p, uint4& v, int peer, int row) {
-    start_wait();
+    uint64_t d = 0;
+    if constexpr (!kDeadlineInRegister)
+      start_wait();
     v = load_volatile(p);
     int spins = 0;
     while (poisoned(v)) {
       if (++spins == kSpinsPerCheck) {
         spins = 0;
-        if (!keep_waiting(peer, row))
+        if constexpr (kDeadlineInRegister) {
+          d = keep_waiting_until(peer, row, d);
+          if (d == 0)
+            return false;
+        } else if (!keep_waiting(peer, row)) {
           return false;
+        }
       }
       v = load_volatile(p);
     }
@@ -296,10 +320,13 @@ struct Waiter {
   }
 };
 
+/* The member form (every kernel but the single-node two-shot one). */
+using Waiter = BasicWaiter<false>;
+
 /* Sum, in order, the vectors of rows [first, first + count) of `share` at vector t, taking
  * `own` for the row of `me`; loads are issued four at a time before any is waited for. */
-template <typename T>
-__device__ __forceinline__ bool reduce_rows(Waiter& w, const mixcomm__kargs_t& a, char* share,
+template <typename T, typename W>
+__device__ __forceinline__ bool reduce_rows(W& w, const mixcomm__kargs_t& a, char* share,
                                             int row_base, int first, int count, int me,
                                             uint4 own, int64_t t, Acc<T>& acc) {
   bool ok = true;
@@ -481,9 +508,9 @@ __device__ __forceinline__ void fence_acq_rel_sys() {
  * reads and re-poisoning so far, which include all of step s - 2, are ordered before its
  * later writes), then the block synchronises. The ring-reuse argument of each kernel file rests
  * on this. Every thread runs every phase (phases contain barriers). Ends the call (save_ring). */
-template <typename Produce, typename Consume, typename Relay, typename Finish>
+template <typename W, typename Produce, typename Consume, typename Relay, typename Finish>
 __device__ __forceinline__ void run_pipelined(const mixcomm__kargs_t& a, const CallState& call,
-                                              Waiter& w, Produce produce, Consume consume,
+                                              W& w, Produce produce, Consume consume,
                                               Relay relay, Finish finish) {
   const int steps = a.steps;
   for (int s = 0; s <= steps; s++) {

@@ -63,10 +63,11 @@ namespace {
 /* Every kernel is built twice: for blocks of up to kSmallBlock threads, which small calls get
  * (plan.c's per-CTA floor keeps them there), with the registers a 1024-thread bound would
  * take away (at 1024 threads a thread may hold 64 registers and these kernels spill), and for
- * any block up to MIXCOMM_KERNEL_MAX_THREADS. Only the small build prefetches its first input
- * under the ring claim: small calls are where that latency shows, and in the large build the
- * extra live values cost the step loop registers (measured slower at 256 MiB). Uneven calls
- * (kUneven) use the general build only. */
+ * any block up to MIXCOMM_KERNEL_MAX_THREADS. The small build prefetches its first input under
+ * the ring claim (small calls are where that latency shows), and so does the one-shot kernel's
+ * general build (measured 1-4% faster at 4-256 MiB); the two-shot kernel's general build does
+ * not (its step loop has no registers to spare at 1024 threads: measured 2-3% slower at 256
+ * MiB with it). Uneven calls (kUneven) use the general build only and never prefetch. */
 constexpr int kSmallBlock = 256;
 
 /* The small build is also bounded to 2 CTAs per SM: ptxas then may give a thread up to 128
@@ -77,11 +78,12 @@ constexpr int kSmallBlock = 256;
  * (64 registers at 1024 threads). */
 constexpr int min_blocks_of(int max_threads) { return max_threads <= kSmallBlock ? 2 : 0; }
 
-/* begin_call, with the step-0 prefetch in the small build of a plain call only. */
-template <bool kUneven, int kMaxThreads, typename Prefetch>
+/* begin_call, with the step-0 prefetch in plain calls of the small build, and of the general
+ * build too where kAlways (the one-shot kernel). */
+template <bool kUneven, int kMaxThreads, bool kAlways = false, typename Prefetch>
 __device__ __forceinline__ bool begin_call_of(const mixcomm__kargs_t& a, CallState& call,
                                               Prefetch prefetch) {
-  if constexpr (!kUneven && kMaxThreads <= kSmallBlock)
+  if constexpr (!kUneven && (kAlways || kMaxThreads <= kSmallBlock))
     return begin_call(a, call, prefetch);
   else
     return begin_call(a, call);
@@ -101,7 +103,7 @@ __global__ void __launch_bounds__(kMaxThreads, min_blocks_of(kMaxThreads))
       for (int k = 0; k < (scatter ? a.local_dp : 1); k++)
         prefetch_input(a, k, begin + t);
   };
-  if (!begin_call_of<kUneven, kMaxThreads>(a, call, prefetch))
+  if (!begin_call_of<kUneven, kMaxThreads, true>(a, call, prefetch))
     return;
   const Blocks<kUneven> B = make_blocks<kUneven>(a);
   const uint32_t ring = call.ring, seq = call.seq;
@@ -207,7 +209,7 @@ __global__ void __launch_bounds__(kMaxThreads, min_blocks_of(kMaxThreads))
   /* Ranks I contribute to / receive phase 1 from, and receive phase 2 from / send it to. */
   const RankRange p1 = reduce_peers(a, md), p2 = deliver_peers(a, md);
   const uint4* in = static_cast<const uint4*>(a.x_in);
-  Waiter w(a);
+  BasicWaiter<true> w(a); /* deadline in a register: measured faster here (device_common.cuh) */
   bool ok = true;
   /* Vector t of chunk 0 of step s. */
   auto base_of = [&](int s) { return begin + (int64_t)s * a.chunks * a.block + t; };
