@@ -209,7 +209,9 @@ __global__ void __launch_bounds__(kMaxThreads, min_blocks_of(kMaxThreads))
   /* Ranks I contribute to / receive phase 1 from, and receive phase 2 from / send it to. */
   const RankRange p1 = reduce_peers(a, md), p2 = deliver_peers(a, md);
   const uint4* in = static_cast<const uint4*>(a.x_in);
-  BasicWaiter<true> w(a); /* deadline in a register: measured faster here (device_common.cuh) */
+  /* The deadline in a register in the general build: measured faster there (device_common.cuh);
+   * the small build has registers to spare and measured faster with the member form. */
+  BasicWaiter<(kMaxThreads > kSmallBlock)> w(a);
   bool ok = true;
   /* Vector t of chunk 0 of step s. */
   auto base_of = [&](int s) { return begin + (int64_t)s * a.chunks * a.block + t; };
