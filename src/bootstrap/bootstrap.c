@@ -163,7 +163,9 @@ mixcomm_status_t mixcomm__bs_agree(mixcomm_bootstrap_t* bs, mixcomm_status_t min
   mixcomm_status_t st = mixcomm__bs_allgather(bs, &rec, all, sizeof rec, what);
   if (st != MIXCOMM_SUCCESS) {
     free(all);
-    return st;
+    /* A rank that failed itself keeps its own story; the others learn what the collective saw
+     * (a lost or silent rank). */
+    return mine != MIXCOMM_SUCCESS ? mixcomm__error(mine, "%s", own) : st;
   }
   int first = -1, failed = 0;
   for (int r = 0; r < bs->size; r++) {

@@ -36,8 +36,9 @@ mixcomm_status_t mixcomm__fd_exchange(mixcomm_bootstrap_t* bs, int local_rank, i
  * failure, is the current mixcomm_last_error()). Every rank returns MIXCOMM_SUCCESS if all
  * succeeded, else the lowest failing rank's status with "<what>: rank R failed (N ranks
  * failed): <R's message>", so that a failure on one rank fails all of them at once instead of
- * leaving them at the next collective until its timeout. A bootstrap failure is returned as
- * it is. */
+ * leaving them at the next collective until its timeout. If the collective itself fails (a
+ * rank lost or silent), a rank that failed on its own returns its own error, the others the
+ * bootstrap's. */
 mixcomm_status_t mixcomm__bs_agree(mixcomm_bootstrap_t* bs, mixcomm_status_t mine,
                                    const char* what);
 

@@ -48,44 +48,6 @@
 
 #define MAX_LOCAL 1024
 
-/* Allgather every rank's status; if one failed, fail naming the first (keeping our own error if
- * we are the one). */
-static mixcomm_status_t agree(mixcomm__fdx_t* x, mixcomm_status_t mine, const char* what) {
-  char saved[1024];
-  snprintf(saved, sizeof saved, "%s", mixcomm_last_error());
-  int32_t s = (int32_t)mine;
-  int32_t* all = calloc((size_t)x->bs->size, sizeof *all);
-  if (all == NULL) {
-    if (mine != MIXCOMM_SUCCESS)
-      return mine;
-    return mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY, "fd exchange: out of host memory");
-  }
-  mixcomm_status_t st = mixcomm__bs_allgather(x->bs, &s, all, sizeof s, what);
-  if (mine != MIXCOMM_SUCCESS) {
-    free(all);
-    return mixcomm__error(mine, "%s", saved); /* our own failure is the story */
-  }
-  for (int r = 0; st == MIXCOMM_SUCCESS && r < x->bs->size; r++) {
-    if (all[r] == MIXCOMM_SUCCESS)
-      continue;
-    mixcomm_status_t theirs = all[r] > 0 && all[r] < MIXCOMM_NUM_STATUS ? (mixcomm_status_t)all[r]
-                                                                        : MIXCOMM_ERR_BOOTSTRAP;
-    if (x->recs != NULL)
-      st = mixcomm__error(theirs,
-                          "fd exchange (local rank %d, world rank %d): world rank %d (local "
-                          "rank %d of its node) failed with %s; see that rank's error message",
-                          x->local_rank, x->bs->rank, r, (int)x->recs[r].local_rank,
-                          mixcomm_status_name(theirs));
-    else
-      st = mixcomm__error(theirs,
-                          "fd exchange (local rank %d, world rank %d): world rank %d failed "
-                          "with %s; see that rank's error message",
-                          x->local_rank, x->bs->rank, r, mixcomm_status_name(theirs));
-  }
-  free(all);
-  return st;
-}
-
 mixcomm_status_t mixcomm__fd_exchange(mixcomm_bootstrap_t* bs, int local_rank, int local_size,
                                       int my_fd, int timeout_ms, int* peer_fds) {
   if (bs == NULL || peer_fds == NULL)
@@ -120,7 +82,6 @@ mixcomm_status_t mixcomm__fd_exchange(mixcomm_bootstrap_t* bs, int local_rank, i
   x.local_size = local_size;
   x.first = bs->rank - local_rank;
   x.timeout_ms = timeout_ms;
-  x.is_leader = local_rank == 0;
   x.listen_fd = -1;
   x.peer_fds = peer_fds;
   mixcomm_status_t st = MIXCOMM_SUCCESS, mine = MIXCOMM_SUCCESS;
@@ -133,7 +94,7 @@ mixcomm_status_t mixcomm__fd_exchange(mixcomm_bootstrap_t* bs, int local_rank, i
   rec.uid = (uint32_t)getuid();
   rec.local_rank = local_rank;
   rec.local_size = local_size;
-  if (x.is_leader) {
+  if (local_rank == 0) {
     mine = mixcomm__fdx_make_dir(&x);
     rec.status = (int32_t)mine;
     if (mine == MIXCOMM_SUCCESS)
@@ -166,7 +127,7 @@ mixcomm_status_t mixcomm__fd_exchange(mixcomm_bootstrap_t* bs, int local_rank, i
 
   /* Step 2: check the node, listen, agree. */
   mine = mixcomm__fdx_listen(&x);
-  MIXCOMM_CHECK_GOTO(agree(&x, mine, "fd exchange: every rank listening"), st, out);
+  MIXCOMM_CHECK_GOTO(mixcomm__bs_agree(bs, mine, "fd exchange: every rank listening"), st, out);
 
   /* Step 3: the exchange proper, then our own descriptor. */
   mine = mixcomm__fdx_exchange(&x, my_fd);
@@ -178,7 +139,7 @@ mixcomm_status_t mixcomm__fd_exchange(mixcomm_bootstrap_t* bs, int local_rank, i
   mixcomm__fdx_close_listener(&x);
 
   /* Step 4: agree on the outcome; the leader cleans up below. */
-  st = agree(&x, mine, "fd exchange: every rank done");
+  st = mixcomm__bs_agree(bs, mine, "fd exchange: every rank done");
 
 out:
   mixcomm__fdx_close_listener(&x);

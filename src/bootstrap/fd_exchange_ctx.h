@@ -18,8 +18,7 @@ extern "C" {
 
 typedef struct mixcomm__fdx {
   mixcomm_bootstrap_t* bs;
-  int local_rank, local_size, first, timeout_ms;
-  int is_leader;
+  int local_rank, local_size, first, timeout_ms; /* the node's leader is local rank 0 */
   char dir[MIXCOMM__FDX_DIR_CAP]; /* this node's socket directory ("" until known) */
   int made_dir;                   /* the leader created dir and must remove it */
   int listen_fd;

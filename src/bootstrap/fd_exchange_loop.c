@@ -5,7 +5,6 @@
  * each peer's credentials and hello (fd_exchange_msg.c) and files its descriptor under the
  * sender's local rank. */
 #include <errno.h>
-#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +12,6 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bootstrap/fd_exchange_ctx.h"
@@ -116,7 +114,8 @@ static mixcomm_status_t push(mixcomm__fdx_t* x, outconn_t* o, int j, int my_fd, 
     }
     o->off += (size_t)r;
   }
-  mixcomm__close_fd(o->fd, "fd exchange"); /* the descriptor in flight stays valid until the peer takes it */
+  /* The descriptor in flight stays valid until the peer takes it. */
+  mixcomm__close_fd(o->fd, "fd exchange");
   o->fd = -1;
   o->done = 1;
   return MIXCOMM_SUCCESS;
@@ -165,10 +164,8 @@ mixcomm_status_t mixcomm__fdx_exchange(mixcomm__fdx_t* x, int my_fd) {
     }
     /* Accepts. */
     for (;;) {
-      int fd = accept4(x->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int fd = mixcomm__accept_nonblock(x->listen_fd, NULL, NULL);
       if (fd < 0) {
-        if (errno == EINTR || errno == ECONNABORTED)
-          continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
           break;
         st = mixcomm__sys_error("fd exchange: accept");
@@ -222,8 +219,8 @@ mixcomm_status_t mixcomm__fdx_exchange(mixcomm__fdx_t* x, int my_fd) {
     if (sent == n && received == n - 1)
       break;
     /* Wait. */
-    long long left = deadline - mixcomm__monotonic_ms();
-    if (left <= 0) {
+    int wait = mixcomm__ms_left(deadline);
+    if (wait <= 0) {
       char who[512], whom[512];
       int nmiss = 0, nout = 0;
       const char* last = "";
@@ -271,7 +268,6 @@ mixcomm_status_t mixcomm__fdx_exchange(mixcomm__fdx_t* x, int my_fd) {
         pf[np].events = POLLOUT;
         pf[np++].revents = 0;
       }
-    int wait = left > INT_MAX ? INT_MAX : (int)left;
     if (retry && wait > 10)
       wait = 10;
     if (poll(pf, (nfds_t)np, wait) < 0 && errno != EINTR) {

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "bootstrap/bootstrap.h"
+#include "bootstrap/os_util.h"
 #include "bootstrap/peer_watch.h"
 #include "core/error.h"
 
@@ -88,8 +89,7 @@ static void* watch_main(void* p) {
 
 static void close_pipe(mixcomm__peer_watch_t* w) {
   for (int i = 0; i < 2; i++)
-    if (w->wake[i] >= 0)
-      close(w->wake[i]);
+    mixcomm__close_fd(w->wake[i], "peer watch");
 }
 
 mixcomm_status_t mixcomm__peer_watch_start(mixcomm_bootstrap_t* bs, mixcomm__peer_lost_fn fn,
@@ -100,6 +100,11 @@ mixcomm_status_t mixcomm__peer_watch_start(mixcomm_bootstrap_t* bs, mixcomm__pee
   int* fds = malloc((size_t)bs->size * sizeof *fds);
   int* ranks = malloc((size_t)bs->size * sizeof *ranks);
   const int n = fds == NULL || ranks == NULL ? -1 : mixcomm__tcp_links(bs, fds, ranks, bs->size);
+  if (n == 0) { /* a bootstrap of callbacks: the waits' timeout is the only bound */
+    free(fds);
+    free(ranks);
+    return MIXCOMM_SUCCESS;
+  }
   mixcomm__peer_watch_t* w = n > 0 ? calloc(1, sizeof *w) : NULL;
   struct pollfd* pf = n > 0 ? calloc((size_t)n + 1, sizeof *pf) : NULL;
   if (w == NULL || pf == NULL) {
@@ -107,8 +112,6 @@ mixcomm_status_t mixcomm__peer_watch_start(mixcomm_bootstrap_t* bs, mixcomm__pee
     free(ranks);
     free(w);
     free(pf);
-    if (n == 0)
-      return MIXCOMM_SUCCESS; /* a bootstrap of callbacks: the waits' timeout is the only bound */
     return mixcomm__error(MIXCOMM_ERR_OUT_OF_MEMORY,
                           "starting the watch on lost peers: out of host memory");
   }

@@ -188,7 +188,7 @@ mixcomm_status_t mixcomm__tcp_root_setup(mixcomm__tcp_ctx_t* c, int lfd,
   MIXCOMM_INFO("bootstrap: rank 0 listening on %s for %d ranks (%d ms)", c->where, c->size,
                c->timeout_ms);
   while (joined < need) {
-    int left = mixcomm__tcp_poll_ms(deadline);
+    int left = mixcomm__ms_left(deadline);
     if (left <= 0)
       break;
     int n = 0;
@@ -257,10 +257,8 @@ mixcomm_status_t mixcomm__tcp_root_setup(mixcomm__tcp_ctx_t* c, int lfd,
       for (;;) {
         struct sockaddr_storage sa;
         socklen_t sl = sizeof sa;
-        int fd = accept4(lfd, (struct sockaddr*)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = mixcomm__accept_nonblock(lfd, &sa, &sl);
         if (fd < 0) {
-          if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-            continue;
           if (errno == EAGAIN || errno == EWOULDBLOCK)
             break;
           st = mixcomm__sys_error("bootstrap: rank 0: accept");

@@ -121,7 +121,7 @@ static mixcomm_status_t drive(mixcomm__tcp_ctx_t* c, mixcomm__tcp_xfer_t* x, lon
       errno = e;
       return mixcomm__tcp_xfer_fail(x, r, what);
     }
-    int left = mixcomm__tcp_poll_ms(deadline);
+    int left = mixcomm__ms_left(deadline);
     if (left <= 0)
       return mixcomm__error(MIXCOMM_ERR_TIMEOUT, "%s: rank 0 (%s) %s within %d ms; %s", what,
                             c->where, late, c->timeout_ms, blame);

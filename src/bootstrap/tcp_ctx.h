@@ -32,10 +32,9 @@ typedef struct mixcomm__tcp_ctx {
                          * mixcomm__tcp_lost_rank's peek (the others) */
 } mixcomm__tcp_ctx_t;
 
-/* ---- time and small helpers (tcp_xfer.c; the clock and close() in os_util.h) ---- */
+/* ---- time and small helpers (tcp_xfer.c; the clock, the time to a deadline, close() and
+ * accept in os_util.h) ---- */
 
-/* Milliseconds left before deadline, for poll() (0 once it passed). */
-int mixcomm__tcp_poll_ms(long long deadline);
 /* How much longer a non-root waits for rank 0's answer than rank 0 waits for the ranks:
  * timeout/2, clamped to [0.5 s, 5 s], so that rank 0 is the one to name the rank at fault. */
 int mixcomm__tcp_grace_ms(int timeout_ms);
@@ -105,10 +104,6 @@ int mixcomm__tcp_barrier(void* ctx);
 /* The rank whose connection this thread last found closed (-1: none): rank 0 names it in the
  * ERROR notice, so that the other ranks' watches blame that rank, not rank 0. */
 extern _Thread_local int mixcomm__tcp_closed_peer;
-/* The context of a built-in TCP bootstrap, NULL for one made of a framework's callbacks. */
-mixcomm__tcp_ctx_t* mixcomm__tcp_ctx_of(const mixcomm_bootstrap_t* bs);
-/* The ERROR notice's b: the rank whose connection closed + 1, else 0. */
-uint32_t mixcomm__tcp_lost_wire(mixcomm__tcp_ctx_t* c);
 /* A non-root read rank 0's ERROR notice h: remember the closed rank it names. */
 void mixcomm__tcp_note_lost(mixcomm__tcp_ctx_t* c, const mixcomm__tcp_hdr_t* h);
 /* Remember the current error as fatal for this bootstrap. Rank 0 tells every other rank why

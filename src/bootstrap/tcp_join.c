@@ -49,7 +49,7 @@ static int try_connect(const char* addr, const char* port, long long deadline, c
       struct pollfd pf = {fd, POLLOUT, 0};
       int pr;
       for (;;) {
-        pr = poll(&pf, 1, mixcomm__tcp_poll_ms(until));
+        pr = poll(&pf, 1, mixcomm__ms_left(until));
         if (pr < 0 && errno == EINTR)
           continue;
         break;

@@ -21,13 +21,15 @@
 
 _Thread_local int mixcomm__tcp_closed_peer = -1;
 
-mixcomm__tcp_ctx_t* mixcomm__tcp_ctx_of(const mixcomm_bootstrap_t* bs) {
+/* The context of a built-in TCP bootstrap, NULL for one made of a framework's callbacks. */
+static mixcomm__tcp_ctx_t* tcp_ctx_of(const mixcomm_bootstrap_t* bs) {
   if (bs == NULL || bs->allgather != mixcomm__tcp_allgather)
     return NULL;
   return (mixcomm__tcp_ctx_t*)bs->ctx;
 }
 
-uint32_t mixcomm__tcp_lost_wire(mixcomm__tcp_ctx_t* c) {
+/* The ERROR notice's b: the rank whose connection closed + 1, else 0. */
+static uint32_t lost_wire(mixcomm__tcp_ctx_t* c) {
   const int lost = __atomic_load_n(&c->lost_rank, __ATOMIC_ACQUIRE);
   return lost >= 0 ? (uint32_t)lost + 1 : 0;
 }
@@ -51,7 +53,7 @@ mixcomm_status_t mixcomm__tcp_mark_broken(mixcomm__tcp_ctx_t* c, mixcomm_status_
     if (c->fds[r] < 0)
       continue;
     if (notify)
-      mixcomm__tcp_send_now(c->fds[r], MIXCOMM__MSG_ERROR, st, mixcomm__tcp_lost_wire(c), seq,
+      mixcomm__tcp_send_now(c->fds[r], MIXCOMM__MSG_ERROR, st, lost_wire(c), seq,
                             c->broken_msg);
     if (shutdown(c->fds[r], SHUT_WR) != 0)
       MIXCOMM_DEBUG("bootstrap: shutdown of the connection to rank %d: %s", r, strerror(errno));
@@ -60,7 +62,7 @@ mixcomm_status_t mixcomm__tcp_mark_broken(mixcomm__tcp_ctx_t* c, mixcomm_status_
 }
 
 int mixcomm__tcp_links(const mixcomm_bootstrap_t* bs, int* fds, int* ranks, int cap) {
-  const mixcomm__tcp_ctx_t* c = mixcomm__tcp_ctx_of(bs);
+  const mixcomm__tcp_ctx_t* c = tcp_ctx_of(bs);
   if (c == NULL)
     return 0;
   int n = 0;
@@ -75,7 +77,7 @@ int mixcomm__tcp_links(const mixcomm_bootstrap_t* bs, int* fds, int* ranks, int 
 }
 
 void mixcomm__tcp_report_lost(mixcomm_bootstrap_t* bs, int rank) {
-  mixcomm__tcp_ctx_t* c = mixcomm__tcp_ctx_of(bs);
+  mixcomm__tcp_ctx_t* c = tcp_ctx_of(bs);
   if (c == NULL || c->rank != 0 || rank <= 0 || rank >= c->size)
     return;
   pthread_mutex_lock(&c->lock);
@@ -134,7 +136,7 @@ static void peek_notice(mixcomm__tcp_ctx_t* c) {
 }
 
 int mixcomm__tcp_lost_rank(const mixcomm_bootstrap_t* bs) {
-  mixcomm__tcp_ctx_t* c = mixcomm__tcp_ctx_of(bs);
+  mixcomm__tcp_ctx_t* c = tcp_ctx_of(bs);
   if (c == NULL)
     return -1;
   const int known = __atomic_load_n(&c->lost_rank, __ATOMIC_ACQUIRE);

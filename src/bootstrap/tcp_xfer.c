@@ -3,7 +3,6 @@
  * once, against a deadline, and the time helpers every wait of the bootstrap is bounded with.
  * Sends use MSG_NOSIGNAL: a peer that went away is an error, never a SIGPIPE. */
 #include <errno.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -12,7 +11,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bootstrap/tcp_ctx.h"
@@ -20,13 +18,6 @@
 #include "core/log.h"
 
 #define HDR_SIZE MIXCOMM__TCP_HDR_SIZE
-
-int mixcomm__tcp_poll_ms(long long deadline) {
-  long long left = deadline - mixcomm__monotonic_ms();
-  if (left < 0)
-    return 0;
-  return left > INT_MAX ? INT_MAX : (int)left;
-}
 
 int mixcomm__tcp_grace_ms(int timeout_ms) {
   int g = timeout_ms / 2;
@@ -42,7 +33,7 @@ void mixcomm__tcp_sleep_until(long long deadline, int ms) {
   if (until > deadline)
     until = deadline;
   for (;;) {
-    int left = mixcomm__tcp_poll_ms(until);
+    int left = mixcomm__ms_left(until);
     if (left <= 0)
       return;
     if (poll(NULL, 0, left) < 0 && errno != EINTR)
@@ -167,7 +158,7 @@ mixcomm_status_t mixcomm__tcp_xfer_run(mixcomm__tcp_xfer_t* x, int n, long long 
     }
   }
   while (active > 0) {
-    int left = mixcomm__tcp_poll_ms(deadline);
+    int left = mixcomm__ms_left(deadline);
     if (left <= 0) {
       char names[256];
       int nsend = 0;
