@@ -22,6 +22,7 @@
 #include "common/args.h"
 #include "common/bench_rank.h"
 #include "common/spawn.h"
+#include "core/topology.h"
 #include "handler/handler.h"
 #include "kernels/launch.h"
 
@@ -156,8 +157,7 @@ static int run(bench_t* b) {
   int rc = 0;
   for (int oi = 0; oi < b->rank.n_ops && rc == 0; oi++) {
     const mixcomm_op_t op = b->rank.ops[oi];
-    const int gather = op == MIXCOMM_OP_ALLGATHER || op == MIXCOMM_OP_ALLREDUCE_ALLGATHER;
-    const int scatter = op == MIXCOMM_OP_REDUCESCATTER || op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE;
+    const int gather = mixcomm__op_is_gather(op), scatter = mixcomm__op_is_scatter(op);
     for (int hi = 0; hi < o->nhidden && rc == 0; hi++) {
       for (int ti = 0; ti < o->ntokens && rc == 0; ti++) {
         const int64_t E = o->hidden[hi], T = o->tokens[ti];

@@ -25,6 +25,7 @@
 #include "common/args.h"
 #include "common/bench_rank.h"
 #include "common/spawn.h"
+#include "core/topology.h"
 #include "handler/handler.h"
 
 #define TOOL "mixcomm-bench-uneven"
@@ -49,10 +50,6 @@ typedef struct bench {
 enum { UNEVEN, DEVICE, PADDED, SAME, NUM_VARIANTS };
 static const char* const variant_names[NUM_VARIANTS] = {"uneven", "device", "padded", "same"};
 
-static int scatter_op(mixcomm_op_t op) {
-  return op == MIXCOMM_OP_REDUCESCATTER || op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE;
-}
-
 static int enqueue(bench_t* b, int variant, mixcomm_op_t op) {
   const int64_t E = b->o->hidden, dp = b->rank.t->dp_size;
   mixcomm_status_t st;
@@ -64,7 +61,7 @@ static int enqueue(bench_t* b, int variant, mixcomm_op_t op) {
                               MIXCOMM_MODE_DEFAULT, b->rank.stream);
   } else {
     const int64_t unit = variant == PADDED ? b->max : (b->total + dp - 1) / dp;
-    st = mixcomm_run(b->rank.h, op, b->x_in, b->x_out, scatter_op(op) ? unit * dp : unit, E,
+    st = mixcomm_run(b->rank.h, op, b->x_in, b->x_out, mixcomm__op_is_scatter(op) ? unit * dp : unit, E,
                      MIXCOMM_MODE_DEFAULT, b->rank.stream);
   }
   if (st != MIXCOMM_SUCCESS)
@@ -145,7 +142,7 @@ static int run(bench_t* b) {
     for (int v = 0; v < NUM_VARIANTS && rc == 0; v++)
       rc = time_variant(b, v, op, &us[v]);
     const int64_t dp = t->dp_size, same = (b->total + dp - 1) / dp;
-    const int s = scatter_op(op);
+    const int s = mixcomm__op_is_scatter(op);
     /* The uneven call's mode is chosen as for the equal call of the same total ("same"). */
     mixcomm_mode_t m_u = MIXCOMM_MODE_DEFAULT, m_p = MIXCOMM_MODE_DEFAULT;
     mixcomm__select_mode(b->rank.h, op, s ? same * dp : same, o->hidden, 0, &m_u);

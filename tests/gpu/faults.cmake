@@ -38,3 +38,6 @@ foreach(prog fault-tests soak)
   target_compile_options(mixcomm-${prog} PRIVATE ${MIXCOMM_WARN_FLAGS})
   target_compile_definitions(mixcomm-${prog} PRIVATE _GNU_SOURCE)
 endforeach()
+# The CPU suite runs the soak's --dry-run (its host-side self-check needs no GPU).
+target_compile_definitions(mixcomm-tests PRIVATE MIXCOMM_SOAK_PATH="$<TARGET_FILE:mixcomm-soak>")
+add_dependencies(mixcomm-tests mixcomm-soak)

@@ -292,17 +292,23 @@ static jval_t* jparse_value(jparser_t* p, int depth) {
   return NULL;
 }
 
-/* The whole text must be exactly one JSON value (whitespace around it allowed). */
+/* The whole of p's text as exactly one JSON value (whitespace around it allowed); NULL, with
+ * p->error and p->pos saying why and where, if it is not. */
+static jval_t* jparse_document(jparser_t* p) {
+  jval_t* v = jparse_value(p, 0);
+  if (v == NULL)
+    return NULL;
+  jskip(p);
+  if (p->s[p->pos] != '\0') {
+    p->error = "text after the value";
+    return NULL;
+  }
+  return v;
+}
+
 jval_t* json_parse(const char* text) {
   jparser_t p = {text, 0, NULL};
-  jval_t* v = jparse_value(&p, 0);
-  if (v != NULL) {
-    jskip(&p);
-    if (p.s[p.pos] != '\0') {
-      p.error = "text after the value";
-      v = NULL;
-    }
-  }
+  jval_t* v = jparse_document(&p);
   if (v == NULL)
     FAIL("invalid JSON at byte %zu (%s): ...%.60s", p.pos, p.error ? p.error : "?",
          text + (p.pos > 20 ? p.pos - 20 : 0));
@@ -354,11 +360,5 @@ int jarr_has(const jval_t* arr, const char* s) {
 /* The parser itself must reject what is not JSON, or the checks below prove nothing. */
 int json_rejects(const char* text) {
   jparser_t p = {text, 0, NULL};
-  jval_t* v = jparse_value(&p, 0);
-  if (v != NULL) {
-    jskip(&p);
-    if (p.s[p.pos] != '\0')
-      v = NULL;
-  }
-  return v == NULL;
+  return jparse_document(&p) == NULL;
 }

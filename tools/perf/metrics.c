@@ -10,24 +10,18 @@
 
 #include <math.h>
 
+#include "core/topology.h"
+
 const char* perf_short_dtype(mixcomm_dtype_t d) {
   return d == MIXCOMM_FLOAT16 ? "fp16" : d == MIXCOMM_BFLOAT16 ? "bf16" : "fp32";
 }
 
-int perf_is_gather(mixcomm_op_t op) {
-  return op == MIXCOMM_OP_ALLGATHER || op == MIXCOMM_OP_ALLREDUCE_ALLGATHER;
-}
-
-int perf_is_scatter(mixcomm_op_t op) {
-  return op == MIXCOMM_OP_REDUCESCATTER || op == MIXCOMM_OP_REDUCESCATTER_ALLREDUCE;
-}
-
 double perf_in_bytes(const mixcomm_topology_t* t, mixcomm_op_t op, double S) {
-  return perf_is_scatter(op) ? t->dp_size * S : S;
+  return mixcomm__op_is_scatter(op) ? t->dp_size * S : S;
 }
 
 double perf_out_bytes(const mixcomm_topology_t* t, mixcomm_op_t op, double S) {
-  return perf_is_gather(op) ? t->dp_size * S : S;
+  return mixcomm__op_is_gather(op) ? t->dp_size * S : S;
 }
 
 double perf_bus_bytes(const mixcomm_topology_t* t, double S) {
@@ -52,5 +46,5 @@ double perf_mem_bytes(const perf_ctx_t* c, mixcomm_op_t op, mixcomm_mode_t mode,
 }
 
 int64_t perf_input_rows(const perf_ctx_t* c, mixcomm_op_t op, const perf_size_t* s) {
-  return perf_is_scatter(op) ? (int64_t)c->topo->dp_size * s->rows : s->rows;
+  return mixcomm__op_is_scatter(op) ? (int64_t)c->topo->dp_size * s->rows : s->rows;
 }

@@ -11,10 +11,6 @@
 /* "fp16", "bf16" or "fp32": the table's type column. */
 const char* perf_short_dtype(mixcomm_dtype_t d);
 
-/* Ops whose output is dp blocks (gather) or whose input is (scatter). */
-int perf_is_gather(mixcomm_op_t op);
-int perf_is_scatter(mixcomm_op_t op);
-
 /* A rank's input and output bytes for the size column S. */
 double perf_in_bytes(const mixcomm_topology_t* t, mixcomm_op_t op, double S);
 double perf_out_bytes(const mixcomm_topology_t* t, mixcomm_op_t op, double S);
