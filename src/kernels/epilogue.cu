@@ -14,6 +14,7 @@
  * Memory ordering between these kernels and NCCL is the stream's: nothing else writes the
  * buffers while they run. */
 #include "kernels/epilogue.cuh"
+#include "kernels/launch_dispatch.cuh"
 
 namespace mixcomm {
 namespace {
@@ -78,28 +79,14 @@ int launch_add(const void* src, const void* residual, void* dst, int64_t vecs,
 }  // namespace mixcomm
 
 extern "C" int mixcomm__launch_epilogue(const mixcomm__epilogue_launch_t* p, cudaStream_t stream) {
-  switch (p->dtype) {
-    case MIXCOMM_FLOAT16:
-      return mixcomm::launch_epilogue<__half>(p, stream);
-    case MIXCOMM_BFLOAT16:
-      return mixcomm::launch_epilogue<__nv_bfloat16>(p, stream);
-    case MIXCOMM_FLOAT32:
-      return mixcomm::launch_epilogue<float>(p, stream);
-    default:
-      return (int)cudaErrorInvalidValue;
-  }
+  return mixcomm::with_dtype(p->dtype, [&](auto tag) {
+    return mixcomm::launch_epilogue<typename decltype(tag)::type>(p, stream);
+  });
 }
 
 extern "C" int mixcomm__launch_add_residual(const void* src, const void* residual, void* dst,
                                             int64_t vecs, int dtype, cudaStream_t stream) {
-  switch (dtype) {
-    case MIXCOMM_FLOAT16:
-      return mixcomm::launch_add<__half>(src, residual, dst, vecs, stream);
-    case MIXCOMM_BFLOAT16:
-      return mixcomm::launch_add<__nv_bfloat16>(src, residual, dst, vecs, stream);
-    case MIXCOMM_FLOAT32:
-      return mixcomm::launch_add<float>(src, residual, dst, vecs, stream);
-    default:
-      return (int)cudaErrorInvalidValue;
-  }
+  return mixcomm::with_dtype(dtype, [&](auto tag) {
+    return mixcomm::launch_add<typename decltype(tag)::type>(src, residual, dst, vecs, stream);
+  });
 }

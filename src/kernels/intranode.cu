@@ -55,6 +55,7 @@
  * failing thread records the error for the host and every thread of the handler stops waiting.
  */
 #include "kernels/epilogue.cuh"
+#include "kernels/launch_dispatch.cuh"
 #include "kernels/uneven.cuh"
 
 namespace mixcomm {
@@ -346,7 +347,7 @@ cudaError_t blocks_per_sm(int block, int* blocks) {
 }  // namespace mixcomm
 
 extern "C" int mixcomm__intranode_blocks_per_sm(int dtype, int block, int* blocks) {
-  return mixcomm::with_occupancy_dtype(dtype, [&](auto tag) {
+  return mixcomm::with_dtype(dtype, [&](auto tag) {
     return (int)mixcomm::blocks_per_sm<typename decltype(tag)::type>(block, blocks);
   });
 }

@@ -4,6 +4,7 @@
  * block in `src` (world-rank order) on this GPU. Each thread sums one 16-byte vector over the
  * contributing blocks in fp32, in ascending tp (or world) rank order, and rounds once. */
 #include "kernels/device_common.cuh"
+#include "kernels/launch_dispatch.cuh"
 
 namespace mixcomm {
 namespace {
@@ -57,14 +58,7 @@ int launch(const mixcomm__sum_args_t* a, cudaStream_t stream) {
 }  // namespace mixcomm
 
 extern "C" int mixcomm__launch_sum_blocks(const mixcomm__sum_args_t* a, cudaStream_t stream) {
-  switch (a->dtype) {
-    case MIXCOMM_FLOAT16:
-      return mixcomm::launch<__half>(a, stream);
-    case MIXCOMM_BFLOAT16:
-      return mixcomm::launch<__nv_bfloat16>(a, stream);
-    case MIXCOMM_FLOAT32:
-      return mixcomm::launch<float>(a, stream);
-    default:
-      return (int)cudaErrorInvalidValue;
-  }
+  return mixcomm::with_dtype(a->dtype, [&](auto tag) {
+    return mixcomm::launch<typename decltype(tag)::type>(a, stream);
+  });
 }

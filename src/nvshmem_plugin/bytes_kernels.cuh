@@ -11,6 +11,21 @@
 namespace mixcomm {
 namespace {
 
+/* Vector 0 of chunk 0 of step s of this CTA (a two-shot step is chunks x block vectors). */
+__device__ __forceinline__ int64_t twoshot_step_base(const mixcomm__kargs_t& a, int64_t begin,
+                                                     int s) {
+  return begin + (int64_t)s * a.chunks * a.block;
+}
+
+/* The epilogue's row pass over this CTA's rows of every output block (gather ops: one per DP
+ * rank, Ld of each node's Id groups); run_pipelined's finish. */
+template <typename T, bool kEpilogue>
+__device__ __forceinline__ void twoshot_rows(const mixcomm__kargs_t& a, int op, int Ld,
+                                             int64_t begin, int64_t end, bool ok) {
+  if constexpr (kEpilogue)
+    epilogue_rows<T>(a.epi, a.vecs, is_gather(op) ? Ld * a.inter_dp : 1, begin, end, ok);
+}
+
 /* FUSED_OPT_BYTES1_UC across nodes (AR, AR+AG, RS+AR; needs local_tp_size > 1): two-shot inside
  * the node around one exchange across nodes. Chunk j of a step is owned by local TP rank j.
  *   Round 1 (node, VMM): every rank sends chunk tp(o) of its input to owner o, for the owners it
@@ -50,11 +65,8 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const uint64_t hash = signal_hash(a);
   Waiter w(a);
   bool ok = true;
-  auto finish_rows = [&] {
-    if constexpr (kEpilogue)
-      epilogue_rows<T>(a.epi, a.vecs, is_gather(op) ? Ld * a.inter_dp : 1, begin, end, ok);
-  };
-  auto step_base = [&](int s) { return begin + (int64_t)s * a.chunks * a.block; };
+  auto finish_rows = [&] { twoshot_rows<T, kEpilogue>(a, op, Ld, begin, end, ok); };
+  auto step_base = [&](int s) { return twoshot_step_base(a, begin, s); };
 
   /* Round 1, then the put of round 2. */
   auto produce = [&](int s) {
@@ -192,11 +204,8 @@ __global__ void __launch_bounds__(MIXCOMM_KERNEL_MAX_THREADS)
   const uint64_t hash = signal_hash(a);
   Waiter w(a);
   bool ok = true;
-  auto finish_rows = [&] {
-    if constexpr (kEpilogue)
-      epilogue_rows<T>(a.epi, a.vecs, is_gather(op) ? Ld * a.inter_dp : 1, begin, end, ok);
-  };
-  auto step_base = [&](int s) { return begin + (int64_t)s * a.chunks * a.block; };
+  auto finish_rows = [&] { twoshot_rows<T, kEpilogue>(a, op, Ld, begin, end, ok); };
+  auto step_base = [&](int s) { return twoshot_step_base(a, begin, s); };
   auto count = [&](int s, int q) {
     return piece_count(step_base(s) + (int64_t)q * a.block, end, a.block);
   };

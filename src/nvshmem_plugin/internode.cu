@@ -91,6 +91,7 @@
  * with another list, maximum or row length reports a MISMATCH. BYTES1 and BYTES2 take no
  * uneven calls (the host refuses them).
  */
+#include "kernels/launch_dispatch.cuh"
 #include "nvshmem_plugin/bytes_kernels.cuh"
 #include "nvshmem_plugin/waits_kernel.cuh"
 
@@ -143,7 +144,7 @@ extern "C" int mixcomm__nvshmem_launch(const mixcomm__kargs_t* a, cudaStream_t s
 }
 
 extern "C" int mixcomm__nvshmem_blocks_per_sm(int dtype, int block, int* blocks) {
-  return mixcomm::with_occupancy_dtype(dtype, [&](auto tag) {
+  return mixcomm::with_dtype(dtype, [&](auto tag) {
     return mixcomm::occupancy<typename decltype(tag)::type>(block, blocks);
   });
 }
